@@ -1,0 +1,1 @@
+//! The checkpointer (secondary namenode) that merges fsimage and edits (not built yet: issue 4).

@@ -1,0 +1,186 @@
+//! Configuration: one TOML file (`--config` or `TUSK_CONF`), overridden by environment
+//! variables `TUSK_<SECTION>__<KEY>` (what a container wants), overridden by command-line
+//! flags (applied by the caller on the returned struct). Every key has a default that suits
+//! the pseudo-cluster; `docs/configuration.md` lists them.
+
+use serde::{Deserialize, Deserializer};
+use std::path::{Path, PathBuf};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub namenode: NamenodeConfig,
+    pub client: ClientConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NamenodeConfig {
+    /// Address the client RPC server binds (`0` as port picks a free one).
+    pub rpc_address: String,
+    /// Name directories; every one gets every edit and image. Empty = `./tusk-data/name`.
+    #[serde(deserialize_with = "string_or_list")]
+    pub name_dirs: Vec<PathBuf>,
+    /// Fraction of blocks that must have a reported replica before safe mode ends.
+    pub safemode_threshold_pct: f64,
+    /// How long safe mode lasts after the threshold is met, in milliseconds.
+    pub safemode_extension_ms: u64,
+    /// Members of this group are superusers, besides the user running the namenode.
+    pub superuser_group: String,
+    /// Default replication for files whose creator does not choose one.
+    pub default_replication: u32,
+    /// Default block size in bytes.
+    pub default_block_size: u64,
+    /// Most entries returned by one listing call (HDFS: dfs.ls.limit).
+    pub ls_limit: usize,
+    /// Most children one directory may hold (HDFS: max-directory-items).
+    pub max_directory_items: usize,
+}
+
+impl Default for NamenodeConfig {
+    fn default() -> Self {
+        Self {
+            rpc_address: "127.0.0.1:9000".into(),
+            name_dirs: Vec::new(),
+            safemode_threshold_pct: 0.999,
+            safemode_extension_ms: 0,
+            superuser_group: "supergroup".into(),
+            default_replication: 3,
+            default_block_size: 128 * 1024 * 1024,
+            ls_limit: 1000,
+            max_directory_items: 1_048_576,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The namenode's RPC address (`host:port`).
+    pub namenode: String,
+    /// How long a client waits to connect before giving up, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// How long one metadata call may take, in milliseconds.
+    pub rpc_timeout_ms: u64,
+    /// Permission bits removed from every file and directory a client creates.
+    pub umask: u32,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            namenode: "127.0.0.1:9000".into(),
+            connect_timeout_ms: 3_000,
+            rpc_timeout_ms: 60_000,
+            umask: 0o022,
+        }
+    }
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').filter(|p| !p.trim().is_empty()).map(|p| PathBuf::from(p.trim())).collect(),
+        OneOrMany::Many(v) => v.into_iter().map(PathBuf::from).collect(),
+    })
+}
+
+impl Config {
+    /// Loads `file` (or `TUSK_CONF` when `file` is `None`; defaults when neither), then
+    /// applies `TUSK_<SECTION>__<KEY>` variables from `env`.
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let from_env = env.iter().find(|(k, _)| k == "TUSK_CONF").map(|(_, v)| PathBuf::from(v));
+        let path = file.map(Path::to_path_buf).or(from_env);
+        let mut table = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, value) in &env {
+            let Some(rest) = key.strip_prefix("TUSK_") else { continue };
+            let Some((section, field)) = rest.split_once("__") else { continue };
+            let section = section.to_ascii_lowercase();
+            let field = field.to_ascii_lowercase();
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.clone()));
+            let entry = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(field, parsed);
+            }
+        }
+        let source = path.map(|p| p.display().to_string()).unwrap_or_else(|| "(environment)".into());
+        Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse { path: source, message: e.to_string() })
+    }
+
+    /// Loads from `file` and the process environment.
+    pub fn load_from_env(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load(file, std::env::vars())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_suit_the_pseudo_cluster() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.namenode.rpc_address, "127.0.0.1:9000");
+        assert_eq!(c.client.namenode, "127.0.0.1:9000");
+        assert_eq!(c.client.umask, 0o022);
+    }
+
+    #[test]
+    fn file_then_env_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("tusk.toml");
+        std::fs::write(
+            &p,
+            "[namenode]\nrpc_address = \"127.0.0.1:9100\"\nname_dirs = [\"/a\", \"/b\"]\nls_limit = 5\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("TUSK_NAMENODE__LS_LIMIT".to_string(), "7".to_string()),
+            ("TUSK_CLIENT__NAMENODE".to_string(), "nn:9000".to_string()),
+            ("TUSK_USER".to_string(), "ignored".to_string()),
+        ];
+        let c = Config::load(Some(&p), env).unwrap();
+        assert_eq!(c.namenode.rpc_address, "127.0.0.1:9100");
+        assert_eq!(c.namenode.name_dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(c.namenode.ls_limit, 7);
+        assert_eq!(c.client.namenode, "nn:9000");
+    }
+
+    #[test]
+    fn comma_separated_dirs_from_env_and_unknown_keys_refused() {
+        let env = vec![("TUSK_NAMENODE__NAME_DIRS".to_string(), "/x,/y".to_string())];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.namenode.name_dirs.len(), 2);
+        let env = vec![("TUSK_NAMENODE__NO_SUCH_KEY".to_string(), "1".to_string())];
+        let e = Config::load(None, env).unwrap_err().to_string();
+        assert!(e.contains("no_such_key"), "{e}");
+    }
+}

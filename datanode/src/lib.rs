@@ -1,0 +1,1 @@
+//! The datanode: replicated, checksummed block storage (not built yet: issue 3).

@@ -1,0 +1,1 @@
+//! MapReduce v1: jobtracker and tasktrackers (not built yet: issue 6).

@@ -1,0 +1,15 @@
+//! Wire and storage schemas of Tusk. `client` is the client<->namenode gRPC service;
+//! `storage` holds the records the namenode persists (edit-log ops and fsimage entries).
+//! Everything here is generated from `proto/tusk/*.proto` at build time.
+
+/// Client <-> namenode service and messages.
+pub mod client {
+    tonic::include_proto!("tusk.client");
+}
+
+/// Edit-log and fsimage records.
+pub mod storage {
+    tonic::include_proto!("tusk.storage");
+}
+
+pub use prost::Message;
