@@ -1,0 +1,313 @@
+//! The fsimage: the whole namespace at one txid, written atomically.
+//!
+//! ```text
+//! "TUSKIMG1" | version u32 LE | ImageSummary (length-delimited protobuf)
+//!   | ImageInode... (length-delimited, depth-first pre-order, children in name order)
+//!   | trailer: payload length u64 LE | crc32c of the payload u32 LE | "TUSKEND!"
+//! ```
+//!
+//! The bytes depend only on the namespace and txid, so two images of the same state are
+//! identical (the checkpointer's merge can be compared with the namenode's own save). The
+//! file is streamed on both sides: memory does not grow with the image beyond the namespace.
+
+use crate::inode::{Block, FileMeta, Inode, InodeIdx, InodeTable, Interner, Kind, ROOT};
+use crate::namespace::{Counts, Namespace};
+use prost::Message;
+use std::io::{self, BufReader, Read, Write};
+use std::path::Path;
+use tusk_common::checksum::{CrcReader, CrcWriter};
+use tusk_common::durable::write_atomic;
+use tusk_proto::storage::{Block as PbBlock, ImageInode, ImageSummary};
+
+pub const IMAGE_MAGIC: &[u8; 8] = b"TUSKIMG1";
+pub const IMAGE_END: &[u8; 8] = b"TUSKEND!";
+pub const IMAGE_VERSION: u32 = 1;
+const TRAILER_BYTES: u64 = 20;
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+pub fn image_name(txid: u64) -> String {
+    format!("fsimage_{txid:019}")
+}
+
+pub fn parse_image_name(name: &str) -> Option<u64> {
+    name.strip_prefix("fsimage_")?.parse().ok()
+}
+
+/// Why an image could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("fsimage {file} is unusable (offset {offset}): {reason}")]
+pub struct ImageError {
+    pub file: String,
+    pub offset: u64,
+    pub reason: String,
+}
+
+fn write_delimited<W: Write>(w: &mut W, msg: &impl Message, scratch: &mut Vec<u8>) -> io::Result<()> {
+    scratch.clear();
+    msg.encode_length_delimited(scratch).map_err(io::Error::other)?;
+    w.write_all(scratch)
+}
+
+fn to_pb_blocks(blocks: &[Block]) -> Vec<PbBlock> {
+    blocks
+        .iter()
+        .map(|b| PbBlock { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len })
+        .collect()
+}
+
+/// Writes `ns` at `txid` to `path` atomically.
+pub fn save(ns: &Namespace, txid: u64, cluster_id: &str, path: &Path) -> io::Result<()> {
+    write_atomic(path, |out| {
+        out.write_all(IMAGE_MAGIC)?;
+        out.write_all(&IMAGE_VERSION.to_le_bytes())?;
+        let mut w = CrcWriter::new(out);
+        let mut scratch = Vec::with_capacity(256);
+        let summary = ImageSummary {
+            txid,
+            cluster_id: cluster_id.to_owned(),
+            inode_count: ns.inodes.live() as u64,
+            last_block_id: ns.last_block_id,
+            generation_stamp: ns.generation_stamp,
+            written_time_ms: 0,
+            last_inode_id: ns.last_inode_id,
+        };
+        write_delimited(&mut w, &summary, &mut scratch)?;
+        let mut result = Ok(());
+        let mut written = 0u64;
+        ns.walk(ROOT, |_, ino| {
+            if result.is_err() {
+                return;
+            }
+            let mut rec = ImageInode {
+                name: ino.name.to_string(),
+                is_dir: ino.is_dir(),
+                permission: u32::from(ino.perm),
+                owner: ns.names.name(ino.owner).to_owned(),
+                group: ns.names.name(ino.group).to_owned(),
+                modification_time_ms: ino.mtime_ms,
+                access_time_ms: ino.atime_ms,
+                inode_id: ino.id,
+                ..Default::default()
+            };
+            match &ino.kind {
+                Kind::Dir(children) => rec.children_num = children.len() as u64,
+                Kind::File(f) => {
+                    rec.replication = u32::from(f.replication);
+                    rec.block_size = f.block_size;
+                    rec.blocks = to_pb_blocks(&f.blocks);
+                    rec.client_name = f.under_construction.as_deref().unwrap_or("").to_owned();
+                }
+            }
+            written += 1;
+            result = write_delimited(&mut w, &rec, &mut scratch);
+        });
+        result?;
+        assert_eq!(written, summary.inode_count, "every live inode is reachable from the root");
+        let (crc, payload) = (w.crc(), w.written_bytes());
+        let out = w.into_inner();
+        out.write_all(&payload.to_le_bytes())?;
+        out.write_all(&crc.to_le_bytes())?;
+        out.write_all(IMAGE_END)
+    })
+}
+
+fn read_varint<R: Read>(r: &mut R) -> io::Result<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b)?;
+        value |= u64::from(b[0] & 0x7f) << shift;
+        if b[0] & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::InvalidData, "varint longer than 10 bytes"))
+}
+
+fn read_delimited<M: Message + Default, R: Read>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<M> {
+    let len = read_varint(r)? as usize;
+    if len > MAX_MESSAGE_BYTES {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("record of {len} bytes is too large")));
+    }
+    buf.resize(len, 0);
+    r.read_exact(buf)?;
+    M::decode(&buf[..]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Loads an image, verifying its checksum before returning anything.
+pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
+    let shown = path.display().to_string();
+    let fail = |offset: u64, reason: String| ImageError { file: shown.clone(), offset, reason };
+    let file = std::fs::File::open(path).map_err(|e| fail(0, e.to_string()))?;
+    let total = file.metadata().map_err(|e| fail(0, e.to_string()))?.len();
+    if total < 12 + TRAILER_BYTES {
+        return Err(fail(0, "file too short".into()));
+    }
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut head = [0u8; 12];
+    r.read_exact(&mut head).map_err(|e| fail(0, e.to_string()))?;
+    if &head[..8] != IMAGE_MAGIC {
+        return Err(fail(0, "bad magic: not a Tusk fsimage".into()));
+    }
+    let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    if version != IMAGE_VERSION {
+        return Err(fail(8, format!("unsupported image version {version}")));
+    }
+    let payload_len = total - 12 - TRAILER_BYTES;
+    let mut cr = CrcReader::new(r.take(payload_len));
+    let mut buf = Vec::new();
+    let at = |cr: &CrcReader<_>| 12 + cr.read_bytes();
+    let summary: ImageSummary = read_delimited(&mut cr, &mut buf).map_err(|e| fail(12, format!("summary: {e}")))?;
+    let mut inodes = InodeTable::default();
+    let mut names = Interner::default();
+    let mut counts = Counts::default();
+    // (directory slot, children still to read)
+    let mut stack: Vec<(InodeIdx, u64)> = Vec::new();
+    for n in 0..summary.inode_count {
+        let offset = at(&cr);
+        let rec: ImageInode = read_delimited(&mut cr, &mut buf).map_err(|e| fail(offset, format!("inode {n}: {e}")))?;
+        let parent = match stack.last_mut() {
+            Some((p, left)) => {
+                *left -= 1;
+                *p
+            }
+            None if n == 0 => ROOT,
+            None => return Err(fail(offset, "inode outside the tree".into())),
+        };
+        let kind = if rec.is_dir {
+            counts.dirs += 1;
+            Kind::Dir(Vec::with_capacity(rec.children_num.min(1 << 20) as usize))
+        } else {
+            counts.files += 1;
+            counts.blocks += rec.blocks.len() as u64;
+            let replication = u16::try_from(rec.replication).map_err(|_| fail(offset, "replication out of range".into()))?;
+            Kind::File(Box::new(FileMeta {
+                replication,
+                block_size: rec.block_size,
+                blocks: rec.blocks.iter().map(|b| Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes }).collect(),
+                under_construction: (!rec.client_name.is_empty()).then(|| rec.client_name.as_str().into()),
+            }))
+        };
+        if n > 0 {
+            if let Err(why) = tusk_common::path::validate_component(&rec.name) {
+                return Err(fail(offset, format!("bad name {:?}: {why}", rec.name)));
+            }
+        }
+        let idx = inodes.insert(Inode {
+            id: rec.inode_id,
+            name: rec.name.into(),
+            parent,
+            perm: (rec.permission & 0o7777) as u16,
+            owner: names.intern(&rec.owner),
+            group: names.intern(&rec.group),
+            mtime_ms: rec.modification_time_ms,
+            atime_ms: rec.access_time_ms,
+            kind,
+        });
+        if n == 0 {
+            if idx != ROOT || !rec.is_dir {
+                return Err(fail(offset, "the first inode is not the root directory".into()));
+            }
+        } else {
+            let name_ok = match inodes.get(parent).children().last() {
+                Some(&prev) => inodes.get(prev).name < inodes.get(idx).name,
+                None => true,
+            };
+            if !name_ok {
+                return Err(fail(offset, "children out of order".into()));
+            }
+            if let Kind::Dir(c) = &mut inodes.get_mut(parent).kind {
+                c.push(idx);
+            }
+        }
+        while matches!(stack.last(), Some((_, 0))) {
+            stack.pop();
+        }
+        if rec.is_dir && rec.children_num > 0 {
+            stack.push((idx, rec.children_num));
+        }
+    }
+    if !stack.is_empty() {
+        return Err(fail(at(&cr), "image ends inside a directory".into()));
+    }
+    if cr.read_bytes() != payload_len {
+        return Err(fail(at(&cr), "unexpected bytes after the last inode".into()));
+    }
+    let crc = cr.crc();
+    let mut r = cr.into_inner().into_inner();
+    let mut trailer = [0u8; TRAILER_BYTES as usize];
+    r.read_exact(&mut trailer).map_err(|e| fail(total - TRAILER_BYTES, e.to_string()))?;
+    let stored_len = u64::from_le_bytes(trailer[..8].try_into().unwrap_or_default());
+    let stored_crc = u32::from_le_bytes(trailer[8..12].try_into().unwrap_or_default());
+    if &trailer[12..] != IMAGE_END || stored_len != payload_len {
+        return Err(fail(total - TRAILER_BYTES, "bad trailer (file truncated or not an image)".into()));
+    }
+    if stored_crc != crc {
+        return Err(fail(total - TRAILER_BYTES, format!("checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})")));
+    }
+    let ns = Namespace {
+        inodes,
+        names,
+        counts,
+        last_inode_id: summary.last_inode_id,
+        last_block_id: summary.last_block_id,
+        generation_stamp: summary.generation_stamp,
+    };
+    Ok((ns, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tusk_common::path::FsPath;
+    use tusk_proto::storage::{edit_op::Op, EditOp, OpAdd, OpMkdir};
+
+    fn sample() -> Namespace {
+        let mut ns = Namespace::new("root", "supergroup", 1);
+        for d in ["/a", "/a/b", "/c", "/a/b/d"] {
+            ns.apply(&EditOp { op: Some(Op::Mkdir(OpMkdir { path: d.into(), permission: 0o750, owner: "al".into(), group: "g".into(), time_ms: 7 })) })
+                .unwrap();
+        }
+        for f in ["/a/f1", "/a/b/f2", "/zz"] {
+            ns.apply(&EditOp {
+                op: Some(Op::Add(OpAdd { path: f.into(), permission: 0o644, owner: "bo".into(), group: "g".into(), time_ms: 8, replication: 2, block_size: 4096, client_name: "c1".into(), overwrite: false })),
+            })
+            .unwrap();
+        }
+        ns
+    }
+
+    #[test]
+    fn round_trip_is_exact_and_deterministic() {
+        let d = tempfile::tempdir().unwrap();
+        let ns = sample();
+        let p1 = d.path().join(image_name(42));
+        save(&ns, 42, "CID-x", &p1).unwrap();
+        let (back, summary) = load(&p1).unwrap();
+        assert_eq!(summary.txid, 42);
+        back.check_invariants().unwrap();
+        assert_eq!(back.counts(), ns.counts());
+        let p2 = d.path().join(image_name(43));
+        save(&back, 42, "CID-x", &p2).unwrap();
+        assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
+        let f2 = back.lookup(&FsPath::parse("/a/b/f2").unwrap()).unwrap();
+        assert_eq!(back.owner_name(f2), "bo");
+        assert_eq!(back.inode(f2).file().unwrap().under_construction.as_deref(), Some("c1"));
+    }
+
+    #[test]
+    fn any_flipped_byte_is_detected() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(image_name(1));
+        save(&sample(), 1, "CID", &p).unwrap();
+        let good = std::fs::read(&p).unwrap();
+        for i in (0..good.len()).step_by(7) {
+            let mut bad = good.clone();
+            bad[i] ^= 0x10;
+            std::fs::write(&p, &bad).unwrap();
+            assert!(load(&p).is_err(), "flip at {i} not detected");
+        }
+        std::fs::write(&p, &good[..good.len() - 3]).unwrap();
+        assert!(load(&p).is_err());
+    }
+}

@@ -1,0 +1,615 @@
+//! The namesystem: the namespace behind a read-write lock, the edit log, safe mode and the
+//! name directories, with one method per client operation.
+//!
+//! A mutation takes the write lock, checks the request (existence, permissions, limits),
+//! builds the edit ops, applies and logs them, releases the lock and only then waits for the
+//! edit log to be durable. Reads take the read lock and never wait for the disk.
+
+use crate::error::{NnError, NnResult};
+use crate::inode::{InodeIdx, Kind};
+use crate::journal::{Journal, JournalStats};
+use crate::namespace::{Namespace, Summary};
+use crate::permission::{Access, Caller, Need};
+use crate::safe_mode::SafeMode;
+use crate::storage::{NameStorage, StorageError};
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tusk_common::path::FsPath;
+use tusk_proto::client::{FileStatus, FileType};
+use tusk_proto::storage::{edit_op::Op, EditOp, OpAdd, OpClose, OpDelete, OpMkdir, OpRename, OpSetOwner, OpSetPermission, OpSetReplication, OpSetTimes};
+
+/// Largest replication a file may ask for (HDFS: dfs.replication.max).
+pub const MAX_REPLICATION: u32 = 512;
+/// Smallest block size (HDFS: dfs.namenode.fs-limits.min-block-size).
+pub const MIN_BLOCK_SIZE: u64 = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct NamesystemConfig {
+    pub name_dirs: Vec<PathBuf>,
+    /// The user running the namenode: the superuser.
+    pub superuser: String,
+    pub supergroup: String,
+    pub safemode_threshold: f64,
+    pub safemode_extension: Duration,
+    pub default_replication: u32,
+    pub default_block_size: u64,
+    pub ls_limit: usize,
+    pub max_directory_items: usize,
+    /// Start a new edit segment after this many transactions.
+    pub autoroll_txns: u64,
+    /// Images kept by -saveNamespace and checkpoints.
+    pub retained_images: usize,
+}
+
+impl NamesystemConfig {
+    pub fn from_config(c: &tusk_common::config::NamenodeConfig, default_dir: PathBuf) -> Self {
+        NamesystemConfig {
+            name_dirs: if c.name_dirs.is_empty() { vec![default_dir] } else { c.name_dirs.clone() },
+            superuser: tusk_common::user::os_user_name(),
+            supergroup: c.superuser_group.clone(),
+            safemode_threshold: c.safemode_threshold_pct,
+            safemode_extension: Duration::from_millis(c.safemode_extension_ms),
+            default_replication: c.default_replication,
+            default_block_size: c.default_block_size,
+            ls_limit: c.ls_limit.max(1),
+            max_directory_items: c.max_directory_items,
+            autoroll_txns: 1_000_000,
+            retained_images: 2,
+        }
+    }
+}
+
+/// How the last start went (for logs and benchmarks).
+#[derive(Debug, Clone, Copy)]
+pub struct StartupReport {
+    pub image_txid: u64,
+    pub edits_replayed: u64,
+    pub last_txid: u64,
+    pub elapsed: Duration,
+}
+
+pub struct Listing {
+    pub dir: FileStatus,
+    pub entries: Vec<FileStatus>,
+    pub remaining: u64,
+}
+
+pub struct Namesystem {
+    ns: RwLock<Namespace>,
+    journal: Journal,
+    storage: Mutex<NameStorage>,
+    safe_mode: Mutex<SafeMode>,
+    conf: NamesystemConfig,
+    groups: Mutex<HashMap<String, (Instant, Arc<Vec<String>>)>>,
+    pub startup: StartupReport,
+    pub start_time_ms: i64,
+}
+
+const GROUP_CACHE_TTL: Duration = Duration::from_secs(300);
+
+fn op(o: Op) -> EditOp {
+    EditOp { op: Some(o) }
+}
+
+impl Namesystem {
+    /// Opens (formatting empty directories), loads, and starts a new edit segment.
+    pub fn open(conf: NamesystemConfig) -> Result<Namesystem, StorageError> {
+        let t0 = Instant::now();
+        let (storage, fill) = NameStorage::open(&conf.name_dirs, &conf.superuser, &conf.supergroup)?;
+        let loaded = storage.load()?;
+        if loaded.needs_save || fill {
+            tracing::info!(txid = loaded.last_txid, "name directories disagree; writing a fresh image to all of them");
+            storage.save_image(&loaded.namespace, loaded.last_txid)?;
+        }
+        let journal = Journal::open(&storage.current_dirs(), loaded.last_txid + 1, conf.autoroll_txns)
+            .map_err(|e| StorageError(format!("cannot start the edit log: {e}")))?;
+        let counts = loaded.namespace.counts();
+        let safe_mode = SafeMode::starting(counts.blocks, conf.safemode_threshold, conf.safemode_extension, Instant::now());
+        let startup = StartupReport {
+            image_txid: loaded.image_txid,
+            edits_replayed: loaded.edits_replayed,
+            last_txid: loaded.last_txid,
+            elapsed: t0.elapsed(),
+        };
+        tracing::info!(
+            cluster_id = %storage.cluster_id,
+            image_txid = startup.image_txid,
+            edits_replayed = startup.edits_replayed,
+            files = counts.files,
+            dirs = counts.dirs,
+            elapsed_ms = startup.elapsed.as_millis() as u64,
+            "namespace loaded"
+        );
+        Ok(Namesystem {
+            ns: RwLock::new(loaded.namespace),
+            journal,
+            storage: Mutex::new(storage),
+            safe_mode: Mutex::new(safe_mode),
+            conf,
+            groups: Mutex::new(HashMap::new()),
+            startup,
+            start_time_ms: tusk_common::now_ms(),
+        })
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.storage.lock().cluster_id.clone()
+    }
+    pub fn superuser(&self) -> &str {
+        &self.conf.superuser
+    }
+    pub fn journal_stats(&self) -> JournalStats {
+        self.journal.stats()
+    }
+    pub fn last_txid(&self) -> u64 {
+        self.journal.last_written_txid()
+    }
+    pub fn counts(&self) -> crate::namespace::Counts {
+        self.ns.read().counts()
+    }
+
+    /// Stops the edit log after flushing it.
+    pub fn close(&self) {
+        self.journal.close();
+    }
+
+    /// Who `user` is, with groups from this host (cached for five minutes).
+    pub fn caller(&self, user: &str) -> Caller {
+        let groups = {
+            let mut cache = self.groups.lock();
+            match cache.get(user) {
+                Some((at, g)) if at.elapsed() < GROUP_CACHE_TTL => g.clone(),
+                _ => {
+                    let g = Arc::new(tusk_common::user::groups_of(user));
+                    cache.insert(user.to_owned(), (Instant::now(), g.clone()));
+                    g
+                }
+            }
+        };
+        let superuser = user == self.conf.superuser || groups.iter().any(|g| *g == self.conf.supergroup);
+        Caller { user: user.to_owned(), groups, superuser }
+    }
+
+    fn parse(path: &str) -> NnResult<FsPath> {
+        Ok(FsPath::parse(path)?)
+    }
+
+    fn check_safe_mode(&self, what: &str, path: &str) -> NnResult<()> {
+        let mut sm = self.safe_mode.lock();
+        sm.check(Instant::now());
+        if sm.is_on() {
+            return Err(NnError::SafeMode(format!("Cannot {what} {path}. Name node is in safe mode.\n{}", sm.tip())));
+        }
+        Ok(())
+    }
+
+    /// Runs `plan` under the write lock; it checks the request and returns edit ops that are
+    /// then applied and logged in order. The caller is answered once they are durable.
+    async fn mutate<T>(&self, plan: impl FnOnce(&Namespace) -> NnResult<(Vec<EditOp>, T)>) -> NnResult<T> {
+        let last = {
+            let mut ns = self.ns.write();
+            let (ops, value) = plan(&ns)?;
+            let mut last = None;
+            for o in &ops {
+                ns.apply(o)?;
+                last = Some(self.journal.append(o).map_err(NnError::Unavailable)?);
+            }
+            (last, value)
+        };
+        if let Some(txid) = last.0 {
+            self.journal.wait_synced(txid).await.map_err(NnError::Unavailable)?;
+        }
+        Ok(last.1)
+    }
+
+    fn status(ns: &Namespace, i: InodeIdx) -> FileStatus {
+        let ino = ns.inode(i);
+        let mut st = FileStatus {
+            name: ino.name.to_string(),
+            modification_time_ms: ino.mtime_ms,
+            access_time_ms: ino.atime_ms,
+            permission: u32::from(ino.perm),
+            owner: ns.owner_name(i).to_owned(),
+            group: ns.group_name(i).to_owned(),
+            file_id: ino.id,
+            ..Default::default()
+        };
+        match &ino.kind {
+            Kind::Dir(children) => {
+                st.file_type = FileType::Directory as i32;
+                st.children_num = children.len() as u64;
+            }
+            Kind::File(f) => {
+                st.file_type = FileType::File as i32;
+                st.length = f.length();
+                st.replication = u32::from(f.replication);
+                st.block_size = f.block_size;
+                st.under_construction = f.under_construction.is_some();
+            }
+        }
+        st
+    }
+
+    fn not_found(path: &FsPath) -> NnError {
+        NnError::FileNotFound(path.to_string())
+    }
+
+    // ---- reads ----
+
+    pub fn file_info(&self, caller: &Caller, path: &str) -> NnResult<Option<FileStatus>> {
+        let path = Self::parse(path)?;
+        let ns = self.ns.read();
+        let res = ns.resolve(&path);
+        caller.check(&ns, &res, Need::default())?;
+        Ok(res.last().map(|i| Self::status(&ns, i)))
+    }
+
+    pub fn listing(&self, caller: &Caller, path: &str, start_after: &str) -> NnResult<Listing> {
+        let path = Self::parse(path)?;
+        let ns = self.ns.read();
+        let res = ns.resolve(&path);
+        let i = res.last().ok_or_else(|| Self::not_found(&path))?;
+        let is_dir = ns.inode(i).is_dir();
+        caller.check(&ns, &res, Need { target: is_dir.then_some(Access::READ_EXECUTE), ..Default::default() })?;
+        let dir = Self::status(&ns, i);
+        if !is_dir {
+            return Ok(Listing { entries: vec![dir.clone()], dir, remaining: 0 });
+        }
+        let children = ns.inode(i).children();
+        let start = if start_after.is_empty() {
+            0
+        } else {
+            match ns.child(i, start_after) {
+                Ok(_) => children.iter().position(|&c| *ns.inode(c).name == *start_after).map_or(0, |p| p + 1),
+                Err(pos) => pos,
+            }
+        };
+        let end = (start + self.conf.ls_limit).min(children.len());
+        let entries = children[start..end].iter().map(|&c| Self::status(&ns, c)).collect();
+        Ok(Listing { dir, entries, remaining: (children.len() - end) as u64 })
+    }
+
+    pub fn content_summary(&self, caller: &Caller, path: &str) -> NnResult<Summary> {
+        let path = Self::parse(path)?;
+        let ns = self.ns.read();
+        let res = ns.resolve(&path);
+        let i = res.last().ok_or_else(|| Self::not_found(&path))?;
+        caller.check(&ns, &res, Need { subtree: Some(Access::READ_EXECUTE), ..Default::default() })?;
+        Ok(ns.summary(i))
+    }
+
+    // ---- mutations ----
+
+    /// Ops creating every missing directory of `path` (the last one with `perm`; implicit
+    /// parents also get u+wx, as HDFS does).
+    fn mkdir_ops(&self, ns: &Namespace, caller: &Caller, path: &FsPath, perm: u32, create_parent: bool, include_last: bool, time_ms: i64) -> NnResult<Vec<EditOp>> {
+        let res = ns.resolve(path);
+        if let Some(at) = res.file_in_middle {
+            let file: Vec<&str> = path.components().take(at).collect();
+            return Err(NnError::ParentNotDirectory(format!("/{}", file.join("/"))));
+        }
+        let comps: Vec<&str> = path.components().collect();
+        let n = comps.len();
+        let first_missing = res.inodes.iter().position(Option::is_none).unwrap_or(n + 1);
+        let last_needed = if include_last { n } else { n - 1 };
+        if first_missing > last_needed {
+            return Ok(Vec::new());
+        }
+        if first_missing < last_needed && !create_parent {
+            let parent = path.parent().unwrap_or_else(FsPath::root);
+            return Err(NnError::FileNotFound(format!("Parent directory doesn't exist: {parent}")));
+        }
+        caller.check(ns, &res, Need { ancestor: Some(Access::WRITE), ..Default::default() })?;
+        let anc = res.inodes[first_missing - 1].unwrap_or(crate::inode::ROOT);
+        if ns.inode(anc).children().len() >= self.conf.max_directory_items {
+            return Err(NnError::LimitExceeded(format!(
+                "The directory item limit of {} is exceeded: limit={} items={}",
+                ns.path_of(anc),
+                self.conf.max_directory_items,
+                ns.inode(anc).children().len()
+            )));
+        }
+        let group = ns.group_name(anc).to_owned();
+        let mut ops = Vec::new();
+        for k in first_missing..=last_needed {
+            let p = format!("/{}", comps[..k].join("/"));
+            let mode = if k == n && include_last { perm } else { perm | 0o300 };
+            ops.push(op(Op::Mkdir(OpMkdir { path: p, permission: mode & 0o1777, owner: caller.user.clone(), group: group.clone(), time_ms })));
+        }
+        Ok(ops)
+    }
+
+    pub async fn mkdirs(&self, caller: &Caller, path: &str, perm: u32, create_parent: bool) -> NnResult<()> {
+        let path = Self::parse(path)?;
+        self.mutate(|ns| {
+            if let Some(i) = ns.lookup(&path) {
+                if ns.inode(i).is_dir() {
+                    return Ok((Vec::new(), ()));
+                }
+                return Err(NnError::AlreadyExists(format!("Path is not a directory: {path}")));
+            }
+            self.check_safe_mode("create directory", path.as_str())?;
+            let ops = self.mkdir_ops(ns, caller, &path, perm, create_parent, true, tusk_common::now_ms())?;
+            Ok((ops, ()))
+        })
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create(&self, caller: &Caller, path: &str, perm: u32, overwrite: bool, create_parent: bool, replication: u32, block_size: u64, client_name: &str) -> NnResult<FileStatus> {
+        let path = Self::parse(path)?;
+        if path.is_root() {
+            return Err(NnError::IsDirectory("/".into()));
+        }
+        let replication = if replication == 0 { self.conf.default_replication } else { replication };
+        if replication > MAX_REPLICATION {
+            return Err(NnError::InvalidArgument(format!("Requested replication factor of {replication} exceeds maximum of {MAX_REPLICATION} for {path}")));
+        }
+        let block_size = if block_size == 0 { self.conf.default_block_size } else { block_size };
+        if block_size < MIN_BLOCK_SIZE || block_size % 512 != 0 {
+            return Err(NnError::InvalidArgument(format!(
+                "Specified block size {block_size} is invalid: it must be a multiple of 512 and at least {MIN_BLOCK_SIZE}"
+            )));
+        }
+        if client_name.is_empty() {
+            return Err(NnError::InvalidArgument("create needs a client name".into()));
+        }
+        self.mutate(|ns| {
+            self.check_safe_mode("create file", path.as_str())?;
+            let res = ns.resolve(&path);
+            let now = tusk_common::now_ms();
+            if let Some(i) = res.last() {
+                if ns.inode(i).is_dir() {
+                    return Err(NnError::IsDirectory(format!("{path} already exists as a directory")));
+                }
+                if !overwrite {
+                    return Err(NnError::AlreadyExists(format!("{path} for client {client_name} already exists")));
+                }
+                caller.check(ns, &res, Need { parent: Some(Access::WRITE), target: Some(Access::WRITE), ..Default::default() })?;
+                caller.check_sticky(ns, &res)?;
+            }
+            let mut ops = self.mkdir_ops(ns, caller, &path, 0o755, create_parent, false, now)?;
+            if ops.is_empty() {
+                caller.check(ns, &res, Need { ancestor: Some(Access::WRITE), ..Default::default() })?;
+                let parent = res.parent().unwrap_or(crate::inode::ROOT);
+                if res.last().is_none() && ns.inode(parent).children().len() >= self.conf.max_directory_items {
+                    return Err(NnError::LimitExceeded(format!(
+                        "The directory item limit of {} is exceeded: limit={}",
+                        ns.path_of(parent),
+                        self.conf.max_directory_items
+                    )));
+                }
+            }
+            let group = match res.parent() {
+                Some(p) => ns.group_name(p).to_owned(),
+                None => ns.group_name(res.last_existing_ancestor().1).to_owned(),
+            };
+            ops.push(op(Op::Add(OpAdd {
+                path: path.to_string(),
+                permission: perm & 0o1777,
+                owner: caller.user.clone(),
+                group,
+                time_ms: now,
+                replication,
+                block_size,
+                client_name: client_name.to_owned(),
+                overwrite,
+            })));
+            Ok((ops, ()))
+        })
+        .await?;
+        let ns = self.ns.read();
+        let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
+        Ok(Self::status(&ns, i))
+    }
+
+    pub async fn complete(&self, _caller: &Caller, path: &str, client_name: &str) -> NnResult<bool> {
+        let path = Self::parse(path)?;
+        self.mutate(|ns| {
+            self.check_safe_mode("complete file", path.as_str())?;
+            let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
+            let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
+            match f.under_construction.as_deref() {
+                None => return Ok((Vec::new(), true)),
+                Some(holder) if holder != client_name => {
+                    return Err(NnError::LeaseConflict(format!("No lease on {path}: it is being written by {holder}, not by {client_name}")))
+                }
+                Some(_) => {}
+            }
+            let blocks = f
+                .blocks
+                .iter()
+                .map(|b| tusk_proto::storage::Block { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len })
+                .collect();
+            Ok((vec![op(Op::Close(OpClose { path: path.to_string(), time_ms: tusk_common::now_ms(), blocks }))], true))
+        })
+        .await
+    }
+
+    pub async fn rename(&self, caller: &Caller, src: &str, dst: &str) -> NnResult<()> {
+        let src = Self::parse(src)?;
+        let dst = Self::parse(dst)?;
+        self.mutate(|ns| {
+            self.check_safe_mode("rename", src.as_str())?;
+            let sres = ns.resolve(&src);
+            if sres.last().is_none() {
+                return Err(NnError::FileNotFound(format!("rename source {src} is not found.")));
+            }
+            if src.is_root() || dst.is_root() {
+                return Err(NnError::InvalidArgument("The root directory cannot be renamed, nor renamed onto".into()));
+            }
+            if src == dst {
+                return Err(NnError::AlreadyExists(format!("The source {src} and destination {dst} are the same")));
+            }
+            if dst.is_within(&src) {
+                return Err(NnError::InvalidArgument(format!("Rename destination {dst} is a directory or file under source {src}")));
+            }
+            let dres = ns.resolve(&dst);
+            if dres.last().is_some() {
+                return Err(NnError::AlreadyExists(format!("rename destination {dst} already exists")));
+            }
+            match dres.parent() {
+                None => return Err(NnError::FileNotFound(format!("rename destination parent {} not found.", dst.parent().unwrap_or_else(FsPath::root)))),
+                Some(p) if !ns.inode(p).is_dir() => {
+                    return Err(NnError::ParentNotDirectory(format!("rename destination parent {} is a file.", dst.parent().unwrap_or_else(FsPath::root))))
+                }
+                Some(p) if ns.inode(p).children().len() >= self.conf.max_directory_items => {
+                    return Err(NnError::LimitExceeded(format!("The directory item limit of {} is exceeded", ns.path_of(p))))
+                }
+                Some(_) => {}
+            }
+            caller.check(ns, &sres, Need { parent: Some(Access::WRITE), ..Default::default() })?;
+            caller.check_sticky(ns, &sres)?;
+            caller.check(ns, &dres, Need { parent: Some(Access::WRITE), ..Default::default() })?;
+            Ok((vec![op(Op::Rename(OpRename { src: src.to_string(), dst: dst.to_string(), time_ms: tusk_common::now_ms() }))], ()))
+        })
+        .await
+    }
+
+    pub async fn delete(&self, caller: &Caller, path: &str, recursive: bool) -> NnResult<bool> {
+        let path = Self::parse(path)?;
+        self.mutate(|ns| {
+            self.check_safe_mode("delete", path.as_str())?;
+            let res = ns.resolve(&path);
+            let Some(i) = res.last() else { return Ok((Vec::new(), false)) };
+            if path.is_root() {
+                return Err(NnError::InvalidArgument("Cannot delete the root directory /".into()));
+            }
+            let non_empty = !ns.inode(i).children().is_empty();
+            if non_empty && !recursive {
+                return Err(NnError::NotEmpty(path.to_string()));
+            }
+            caller.check(ns, &res, Need { parent: Some(Access::WRITE), subtree: non_empty.then_some(Access::ALL), ..Default::default() })?;
+            caller.check_sticky(ns, &res)?;
+            Ok((vec![op(Op::Delete(OpDelete { path: path.to_string(), time_ms: tusk_common::now_ms() }))], true))
+        })
+        .await
+    }
+
+    pub async fn set_permission(&self, caller: &Caller, path: &str, perm: u32) -> NnResult<()> {
+        let path = Self::parse(path)?;
+        self.mutate(|ns| {
+            self.check_safe_mode("set permission for", path.as_str())?;
+            let res = ns.resolve(&path);
+            res.last().ok_or_else(|| Self::not_found(&path))?;
+            caller.check(ns, &res, Need { owner: true, ..Default::default() })?;
+            Ok((vec![op(Op::SetPermission(OpSetPermission { path: path.to_string(), permission: perm & 0o1777 }))], ()))
+        })
+        .await
+    }
+
+    pub async fn set_owner(&self, caller: &Caller, path: &str, owner: &str, group: &str) -> NnResult<()> {
+        let path = Self::parse(path)?;
+        for name in [owner, group] {
+            if !name.is_empty() && !tusk_common::user::valid_principal(name) {
+                return Err(NnError::InvalidArgument(format!("invalid user or group name {name:?}")));
+            }
+        }
+        if owner.is_empty() && group.is_empty() {
+            return Err(NnError::InvalidArgument("User and group cannot both be empty".into()));
+        }
+        self.mutate(|ns| {
+            self.check_safe_mode("set owner for", path.as_str())?;
+            let res = ns.resolve(&path);
+            let i = res.last().ok_or_else(|| Self::not_found(&path))?;
+            caller.check(ns, &res, Need { owner: true, ..Default::default() })?;
+            if !caller.superuser {
+                if !owner.is_empty() && owner != ns.owner_name(i) {
+                    return Err(NnError::PermissionDenied(format!("User {} is not a super user (non-super user cannot change owner).", caller.user)));
+                }
+                if !group.is_empty() && !caller.groups.iter().any(|g| g == group) {
+                    return Err(NnError::PermissionDenied(format!("User {} does not belong to {group}", caller.user)));
+                }
+            }
+            Ok((vec![op(Op::SetOwner(OpSetOwner { path: path.to_string(), owner: owner.to_owned(), group: group.to_owned() }))], ()))
+        })
+        .await
+    }
+
+    pub async fn set_times(&self, caller: &Caller, path: &str, mtime_ms: i64, atime_ms: i64) -> NnResult<()> {
+        let path = Self::parse(path)?;
+        self.mutate(|ns| {
+            self.check_safe_mode("set times", path.as_str())?;
+            let res = ns.resolve(&path);
+            res.last().ok_or_else(|| Self::not_found(&path))?;
+            caller.check(ns, &res, Need { target: Some(Access::WRITE), ..Default::default() })?;
+            Ok((vec![op(Op::SetTimes(OpSetTimes { path: path.to_string(), modification_time_ms: mtime_ms, access_time_ms: atime_ms }))], ()))
+        })
+        .await
+    }
+
+    pub async fn set_replication(&self, caller: &Caller, path: &str, replication: u32) -> NnResult<bool> {
+        let path = Self::parse(path)?;
+        if replication == 0 || replication > MAX_REPLICATION {
+            return Err(NnError::InvalidArgument(format!("replication {replication} is out of range 1..{MAX_REPLICATION}")));
+        }
+        self.mutate(|ns| {
+            self.check_safe_mode("set replication for", path.as_str())?;
+            let res = ns.resolve(&path);
+            let i = res.last().ok_or_else(|| Self::not_found(&path))?;
+            if ns.inode(i).is_dir() {
+                return Ok((Vec::new(), false));
+            }
+            caller.check(ns, &res, Need { target: Some(Access::WRITE), ..Default::default() })?;
+            Ok((vec![op(Op::SetReplication(OpSetReplication { path: path.to_string(), replication }))], true))
+        })
+        .await
+    }
+
+    // ---- administration ----
+
+    fn require_superuser(&self, caller: &Caller, what: &str) -> NnResult<()> {
+        if caller.superuser {
+            Ok(())
+        } else {
+            Err(NnError::PermissionDenied(format!("Access denied for user {}. Superuser privilege is required to {what}", caller.user)))
+        }
+    }
+
+    /// get / enter / leave; returns whether safe mode is on afterwards.
+    pub fn safe_mode(&self, caller: &Caller, action: SafeModeAction) -> NnResult<(bool, String)> {
+        let mut sm = self.safe_mode.lock();
+        match action {
+            SafeModeAction::Get => {}
+            SafeModeAction::Enter => {
+                self.require_superuser(caller, "enter safe mode")?;
+                sm.enter();
+                tracing::info!(user = %caller.user, "safe mode entered by an administrator");
+            }
+            SafeModeAction::Leave => {
+                self.require_superuser(caller, "leave safe mode")?;
+                sm.leave();
+                tracing::info!(user = %caller.user, "safe mode left by an administrator");
+            }
+        }
+        sm.check(Instant::now());
+        Ok((sm.is_on(), sm.tip()))
+    }
+
+    /// Writes a new fsimage of the current namespace to every name directory and removes
+    /// what retention no longer needs. Only in safe mode (no mutation can run meanwhile).
+    /// Blocking: call it from a blocking thread.
+    pub fn save_namespace(&self, caller: &Caller) -> NnResult<u64> {
+        self.require_superuser(caller, "save the namespace")?;
+        if !self.safe_mode.lock().is_on() {
+            return Err(NnError::SafeMode("Safe mode should be turned ON in order to create namespace image.".into()));
+        }
+        let ns = self.ns.read();
+        let txid = self.journal.roll().map_err(NnError::Unavailable)?;
+        let storage = self.storage.lock();
+        storage.save_image(&ns, txid).map_err(|e| NnError::Unavailable(e.to_string()))?;
+        storage.purge(self.conf.retained_images).map_err(|e| NnError::Unavailable(e.to_string()))?;
+        tracing::info!(txid, "namespace saved");
+        Ok(txid)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SafeModeAction {
+    Get,
+    Enter,
+    Leave,
+}

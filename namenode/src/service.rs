@@ -1,0 +1,206 @@
+//! The client RPC service: converts each request, calls the namesystem, maps the error to a
+//! status in one place (`to_status`). Nothing else lives here.
+
+use crate::error::NnError;
+use crate::namesystem::{Namesystem, SafeModeAction};
+use crate::permission::Caller;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use tusk_proto::client::client_namenode_server::ClientNamenode;
+use tusk_proto::client::*;
+
+/// Request metadata carrying the caller's user name.
+pub const USER_HEADER: &str = "tusk-user";
+/// Response metadata naming the Hadoop exception class of an error.
+pub const EXCEPTION_HEADER: &str = "tusk-exception";
+
+pub struct ClientService {
+    fsn: Arc<Namesystem>,
+}
+
+impl ClientService {
+    pub fn new(fsn: Arc<Namesystem>) -> Self {
+        ClientService { fsn }
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
+        let user = req
+            .metadata()
+            .get(USER_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|u| tusk_common::user::valid_principal(u))
+            .ok_or_else(|| Status::invalid_argument(format!("missing or invalid `{USER_HEADER}` metadata")))?;
+        Ok(self.fsn.caller(user))
+    }
+}
+
+pub fn to_status(e: NnError) -> Status {
+    use tonic::Code;
+    let code = match &e {
+        NnError::FileNotFound(_) => Code::NotFound,
+        NnError::AlreadyExists(_) => Code::AlreadyExists,
+        NnError::PermissionDenied(_) => Code::PermissionDenied,
+        NnError::InvalidPath(_) | NnError::InvalidArgument(_) => Code::InvalidArgument,
+        NnError::LimitExceeded(_) => Code::ResourceExhausted,
+        NnError::Unavailable(_) => Code::Unavailable,
+        NnError::ParentNotDirectory(_)
+        | NnError::NotDirectory(_)
+        | NnError::IsDirectory(_)
+        | NnError::NotEmpty(_)
+        | NnError::SafeMode(_)
+        | NnError::LeaseConflict(_) => Code::FailedPrecondition,
+    };
+    let mut status = Status::new(code, e.to_string());
+    if let Ok(v) = e.exception_class().parse() {
+        status.metadata_mut().insert(EXCEPTION_HEADER, v);
+    }
+    status
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl ClientNamenode for ClientService {
+    async fn server_info(&self, _req: Request<ServerInfoRequest>) -> Reply<ServerInfoResponse> {
+        let (safe_mode, _) = self.fsn.safe_mode(&self.fsn.caller(self.fsn.superuser()), SafeModeAction::Get).map_err(to_status)?;
+        Ok(Response::new(ServerInfoResponse {
+            cluster_id: self.fsn.cluster_id(),
+            version: tusk_common::VERSION.into(),
+            superuser: self.fsn.superuser().into(),
+            safe_mode,
+            last_txid: self.fsn.last_txid(),
+            start_time_ms: self.fsn.start_time_ms,
+        }))
+    }
+
+    async fn mkdirs(&self, req: Request<MkdirsRequest>) -> Reply<MkdirsResponse> {
+        let c = self.caller(&req)?;
+        let r = req.into_inner();
+        self.fsn.mkdirs(&c, &r.path, r.permission, r.create_parent).await.map_err(to_status)?;
+        Ok(Response::new(MkdirsResponse {}))
+    }
+
+    async fn create(&self, req: Request<CreateRequest>) -> Reply<CreateResponse> {
+        let c = self.caller(&req)?;
+        let r = req.into_inner();
+        let st = self
+            .fsn
+            .create(&c, &r.path, r.permission, r.overwrite, r.create_parent, r.replication, r.block_size, &r.client_name)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(CreateResponse { status: Some(st) }))
+    }
+
+    async fn complete(&self, req: Request<CompleteRequest>) -> Reply<CompleteResponse> {
+        let c = self.caller(&req)?;
+        let r = req.into_inner();
+        let completed = self.fsn.complete(&c, &r.path, &r.client_name).await.map_err(to_status)?;
+        Ok(Response::new(CompleteResponse { completed }))
+    }
+
+    async fn get_file_info(&self, req: Request<GetFileInfoRequest>) -> Reply<GetFileInfoResponse> {
+        let c = self.caller(&req)?;
+        let status = self.fsn.file_info(&c, &req.get_ref().path).map_err(to_status)?;
+        Ok(Response::new(GetFileInfoResponse { status }))
+    }
+
+    async fn get_listing(&self, req: Request<GetListingRequest>) -> Reply<GetListingResponse> {
+        let c = self.caller(&req)?;
+        let r = req.get_ref();
+        let l = self.fsn.listing(&c, &r.path, &r.start_after).map_err(to_status)?;
+        Ok(Response::new(GetListingResponse { dir: Some(l.dir), entries: l.entries, remaining_entries: l.remaining }))
+    }
+
+    async fn rename(&self, req: Request<RenameRequest>) -> Reply<RenameResponse> {
+        let c = self.caller(&req)?;
+        let r = req.into_inner();
+        self.fsn.rename(&c, &r.src, &r.dst).await.map_err(to_status)?;
+        Ok(Response::new(RenameResponse {}))
+    }
+
+    async fn delete(&self, req: Request<DeleteRequest>) -> Reply<DeleteResponse> {
+        let c = self.caller(&req)?;
+        let r = req.into_inner();
+        let deleted = self.fsn.delete(&c, &r.path, r.recursive).await.map_err(to_status)?;
+        Ok(Response::new(DeleteResponse { deleted }))
+    }
+
+    async fn set_permission(&self, req: Request<SetPermissionRequest>) -> Reply<SetPermissionResponse> {
+        let c = self.caller(&req)?;
+        let r = req.into_inner();
+        self.fsn.set_permission(&c, &r.path, r.permission).await.map_err(to_status)?;
+        Ok(Response::new(SetPermissionResponse {}))
+    }
+
+    async fn set_owner(&self, req: Request<SetOwnerRequest>) -> Reply<SetOwnerResponse> {
+        let c = self.caller(&req)?;
+        let r = req.into_inner();
+        self.fsn.set_owner(&c, &r.path, &r.owner, &r.group).await.map_err(to_status)?;
+        Ok(Response::new(SetOwnerResponse {}))
+    }
+
+    async fn set_times(&self, req: Request<SetTimesRequest>) -> Reply<SetTimesResponse> {
+        let c = self.caller(&req)?;
+        let r = req.into_inner();
+        self.fsn.set_times(&c, &r.path, r.modification_time_ms, r.access_time_ms).await.map_err(to_status)?;
+        Ok(Response::new(SetTimesResponse {}))
+    }
+
+    async fn set_replication(&self, req: Request<SetReplicationRequest>) -> Reply<SetReplicationResponse> {
+        let c = self.caller(&req)?;
+        let r = req.into_inner();
+        let is_file = self.fsn.set_replication(&c, &r.path, r.replication).await.map_err(to_status)?;
+        Ok(Response::new(SetReplicationResponse { is_file }))
+    }
+
+    async fn get_content_summary(&self, req: Request<ContentSummaryRequest>) -> Reply<ContentSummaryResponse> {
+        let c = self.caller(&req)?;
+        let s = self.fsn.content_summary(&c, &req.get_ref().path).map_err(to_status)?;
+        Ok(Response::new(ContentSummaryResponse {
+            summary: Some(ContentSummary {
+                length: s.length,
+                file_count: s.files,
+                directory_count: s.dirs,
+                quota: -1,
+                space_consumed: s.space_consumed,
+                space_quota: -1,
+            }),
+        }))
+    }
+
+    async fn set_safe_mode(&self, req: Request<SetSafeModeRequest>) -> Reply<SetSafeModeResponse> {
+        let c = self.caller(&req)?;
+        let action = match tusk_proto::client::SafeModeAction::try_from(req.get_ref().action) {
+            Ok(tusk_proto::client::SafeModeAction::SafeModeGet) => crate::namesystem::SafeModeAction::Get,
+            Ok(tusk_proto::client::SafeModeAction::SafeModeEnter) => crate::namesystem::SafeModeAction::Enter,
+            Ok(tusk_proto::client::SafeModeAction::SafeModeLeave) => crate::namesystem::SafeModeAction::Leave,
+            _ => return Err(Status::invalid_argument("unknown safe mode action")),
+        };
+        let (in_safe_mode, status) = self.fsn.safe_mode(&c, action).map_err(to_status)?;
+        Ok(Response::new(SetSafeModeResponse { in_safe_mode, status }))
+    }
+
+    async fn save_namespace(&self, req: Request<SaveNamespaceRequest>) -> Reply<SaveNamespaceResponse> {
+        let c = self.caller(&req)?;
+        let fsn = self.fsn.clone();
+        let txid = tokio::task::spawn_blocking(move || fsn.save_namespace(&c))
+            .await
+            .map_err(|e| Status::internal(format!("saveNamespace task failed: {e}")))?
+            .map_err(to_status)?;
+        Ok(Response::new(SaveNamespaceResponse { txid }))
+    }
+
+    async fn fs_stats(&self, _req: Request<FsStatsRequest>) -> Reply<FsStatsResponse> {
+        let counts = self.fsn.counts();
+        Ok(Response::new(FsStatsResponse {
+            files: counts.files,
+            directories: counts.dirs,
+            blocks: counts.blocks,
+            last_txid: self.fsn.last_txid(),
+            capacity: 0,
+            used: 0,
+            remaining: 0,
+        }))
+    }
+}
