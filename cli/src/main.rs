@@ -1,1 +1,201 @@
-fn main() {}
+//! The `tusk` binary: argument parsing and dispatch only. Daemons and clients live in their
+//! crates; this file turns a command line into a call on one of them.
+
+mod daemons;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use tusk_common::config::Config;
+
+#[derive(Parser)]
+#[command(name = "tusk", version, about = "Tusk: an HDFS-like distributed file system with MapReduce", disable_help_subcommand = true)]
+struct Cli {
+    /// Configuration file (TOML). Default: $TUSK_CONF, else built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the namenode (or format its name directories with --format / -format).
+    Namenode(NamenodeArgs),
+    /// The embedded pseudo-cluster.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+    /// The file system shell (hdfs dfs): tusk fs -ls /, tusk fs -mkdir -p /a/b, ...
+    #[command(disable_help_flag = true)]
+    Fs(ShellArgs),
+    /// Alias of `tusk fs`.
+    #[command(disable_help_flag = true)]
+    Dfs(ShellArgs),
+    /// Administration (hdfs dfsadmin): -safemode get|enter|leave|wait, -saveNamespace, -report.
+    #[command(disable_help_flag = true)]
+    Dfsadmin(ShellArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Args)]
+struct NamenodeArgs {
+    /// A name directory (repeat for several; all are kept in step). Overrides the config.
+    #[arg(long = "name-dir", value_name = "DIR")]
+    name_dirs: Vec<PathBuf>,
+    /// RPC address to bind (port 0 picks a free one and prints it).
+    #[arg(long)]
+    rpc_address: Option<String>,
+    /// Format the name directories and exit.
+    #[arg(long)]
+    format: bool,
+    /// With --format: erase name directories that already hold a file system.
+    #[arg(long)]
+    force: bool,
+    /// With --format: the cluster id to use (default: a new random one).
+    #[arg(long)]
+    clusterid: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Start a namenode (datanodes, checkpointer and MapReduce join in later issues) in the
+    /// foreground, state under --dir.
+    Up {
+        #[arg(long, default_value = "./tusk-data")]
+        dir: PathBuf,
+        /// Datanodes to start (block storage arrives with issue 3; none start yet).
+        #[arg(long, default_value_t = 3)]
+        datanodes: u32,
+        /// Namenode RPC port.
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+    },
+}
+
+#[derive(Args)]
+struct ShellArgs {
+    /// Namenode address (host:port). Default: $TUSK_NAMENODE, else the config, else 127.0.0.1:9000.
+    #[arg(long)]
+    namenode: Option<String>,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<String>,
+}
+
+/// Hadoop spells long options with one dash (`-format`, `-force`); accept that too.
+fn hadoop_style(argv: Vec<String>) -> Vec<String> {
+    let is_namenode = argv.get(1).map(String::as_str) == Some("namenode");
+    argv.into_iter()
+        .map(|a| match a.as_str() {
+            "-format" | "-force" | "-clusterid" if is_namenode => format!("-{a}"),
+            _ => a,
+        })
+        .collect()
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TUSK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Takes Hadoop's generic options (`-fs ADDR`, `-D fs.defaultFS=ADDR`) off the front.
+fn generic_options(args: &mut Vec<String>, namenode: &mut Option<String>) {
+    loop {
+        match args.first().map(String::as_str) {
+            Some("-fs") | Some("--namenode") if args.len() > 1 => {
+                let v = args.remove(1);
+                args.remove(0);
+                *namenode = Some(v);
+            }
+            Some("-D") if args.len() > 1 => {
+                let v = args.remove(1);
+                args.remove(0);
+                if let Some(addr) = v.strip_prefix("fs.defaultFS=") {
+                    *namenode = Some(addr.to_owned());
+                }
+            }
+            _ => break,
+        }
+    }
+}
+
+fn namenode_addr(flag: Option<String>, conf: &Config) -> String {
+    let raw = flag
+        .or_else(|| std::env::var("TUSK_NAMENODE").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| conf.client.namenode.clone());
+    // Accept hdfs://host:port as Hadoop users write it.
+    let stripped = raw.split("://").last().unwrap_or(&raw);
+    stripped.trim_end_matches('/').to_owned()
+}
+
+fn main() {
+    let cli = Cli::parse_from(hadoop_style(std::env::args().collect()));
+    let conf = match Config::load_from_env(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tusk: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match run(cli.command, conf) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tusk: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn run(command: Command, conf: Config) -> Result<i32> {
+    match command {
+        Command::Version => {
+            println!("Tusk {}", tusk_common::VERSION);
+            Ok(0)
+        }
+        Command::Namenode(a) => {
+            init_logging("info");
+            let mut conf = conf;
+            if !a.name_dirs.is_empty() {
+                conf.namenode.name_dirs = a.name_dirs;
+            }
+            if let Some(addr) = a.rpc_address {
+                conf.namenode.rpc_address = addr;
+            }
+            if a.format {
+                return daemons::format_namenode(&conf, a.clusterid, a.force);
+            }
+            runtime()?.block_on(daemons::run_namenode(conf))
+        }
+        Command::Cluster { action: ClusterAction::Up { dir, datanodes, port } } => {
+            init_logging("info");
+            runtime()?.block_on(daemons::cluster_up(conf, dir, datanodes, port))
+        }
+        Command::Fs(mut a) | Command::Dfs(mut a) => {
+            init_logging("warn");
+            generic_options(&mut a.args, &mut a.namenode);
+            let addr = namenode_addr(a.namenode, &conf);
+            let user = tusk_common::user::current_user();
+            let code = runtime()?.block_on(async {
+                let mut out = std::io::stdout();
+                let mut err = std::io::stderr();
+                let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
+                tusk_fs_shell::run(&a.args, &addr, &user, &conf.client, &mut io).await
+            });
+            Ok(code)
+        }
+        Command::Dfsadmin(mut a) => {
+            init_logging("warn");
+            generic_options(&mut a.args, &mut a.namenode);
+            let addr = namenode_addr(a.namenode, &conf);
+            runtime()?.block_on(daemons::dfsadmin(&a.args, &addr, &conf))
+        }
+    }
+}

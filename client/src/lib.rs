@@ -1,0 +1,235 @@
+//! The client library: every Tusk client (the fs shell now; FUSE and the job client later)
+//! talks to the namenode through [`Client`]. It carries the caller's identity, bounds every
+//! call in time, and turns gRPC statuses back into typed [`ClientError`]s.
+
+mod error;
+
+pub use error::ClientError;
+pub use tusk_proto::client::{ContentSummary, FileStatus, FileType, SafeModeAction};
+
+use std::time::Duration;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Request;
+use tusk_common::config::ClientConfig;
+use tusk_proto::client::client_namenode_client::ClientNamenodeClient;
+use tusk_proto::client::*;
+
+/// Request metadata naming the caller (HDFS "simple" authentication).
+pub const USER_HEADER: &str = "tusk-user";
+
+#[derive(Clone)]
+pub struct Client {
+    rpc: ClientNamenodeClient<Channel>,
+    addr: String,
+    user: String,
+    client_name: String,
+    umask: u32,
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// One page of a directory listing.
+pub struct ListingPage {
+    pub dir: FileStatus,
+    pub entries: Vec<FileStatus>,
+    pub remaining: u64,
+}
+
+impl Client {
+    /// Connects to the namenode at `addr` (`host:port`) as `user`. Fails within the
+    /// configured connect timeout when nothing answers.
+    pub async fn connect(addr: &str, user: &str, conf: &ClientConfig) -> Result<Client> {
+        if !tusk_common::user::valid_principal(user) {
+            return Err(ClientError::InvalidArgument(format!("invalid user name {user:?}")));
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ClientError::InvalidArgument(format!("invalid namenode address {addr:?}: {e}")))?
+            .connect_timeout(Duration::from_millis(conf.connect_timeout_ms))
+            .timeout(Duration::from_millis(conf.rpc_timeout_ms))
+            .tcp_nodelay(true);
+        let connect = endpoint.connect();
+        let channel = match tokio::time::timeout(Duration::from_millis(conf.connect_timeout_ms + 500), connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(ClientError::connect(addr, &e)),
+            Err(_) => return Err(ClientError::Connect(format!("Call to {addr} failed: connection timed out"))),
+        };
+        let client_name = format!("TUSK_CLIENT_{}_{}", std::process::id(), rand::random::<u32>());
+        Ok(Client {
+            rpc: ClientNamenodeClient::new(channel).max_decoding_message_size(64 << 20),
+            addr: addr.to_owned(),
+            user: user.to_owned(),
+            client_name,
+            umask: conf.umask,
+        })
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+    pub fn namenode_addr(&self) -> &str {
+        &self.addr
+    }
+    /// `/user/<name>`, where relative paths resolve.
+    pub fn home_dir(&self) -> String {
+        format!("/user/{}", self.user)
+    }
+    pub fn umask(&self) -> u32 {
+        self.umask
+    }
+
+    fn req<T>(&self, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        if let Ok(v) = MetadataValue::try_from(self.user.as_str()) {
+            r.metadata_mut().insert(USER_HEADER, v);
+        }
+        r
+    }
+
+    fn err(&self, s: tonic::Status) -> ClientError {
+        ClientError::from_status(&self.addr, s)
+    }
+
+    pub async fn server_info(&self) -> Result<ServerInfoResponse> {
+        let r = self.rpc.clone().server_info(self.req(ServerInfoRequest {})).await.map_err(|s| self.err(s))?;
+        Ok(r.into_inner())
+    }
+
+    /// `None` when the path does not exist.
+    pub async fn file_info(&self, path: &str) -> Result<Option<FileStatus>> {
+        let r = self.rpc.clone().get_file_info(self.req(GetFileInfoRequest { path: path.into() })).await.map_err(|s| self.err(s))?;
+        Ok(r.into_inner().status)
+    }
+
+    pub async fn list_page(&self, path: &str, start_after: &str) -> Result<ListingPage> {
+        let r = self
+            .rpc
+            .clone()
+            .get_listing(self.req(GetListingRequest { path: path.into(), start_after: start_after.into() }))
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner();
+        let dir = r.dir.ok_or_else(|| ClientError::Protocol("listing without the listed path".into()))?;
+        Ok(ListingPage { dir, entries: r.entries, remaining: r.remaining_entries })
+    }
+
+    /// The whole listing of `path` (a file lists as itself), fetched page by page.
+    pub async fn list_all(&self, path: &str) -> Result<(FileStatus, Vec<FileStatus>)> {
+        let first = self.list_page(path, "").await?;
+        let dir = first.dir;
+        let mut entries = first.entries;
+        let mut remaining = first.remaining;
+        while remaining > 0 {
+            let after = match entries.last() {
+                Some(e) => e.name.clone(),
+                None => break,
+            };
+            let page = self.list_page(path, &after).await?;
+            if page.entries.is_empty() {
+                break;
+            }
+            remaining = page.remaining;
+            entries.extend(page.entries);
+        }
+        Ok((dir, entries))
+    }
+
+    /// Creates a directory with `perm` less the umask.
+    pub async fn mkdirs(&self, path: &str, perm: u32, create_parent: bool) -> Result<()> {
+        let permission = perm & !self.umask;
+        self.rpc
+            .clone()
+            .mkdirs(self.req(MkdirsRequest { path: path.into(), permission, create_parent }))
+            .await
+            .map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    /// Creates an empty file and closes it (what `-touchz` does until block writes exist).
+    pub async fn create_empty(&self, path: &str, overwrite: bool) -> Result<FileStatus> {
+        let req = CreateRequest {
+            path: path.into(),
+            permission: 0o666 & !self.umask,
+            overwrite,
+            create_parent: false,
+            replication: 0,
+            block_size: 0,
+            client_name: self.client_name.clone(),
+        };
+        let st = self.rpc.clone().create(self.req(req)).await.map_err(|s| self.err(s))?.into_inner().status;
+        self.rpc
+            .clone()
+            .complete(self.req(CompleteRequest { path: path.into(), client_name: self.client_name.clone() }))
+            .await
+            .map_err(|s| self.err(s))?;
+        st.ok_or_else(|| ClientError::Protocol("create answered without a status".into()))
+    }
+
+    pub async fn rename(&self, src: &str, dst: &str) -> Result<()> {
+        self.rpc.clone().rename(self.req(RenameRequest { src: src.into(), dst: dst.into() })).await.map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    /// Returns false when the path did not exist.
+    pub async fn delete(&self, path: &str, recursive: bool) -> Result<bool> {
+        let r = self.rpc.clone().delete(self.req(DeleteRequest { path: path.into(), recursive })).await.map_err(|s| self.err(s))?;
+        Ok(r.into_inner().deleted)
+    }
+
+    pub async fn set_permission(&self, path: &str, permission: u32) -> Result<()> {
+        self.rpc
+            .clone()
+            .set_permission(self.req(SetPermissionRequest { path: path.into(), permission }))
+            .await
+            .map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    pub async fn set_owner(&self, path: &str, owner: Option<&str>, group: Option<&str>) -> Result<()> {
+        let req = SetOwnerRequest { path: path.into(), owner: owner.unwrap_or("").into(), group: group.unwrap_or("").into() };
+        self.rpc.clone().set_owner(self.req(req)).await.map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    pub async fn set_times(&self, path: &str, mtime_ms: i64, atime_ms: i64) -> Result<()> {
+        let req = SetTimesRequest { path: path.into(), modification_time_ms: mtime_ms, access_time_ms: atime_ms };
+        self.rpc.clone().set_times(self.req(req)).await.map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    pub async fn set_replication(&self, path: &str, replication: u32) -> Result<bool> {
+        let r = self
+            .rpc
+            .clone()
+            .set_replication(self.req(SetReplicationRequest { path: path.into(), replication }))
+            .await
+            .map_err(|s| self.err(s))?;
+        Ok(r.into_inner().is_file)
+    }
+
+    pub async fn content_summary(&self, path: &str) -> Result<ContentSummary> {
+        let r = self.rpc.clone().get_content_summary(self.req(ContentSummaryRequest { path: path.into() })).await.map_err(|s| self.err(s))?;
+        r.into_inner().summary.ok_or_else(|| ClientError::Protocol("content summary missing".into()))
+    }
+
+    /// get / enter / leave: returns (on, explanation).
+    pub async fn safe_mode(&self, action: SafeModeAction) -> Result<(bool, String)> {
+        let r = self
+            .rpc
+            .clone()
+            .set_safe_mode(self.req(SetSafeModeRequest { action: action as i32 }))
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner();
+        Ok((r.in_safe_mode, r.status))
+    }
+
+    pub async fn save_namespace(&self) -> Result<u64> {
+        let r = self.rpc.clone().save_namespace(self.req(SaveNamespaceRequest {})).await.map_err(|s| self.err(s))?;
+        Ok(r.into_inner().txid)
+    }
+
+    pub async fn fs_stats(&self) -> Result<FsStatsResponse> {
+        Ok(self.rpc.clone().fs_stats(self.req(FsStatsRequest {})).await.map_err(|s| self.err(s))?.into_inner())
+    }
+}

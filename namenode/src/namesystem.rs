@@ -298,7 +298,10 @@ impl Namesystem {
         if first_missing > last_needed {
             return Ok(Vec::new());
         }
-        if first_missing < last_needed && !create_parent {
+        // A missing component before the last one is a missing parent, whether the last is
+        // a directory (mkdirs) or a file (create, include_last false): comparing with
+        // `last_needed` let create make one missing parent level without create_parent.
+        if first_missing < n && !create_parent {
             let parent = path.parent().unwrap_or_else(FsPath::root);
             return Err(NnError::FileNotFound(format!("Parent directory doesn't exist: {parent}")));
         }

@@ -1,0 +1,87 @@
+//! Starting daemons from the command line: config to library call, signals to shutdown.
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tusk_common::config::Config;
+use tusk_namenode::{Namesystem, NamesystemConfig};
+
+/// Resolves when the process gets SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}
+
+fn nn_config(conf: &Config, default_dir: PathBuf) -> NamesystemConfig {
+    NamesystemConfig::from_config(&conf.namenode, default_dir)
+}
+
+pub fn format_namenode(conf: &Config, cluster_id: Option<String>, force: bool) -> Result<i32> {
+    let nc = nn_config(conf, PathBuf::from("./tusk-data/name"));
+    let storage = tusk_namenode::storage::NameStorage::format(&nc.name_dirs, cluster_id, force, &nc.superuser, &nc.supergroup)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for d in &nc.name_dirs {
+        println!("Storage directory {} has been successfully formatted.", d.display());
+    }
+    println!("Cluster id: {}", storage.cluster_id);
+    Ok(0)
+}
+
+/// Opens the namesystem (a blocking load) and serves until a signal.
+async fn start_namenode(nc: NamesystemConfig, rpc_address: &str) -> Result<(Arc<Namesystem>, tokio::net::TcpListener)> {
+    let listener = tokio::net::TcpListener::bind(rpc_address)
+        .await
+        .with_context(|| format!("cannot listen on {rpc_address} (is another namenode running? set another address with --rpc-address)"))?;
+    let fsn = tokio::task::spawn_blocking(move || Namesystem::open(nc))
+        .await
+        .context("namenode start-up task failed")?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((Arc::new(fsn), listener))
+}
+
+pub async fn run_namenode(conf: Config) -> Result<i32> {
+    let nc = nn_config(&conf, PathBuf::from("./tusk-data/name"));
+    let (fsn, listener) = start_namenode(nc, &conf.namenode.rpc_address).await?;
+    let addr = listener.local_addr()?;
+    println!("namenode: RPC listening on {addr}");
+    tusk_namenode::server::run(fsn, listener, shutdown_signal()).await.context("namenode RPC server failed")?;
+    Ok(0)
+}
+
+pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: u16) -> Result<i32> {
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create cluster directory {}", dir.display()))?;
+    let mut nc = nn_config(&conf, dir.join("name"));
+    if conf.namenode.name_dirs.is_empty() {
+        nc.name_dirs = vec![dir.join("name")];
+    }
+    let addr = format!("127.0.0.1:{port}");
+    let (fsn, listener) = start_namenode(nc, &addr).await?;
+    let bound = listener.local_addr()?;
+    println!("Tusk pseudo-cluster is up (state in {})", dir.display());
+    println!("  namenode   {bound}   (cluster {})", fsn.cluster_id());
+    if datanodes > 0 {
+        println!("  datanodes  none yet: block storage arrives with issue 3 (--datanodes {datanodes} ignored)");
+    }
+    println!("Try: tusk fs -mkdir -p /user/$USER && tusk fs -ls -R /     (Ctrl-C stops the cluster)");
+    tusk_namenode::server::run(fsn, listener, shutdown_signal()).await.context("namenode RPC server failed")?;
+    Ok(0)
+}
+
+pub async fn dfsadmin(args: &[String], addr: &str, conf: &Config) -> Result<i32> {
+    let user = tusk_common::user::current_user();
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
+    Ok(tusk_fs_shell::admin::run(args, addr, &user, &conf.client, &mut io).await)
+}

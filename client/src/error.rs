@@ -1,0 +1,77 @@
+//! Typed client errors, rebuilt from the `tusk-exception` metadata the namenode attaches.
+
+use std::error::Error as _;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    ParentNotDirectory(String),
+    #[error("{0}")]
+    NotDirectory(String),
+    #[error("{0}")]
+    IsDirectory(String),
+    #[error("{0}")]
+    NotEmpty(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    SafeMode(String),
+    #[error("{0}")]
+    InvalidPath(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    LeaseConflict(String),
+    /// The namenode could not be reached.
+    #[error("{0}")]
+    Connect(String),
+    /// The namenode answered something this client does not understand.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ClientError {
+    pub(crate) fn connect(addr: &str, e: &tonic::transport::Error) -> ClientError {
+        let mut cause = e.to_string();
+        let mut src = e.source();
+        while let Some(s) = src {
+            cause = s.to_string();
+            src = s.source();
+        }
+        ClientError::Connect(format!("Call to {addr} failed on connection exception: {cause}"))
+    }
+
+    pub(crate) fn from_status(addr: &str, s: tonic::Status) -> ClientError {
+        let class = s.metadata().get("tusk-exception").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let msg = s.message().to_owned();
+        match class.as_deref() {
+            Some("FileNotFoundException") => ClientError::NotFound(msg),
+            Some("FileAlreadyExistsException") => ClientError::AlreadyExists(msg),
+            Some("ParentNotDirectoryException") => ClientError::ParentNotDirectory(msg),
+            Some("PathIsNotDirectoryException") => ClientError::NotDirectory(msg),
+            Some("PathIsDirectoryException") => ClientError::IsDirectory(msg),
+            Some("PathIsNotEmptyDirectoryException") => ClientError::NotEmpty(msg),
+            Some("AccessControlException") => ClientError::PermissionDenied(msg),
+            Some("SafeModeException") => ClientError::SafeMode(msg),
+            Some("InvalidPathException") => ClientError::InvalidPath(msg),
+            Some("IllegalArgumentException") => ClientError::InvalidArgument(msg),
+            Some("AlreadyBeingCreatedException") => ClientError::LeaseConflict(msg),
+            Some(_) => ClientError::Other(msg),
+            None => match s.code() {
+                tonic::Code::Unavailable | tonic::Code::Unknown if msg.contains("connect") || msg.contains("transport") => {
+                    ClientError::Connect(format!("Call to {addr} failed: {msg}"))
+                }
+                tonic::Code::Unavailable => ClientError::Connect(format!("Call to {addr} failed: {msg}")),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => ClientError::Connect(format!("Call to {addr} timed out: {msg}")),
+                tonic::Code::InvalidArgument => ClientError::InvalidArgument(msg),
+                _ => ClientError::Other(format!("{:?}: {msg}", s.code())),
+            },
+        }
+    }
+}
