@@ -68,8 +68,11 @@ fn view(st: &FileStatus) -> StatView {
     }
 }
 
+/// How a child is shown: Hadoop shows the children of `.` by their bare names.
 fn child_path(parent: &str, name: &str) -> String {
-    if parent.ends_with('/') {
+    if parent == "." {
+        name.to_owned()
+    } else if parent.ends_with('/') {
         format!("{parent}{name}")
     } else {
         format!("{parent}/{name}")

@@ -78,9 +78,12 @@ pub struct SegmentScan {
     pub torn_at: Option<u64>,
 }
 
+/// One parsed record: txid, op bytes, position of the next record.
+type Record<'a> = (u64, &'a [u8], usize);
+
 /// Parses one record at `pos`: `Ok(Some((txid, op, next_pos)))`, `Ok(None)` at a clean end,
 /// `Err(reason)` when it fails its checks.
-fn parse_record(data: &[u8], pos: usize) -> Result<Option<(u64, &[u8], usize)>, String> {
+fn parse_record(data: &[u8], pos: usize) -> Result<Option<Record<'_>>, String> {
     if pos == data.len() {
         return Ok(None);
     }

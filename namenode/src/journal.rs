@@ -13,7 +13,7 @@
 use crate::edit_log::{encode_record, finished_name, inprogress_name, segment_header};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use tokio::sync::watch;
@@ -83,14 +83,14 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 }
 
 /// Creates `edits_inprogress_<first>` (header written and fsynced) and records `seen_txid`.
-fn open_segment(current_dir: &PathBuf, first: u64) -> std::io::Result<SegmentFile> {
+fn open_segment(current_dir: &Path, first: u64) -> std::io::Result<SegmentFile> {
     let path = current_dir.join(inprogress_name(first));
     let mut file = OpenOptions::new().create(true).write(true).truncate(true).open(&path)?;
     file.write_all(&segment_header(first))?;
     file.sync_all()?;
     fsync_dir(current_dir)?;
     write_properties(&current_dir.join("seen_txid"), &[("seenTxid", first.to_string())])?;
-    Ok(SegmentFile { current_dir: current_dir.clone(), file })
+    Ok(SegmentFile { current_dir: current_dir.to_owned(), file })
 }
 
 impl Journal {
@@ -133,6 +133,10 @@ impl Journal {
         let mut st = lock(&self.shared.state);
         if let Some(f) = &st.failed {
             return Err(f.clone());
+        }
+        if st.shutdown {
+            // The syncer is gone: a record appended now would never become durable.
+            return Err("the edit log is closed".into());
         }
         let txid = st.next_txid;
         st.next_txid += 1;

@@ -83,10 +83,13 @@ pub struct Namesystem {
     storage: Mutex<NameStorage>,
     safe_mode: Mutex<SafeMode>,
     conf: NamesystemConfig,
-    groups: Mutex<HashMap<String, (Instant, Arc<Vec<String>>)>>,
+    groups: Mutex<GroupCache>,
     pub startup: StartupReport,
     pub start_time_ms: i64,
 }
+
+/// User name -> (when looked up, groups).
+type GroupCache = HashMap<String, (Instant, Arc<Vec<String>>)>;
 
 const GROUP_CACHE_TTL: Duration = Duration::from_secs(300);
 
@@ -169,7 +172,7 @@ impl Namesystem {
                 }
             }
         };
-        let superuser = user == self.conf.superuser || groups.iter().any(|g| *g == self.conf.supergroup);
+        let superuser = user == self.conf.superuser || groups.contains(&self.conf.supergroup);
         Caller { user: user.to_owned(), groups, superuser }
     }
 
@@ -285,6 +288,7 @@ impl Namesystem {
 
     /// Ops creating every missing directory of `path` (the last one with `perm`; implicit
     /// parents also get u+wx, as HDFS does).
+    #[allow(clippy::too_many_arguments)]
     fn mkdir_ops(&self, ns: &Namespace, caller: &Caller, path: &FsPath, perm: u32, create_parent: bool, include_last: bool, time_ms: i64) -> NnResult<Vec<EditOp>> {
         let res = ns.resolve(path);
         if let Some(at) = res.file_in_middle {
@@ -328,13 +332,13 @@ impl Namesystem {
     pub async fn mkdirs(&self, caller: &Caller, path: &str, perm: u32, create_parent: bool) -> NnResult<()> {
         let path = Self::parse(path)?;
         self.mutate(|ns| {
+            self.check_safe_mode("create directory", path.as_str())?;
             if let Some(i) = ns.lookup(&path) {
                 if ns.inode(i).is_dir() {
                     return Ok((Vec::new(), ()));
                 }
                 return Err(NnError::AlreadyExists(format!("Path is not a directory: {path}")));
             }
-            self.check_safe_mode("create directory", path.as_str())?;
             let ops = self.mkdir_ops(ns, caller, &path, perm, create_parent, true, tusk_common::now_ms())?;
             Ok((ops, ()))
         })

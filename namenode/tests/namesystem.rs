@@ -346,16 +346,19 @@ async fn two_name_dirs_mirror_and_repair() {
     assert!(!finished_segments(&d[0]).is_empty());
     assert_dirs_identical(&d[0], &d[1]);
 
-    // Wipe the second directory entirely: it is filled again from the first.
-    for e in fs::read_dir(&d[1]).unwrap() {
+    // Wipe the first directory entirely (the loader looks there first): it is filled again
+    // from the second.
+    for e in fs::read_dir(&d[0]).unwrap() {
         let p = e.unwrap().path();
         if p.is_dir() { fs::remove_dir_all(&p).unwrap() } else { fs::remove_file(&p).unwrap() }
     }
     let fsn = open(&d);
     assert_eq!(dump(&fsn), before);
     let last = fsn.last_txid();
-    assert!(current(&d[1]).join("VERSION").exists());
-    assert!(with_prefix(&d[1], "fsimage_").contains(&format!("fsimage_{last:019}")), "{:?}", names(&d[1]));
+    let image = format!("fsimage_{last:019}");
+    assert!(current(&d[0]).join("VERSION").exists());
+    assert_eq!(with_prefix(&d[0], "fsimage_"), std::slice::from_ref(&image));
+    assert_eq!(fs::read(current(&d[0]).join(&image)).unwrap(), fs::read(current(&d[1]).join(&image)).unwrap());
     let fsn = reopen(fsn, &d);
     assert_eq!((fsn.startup.image_txid, fsn.startup.edits_replayed), (last, 0));
     assert_eq!(dump(&fsn), before);
@@ -377,6 +380,21 @@ async fn two_name_dirs_mirror_and_repair() {
     assert_eq!(dump(&fsn), before);
     let fsn = reopen(fsn, &d);
     assert_eq!(dump(&fsn), before);
+
+    // A copy of the in-progress segment corrupt in the middle: the other copy is used.
+    let su = fsn.caller("nn");
+    for i in 0..30 {
+        mkdir(&fsn, &su, &format!("/q/{i}"), 0o755).await;
+    }
+    let before = dump(&fsn);
+    let last = fsn.last_txid();
+    fsn.close();
+    drop(fsn);
+    flip_middle_byte(&in_progress(&d[0]));
+    let fsn = open(&d);
+    assert_eq!((fsn.startup.last_txid, dump(&fsn)), (last, before.clone()));
+    let fsn = reopen(fsn, &d);
+    assert_eq!(dump(&fsn), before);
     fsn.close();
 }
 
@@ -393,7 +411,7 @@ async fn save_namespace_and_retention() {
     mkfile(&fsn, &su, "/s/f", 0o644).await;
     fsn.create(&su, "/s/open", 0o644, false, false, 0, 0, "w").await.unwrap();
     expect_err(fsn.save_namespace(&su), |e| matches!(e, NnError::SafeMode(_)), "save outside safe mode");
-    assert_eq!(fsn.safe_mode(&su, SafeModeAction::Get).unwrap().0, false);
+    assert!(!fsn.safe_mode(&su, SafeModeAction::Get).unwrap().0);
     expect_err(fsn.safe_mode(&alice, SafeModeAction::Enter), |e| matches!(e, NnError::PermissionDenied(_)), "alice enters safe mode");
 
     let mut saved = Vec::new();
