@@ -1,17 +1,11 @@
 //! Compiles `proto/tusk/*.proto` with protox (a pure-Rust protobuf compiler), so building
 //! Tusk needs no system `protoc`.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = [
-        "proto/tusk/client_namenode.proto",
-        "proto/tusk/namenode_storage.proto",
-    ];
+    let files = ["proto/tusk/client_namenode.proto", "proto/tusk/namenode_storage.proto"];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }
     let fds = protox::compile(files, ["proto"])?;
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .compile_fds(fds)?;
+    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
     Ok(())
 }

@@ -74,7 +74,8 @@ fn choose(rng: &mut impl Rng, root: &str, model: &Model, serial: &mut u64) -> Op
         Op::Touch(format!("{dir}/f{serial}"))
     } else if roll < 90 {
         let src = entries[rng.random_range(0..entries.len())].clone();
-        let targets: Vec<&&String> = dirs.iter().filter(|d| **d != &src && !d.starts_with(&format!("{src}/"))).collect();
+        let targets: Vec<&&String> =
+            dirs.iter().filter(|d| **d != &src && !d.starts_with(&format!("{src}/"))).collect();
         let to = targets[rng.random_range(0..targets.len())];
         Op::Rename(src, format!("{to}/r{serial}"))
     } else {
@@ -120,7 +121,13 @@ fn acknowledged_operations_survive_sigkill() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut states: Vec<ClientState> = (0..CLIENTS)
-        .map(|i| ClientState { root: format!("/c{i}"), model: Model::new(), in_flight: Some(Op::Mkdir(format!("/c{i}"))), serial: 0, acked: 0 })
+        .map(|i| ClientState {
+            root: format!("/c{i}"),
+            model: Model::new(),
+            in_flight: Some(Op::Mkdir(format!("/c{i}"))),
+            serial: 0,
+            acked: 0,
+        })
         .collect();
     let mut total_acked = 0u64;
     for round in 0..rounds {

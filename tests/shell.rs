@@ -16,7 +16,11 @@ fn ok(r: &support::Run) {
 fn assert_ls_line(line: &str, perm: &str, repl: &str, owner: &str, group: &str, size: &str, path: &str) {
     let cols: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cols.len(), 8, "{line:?}");
-    assert_eq!((cols[0], cols[1], cols[2], cols[3], cols[4], cols[7]), (perm, repl, owner, group, size, path), "{line:?}");
+    assert_eq!(
+        (cols[0], cols[1], cols[2], cols[3], cols[4], cols[7]),
+        (perm, repl, owner, group, size, path),
+        "{line:?}"
+    );
     assert_eq!(cols[5].len(), 10, "date yyyy-MM-dd in {line:?}");
     assert_eq!(cols[6].len(), 5, "time HH:mm in {line:?}");
 }
@@ -60,7 +64,10 @@ fn metadata_commands_print_like_hdfs_dfs() {
     let r = tusk(a, SU, &["fs", "-count", "/a"]);
     assert_eq!(r.stdout, format!("{:>12} {:>12} {:>18} /a\n", 3, 1, 0));
     let r = tusk(a, SU, &["fs", "-count", "-q", "/a"]);
-    assert_eq!(r.stdout, format!("{:>12} {:>15} {:>15} {:>15} {:>12} {:>12} {:>18} /a\n", "none", "inf", "none", "inf", 3, 1, 0));
+    assert_eq!(
+        r.stdout,
+        format!("{:>12} {:>15} {:>15} {:>15} {:>12} {:>12} {:>18} /a\n", "none", "inf", "none", "inf", 3, 1, 0)
+    );
 
     assert_eq!(tusk(a, SU, &["fs", "-test", "-d", "/a"]).code, 0);
     assert_eq!(tusk(a, SU, &["fs", "-test", "-f", "/a"]).code, 1);

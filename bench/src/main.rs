@@ -1,1 +1,250 @@
-fn main() {}
+//! Tusk benchmarks. `tusk-bench nn-million` builds a namespace of N files in-process,
+//! saves it, then measures the real `tusk namenode` binary starting on it: start-up time
+//! (with the edits replayed, and from the saved image), resident memory, and that
+//! `tusk fs -count /` prints the same before and after the restart.
+//!
+//! Run: `cargo build --release -p tusk-cli -p tusk-bench && target/release/tusk-bench nn-million`
+//! (see docs/benchmarks.md).
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tusk_namenode::namesystem::SafeModeAction;
+use tusk_namenode::{Namesystem, NamesystemConfig};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// A namenode holding N files: build, save, restart, measure.
+    NnMillion {
+        #[arg(long, default_value_t = 1_000_000)]
+        files: u64,
+        /// Work directory (default: a new temporary directory, removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Concurrent in-process creators.
+        #[arg(long, default_value_t = 64)]
+        threads: u64,
+        /// Append the results to this markdown file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+}
+
+fn nn_config(dir: &Path) -> NamesystemConfig {
+    let mut c = NamesystemConfig::from_config(&Default::default(), dir.to_path_buf());
+    c.name_dirs = vec![dir.to_path_buf()];
+    c
+}
+
+struct Started {
+    child: std::process::Child,
+    addr: String,
+    elapsed: Duration,
+}
+
+fn tusk_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name("tusk");
+    if !bin.exists() {
+        bail!("{} not found: build it first (cargo build --release -p tusk-cli)", bin.display());
+    }
+    Ok(bin)
+}
+
+fn start_namenode(dir: &Path) -> Result<Started> {
+    let t0 = Instant::now();
+    let mut child = Command::new(tusk_bin()?)
+        .args(["namenode", "--rpc-address", "127.0.0.1:0", "--name-dir"])
+        .arg(dir)
+        .env("TUSK_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let Some(line) = lines.next() else { bail!("namenode exited before serving") };
+        if let Some(addr) = line?.strip_prefix("namenode: RPC listening on ") {
+            return Ok(Started { child, addr: addr.trim().to_owned(), elapsed: t0.elapsed() });
+        }
+    }
+}
+
+fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn count_root(addr: &str) -> Result<String> {
+    let out = Command::new(tusk_bin()?).args(["fs", "-count", "/"]).env("TUSK_NAMENODE", addr).output()?;
+    if !out.status.success() {
+        bail!("-count failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn stop(mut s: Started) -> Result<()> {
+    nix_kill(s.child.id());
+    s.child.wait()?;
+    Ok(())
+}
+
+fn nix_kill(pid: u32) {
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            total += if p.is_dir() { dir_bytes(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) };
+        }
+    }
+    total
+}
+
+async fn build(fsn: Arc<Namesystem>, files: u64, threads: u64) -> Result<Duration> {
+    let su = fsn.caller(fsn.superuser());
+    let dirs = files.div_ceil(1000);
+    for d in 0..dirs {
+        fsn.mkdirs(&su, &format!("/bench/d{d:05}"), 0o755, true).await?;
+    }
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..threads {
+        let fsn = fsn.clone();
+        let su = su.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut i = t;
+            while i < files {
+                let p = format!("/bench/d{:05}/f{:07}", i / 1000, i);
+                fsn.create(&su, &p, 0o644, false, false, 3, 0, "bench").await?;
+                fsn.complete(&su, &p, "bench").await?;
+                i += threads;
+            }
+            Ok::<_, tusk_namenode::NnError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(t0.elapsed())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.bench {
+        Bench::NnMillion { files, dir, threads, report } => {
+            let tmp;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    tmp = std::env::temp_dir().join(format!("tusk-bench-{}", std::process::id()));
+                    tmp
+                }
+            };
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)?;
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let fsn = Arc::new(Namesystem::open(nn_config(&dir)).map_err(|e| anyhow::anyhow!("{e}"))?);
+            let build_time = rt.block_on(build(fsn.clone(), files, threads))?;
+            let stats = fsn.journal_stats();
+            let txns = fsn.last_txid();
+            fsn.close();
+            drop(fsn);
+            let ops_per_s = (2 * files) as f64 / build_time.as_secs_f64();
+            println!("built {files} files ({txns} txns) in {build_time:.1?}: {ops_per_s:.0} mutations/s, {} syncs ({:.1} records per sync)", stats.syncs, stats.records as f64 / stats.syncs.max(1) as f64);
+
+            // Start 1: replay every edit.
+            let s = start_namenode(&dir)?;
+            let replay_time = s.elapsed;
+            let replay_rss = status_kb(s.child.id(), "VmRSS:");
+            let count_before = count_root(&s.addr)?;
+            // Save the namespace through the real admin commands.
+            let admin = |args: &[&str], addr: &str| -> Result<()> {
+                let out = Command::new(tusk_bin()?).arg("dfsadmin").args(args).env("TUSK_NAMENODE", addr).output()?;
+                if !out.status.success() {
+                    bail!("dfsadmin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+                }
+                Ok(())
+            };
+            admin(&["-safemode", "enter"], &s.addr)?;
+            let t_save = Instant::now();
+            admin(&["-saveNamespace"], &s.addr)?;
+            let save_time = t_save.elapsed();
+            admin(&["-safemode", "leave"], &s.addr)?;
+            stop(s)?;
+            let name_bytes = dir_bytes(&dir);
+
+            // Start 2: from the image.
+            let s = start_namenode(&dir)?;
+            let image_time = s.elapsed;
+            std::thread::sleep(Duration::from_millis(200));
+            let rss = status_kb(s.child.id(), "VmRSS:");
+            let hwm = status_kb(s.child.id(), "VmHWM:");
+            let count_after = count_root(&s.addr)?;
+            stop(s)?;
+            let same = count_before == count_after;
+            println!("-count / before restart: {}", count_before.trim_end());
+            println!("-count / after restart:  {}", count_after.trim_end());
+            let table = format!(
+                "| files | build (in-process, {threads} tasks) | start, replaying {txns} edits | saveNamespace | start from fsimage | RSS after start | peak RSS | bytes/file (RSS) | name dir size | -count identical |\n\
+                 |---|---|---|---|---|---|---|---|---|---|\n\
+                 | {files} | {build_time:.1?} ({ops_per_s:.0} mutations/s, {rps:.0} records/sync) | {replay_time:.2?} (RSS {rr} MiB) | {save_time:.2?} | {image_time:.2?} | {rss} MiB | {hwm} MiB | {bpf} | {nb} MiB | {same} |\n",
+                rps = stats.records as f64 / stats.syncs.max(1) as f64,
+                rr = replay_rss / 1024,
+                rss = rss / 1024,
+                hwm = hwm / 1024,
+                bpf = rss * 1024 / files.max(1),
+                nb = name_bytes >> 20,
+            );
+            print!("{table}");
+            if let Some(r) = report {
+                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&r)?;
+                let commit = Command::new("git")
+                    .args(["rev-parse", "--short", "HEAD"])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                    .unwrap_or_default();
+                let cpu = std::fs::read_to_string("/proc/cpuinfo")
+                    .ok()
+                    .and_then(|c| {
+                        c.lines()
+                            .find(|l| l.starts_with("model name"))
+                            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+                    })
+                    .unwrap_or_default();
+                writeln!(
+                    f,
+                    "\n### nn-million, {} — commit {commit}, {} cores ({cpu})\n\n{table}",
+                    chrono_like_now(),
+                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+                )?;
+            }
+            std::fs::remove_dir_all(&dir).ok();
+            if !same {
+                bail!("-count differs after restart");
+            }
+            let _ = SafeModeAction::Get;
+        }
+    }
+    Ok(())
+}
+
+fn chrono_like_now() -> String {
+    let out = Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
+}

@@ -29,8 +29,9 @@ fn nn_config(conf: &Config, default_dir: PathBuf) -> NamesystemConfig {
 
 pub fn format_namenode(conf: &Config, cluster_id: Option<String>, force: bool) -> Result<i32> {
     let nc = nn_config(conf, PathBuf::from("./tusk-data/name"));
-    let storage = tusk_namenode::storage::NameStorage::format(&nc.name_dirs, cluster_id, force, &nc.superuser, &nc.supergroup)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let storage =
+        tusk_namenode::storage::NameStorage::format(&nc.name_dirs, cluster_id, force, &nc.superuser, &nc.supergroup)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     for d in &nc.name_dirs {
         println!("Storage directory {} has been successfully formatted.", d.display());
     }
@@ -40,9 +41,9 @@ pub fn format_namenode(conf: &Config, cluster_id: Option<String>, force: bool) -
 
 /// Opens the namesystem (a blocking load) and serves until a signal.
 async fn start_namenode(nc: NamesystemConfig, rpc_address: &str) -> Result<(Arc<Namesystem>, tokio::net::TcpListener)> {
-    let listener = tokio::net::TcpListener::bind(rpc_address)
-        .await
-        .with_context(|| format!("cannot listen on {rpc_address} (is another namenode running? set another address with --rpc-address)"))?;
+    let listener = tokio::net::TcpListener::bind(rpc_address).await.with_context(|| {
+        format!("cannot listen on {rpc_address} (is another namenode running? set another address with --rpc-address)")
+    })?;
     let fsn = tokio::task::spawn_blocking(move || Namesystem::open(nc))
         .await
         .context("namenode start-up task failed")?

@@ -9,7 +9,12 @@ use std::path::PathBuf;
 use tusk_common::config::Config;
 
 #[derive(Parser)]
-#[command(name = "tusk", version, about = "Tusk: an HDFS-like distributed file system with MapReduce", disable_help_subcommand = true)]
+#[command(
+    name = "tusk",
+    version,
+    about = "Tusk: an HDFS-like distributed file system with MapReduce",
+    disable_help_subcommand = true
+)]
 struct Cli {
     /// Configuration file (TOML). Default: $TUSK_CONF, else built-in defaults.
     #[arg(long, global = true, value_name = "FILE")]

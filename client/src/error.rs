@@ -64,11 +64,15 @@ impl ClientError {
             Some("AlreadyBeingCreatedException") => ClientError::LeaseConflict(msg),
             Some(_) => ClientError::Other(msg),
             None => match s.code() {
-                tonic::Code::Unavailable | tonic::Code::Unknown if msg.contains("connect") || msg.contains("transport") => {
+                tonic::Code::Unavailable | tonic::Code::Unknown
+                    if msg.contains("connect") || msg.contains("transport") =>
+                {
                     ClientError::Connect(format!("Call to {addr} failed: {msg}"))
                 }
                 tonic::Code::Unavailable => ClientError::Connect(format!("Call to {addr} failed: {msg}")),
-                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => ClientError::Connect(format!("Call to {addr} timed out: {msg}")),
+                tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                    ClientError::Connect(format!("Call to {addr} timed out: {msg}"))
+                }
                 tonic::Code::InvalidArgument => ClientError::InvalidArgument(msg),
                 _ => ClientError::Other(format!("{:?}: {msg}", s.code())),
             },

@@ -97,7 +97,12 @@ impl Client {
 
     /// `None` when the path does not exist.
     pub async fn file_info(&self, path: &str) -> Result<Option<FileStatus>> {
-        let r = self.rpc.clone().get_file_info(self.req(GetFileInfoRequest { path: path.into() })).await.map_err(|s| self.err(s))?;
+        let r = self
+            .rpc
+            .clone()
+            .get_file_info(self.req(GetFileInfoRequest { path: path.into() }))
+            .await
+            .map_err(|s| self.err(s))?;
         Ok(r.into_inner().status)
     }
 
@@ -166,13 +171,22 @@ impl Client {
     }
 
     pub async fn rename(&self, src: &str, dst: &str) -> Result<()> {
-        self.rpc.clone().rename(self.req(RenameRequest { src: src.into(), dst: dst.into() })).await.map_err(|s| self.err(s))?;
+        self.rpc
+            .clone()
+            .rename(self.req(RenameRequest { src: src.into(), dst: dst.into() }))
+            .await
+            .map_err(|s| self.err(s))?;
         Ok(())
     }
 
     /// Returns false when the path did not exist.
     pub async fn delete(&self, path: &str, recursive: bool) -> Result<bool> {
-        let r = self.rpc.clone().delete(self.req(DeleteRequest { path: path.into(), recursive })).await.map_err(|s| self.err(s))?;
+        let r = self
+            .rpc
+            .clone()
+            .delete(self.req(DeleteRequest { path: path.into(), recursive }))
+            .await
+            .map_err(|s| self.err(s))?;
         Ok(r.into_inner().deleted)
     }
 
@@ -186,7 +200,8 @@ impl Client {
     }
 
     pub async fn set_owner(&self, path: &str, owner: Option<&str>, group: Option<&str>) -> Result<()> {
-        let req = SetOwnerRequest { path: path.into(), owner: owner.unwrap_or("").into(), group: group.unwrap_or("").into() };
+        let req =
+            SetOwnerRequest { path: path.into(), owner: owner.unwrap_or("").into(), group: group.unwrap_or("").into() };
         self.rpc.clone().set_owner(self.req(req)).await.map_err(|s| self.err(s))?;
         Ok(())
     }
@@ -208,7 +223,12 @@ impl Client {
     }
 
     pub async fn content_summary(&self, path: &str) -> Result<ContentSummary> {
-        let r = self.rpc.clone().get_content_summary(self.req(ContentSummaryRequest { path: path.into() })).await.map_err(|s| self.err(s))?;
+        let r = self
+            .rpc
+            .clone()
+            .get_content_summary(self.req(ContentSummaryRequest { path: path.into() }))
+            .await
+            .map_err(|s| self.err(s))?;
         r.into_inner().summary.ok_or_else(|| ClientError::Protocol("content summary missing".into()))
     }
 

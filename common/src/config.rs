@@ -77,12 +77,7 @@ pub struct ClientConfig {
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        Self {
-            namenode: "127.0.0.1:9000".into(),
-            connect_timeout_ms: 3_000,
-            rpc_timeout_ms: 60_000,
-            umask: 0o022,
-        }
+        Self { namenode: "127.0.0.1:9000".into(), connect_timeout_ms: 3_000, rpc_timeout_ms: 60_000, umask: 0o022 }
     }
 }
 
@@ -108,11 +103,10 @@ impl Config {
         let path = file.map(Path::to_path_buf).or(from_env);
         let mut table = match &path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
-                    path: p.display().to_string(),
-                    message: e.to_string(),
-                })?
+                let text =
+                    std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse { path: p.display().to_string(), message: e.to_string() })?
             }
             None => toml::Table::new(),
         };
@@ -132,7 +126,8 @@ impl Config {
             }
         }
         let source = path.map(|p| p.display().to_string()).unwrap_or_else(|| "(environment)".into());
-        Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Parse { path: source, message: e.to_string() })
+        Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::Parse { path: source, message: e.to_string() })
     }
 
     /// Loads from `file` and the process environment.

@@ -66,14 +66,8 @@ pub enum PropertiesError {
 
 /// Reads a file written by [`write_properties`], verifying its checksum.
 pub fn read_properties(path: &Path) -> Result<Vec<(String, String)>, PropertiesError> {
-    let text = fs::read_to_string(path).map_err(|source| PropertiesError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let corrupt = |reason: &str| PropertiesError::Corrupt {
-        path: path.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let text = fs::read_to_string(path).map_err(|source| PropertiesError::Io { path: path.to_owned(), source })?;
+    let corrupt = |reason: &str| PropertiesError::Corrupt { path: path.to_owned(), reason: reason.to_owned() };
     let body_end = text.rfind("crc32c=").ok_or_else(|| corrupt("no crc32c line"))?;
     let (body, crc_line) = text.split_at(body_end);
     let want = u32::from_str_radix(crc_line.trim_start_matches("crc32c=").trim(), 16)

@@ -4,9 +4,16 @@ use crate::{Io, EXIT_USAGE};
 use tusk_client::Client;
 use tusk_client::SafeModeAction;
 
-const USAGE: &str = "Usage: tusk dfsadmin\n\t[-report]\n\t[-safemode <enter | leave | get | wait>]\n\t[-saveNamespace]\n\t[-help]";
+const USAGE: &str =
+    "Usage: tusk dfsadmin\n\t[-report]\n\t[-safemode <enter | leave | get | wait>]\n\t[-saveNamespace]\n\t[-help]";
 
-pub async fn run(args: &[String], namenode: &str, user: &str, conf: &tusk_common::config::ClientConfig, io: &mut Io<'_>) -> i32 {
+pub async fn run(
+    args: &[String],
+    namenode: &str,
+    user: &str,
+    conf: &tusk_common::config::ClientConfig,
+    io: &mut Io<'_>,
+) -> i32 {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     enum Cmd {
         SafeMode(&'static str),
@@ -56,7 +63,6 @@ pub async fn run(args: &[String], namenode: &str, user: &str, conf: &tusk_common
         }
     }
 }
-
 
 async fn safe_mode(client: &Client, action: &str, io: &mut Io<'_>) -> Result<(), tusk_client::ClientError> {
     let (on, _) = match action {

@@ -57,14 +57,10 @@ pub fn parse_args(
     out.operands = args[i..].to_vec();
     let n = out.operands.len();
     if n < min_operands {
-        return Err(format!(
-            "Not enough arguments: expected {min_operands} but got {n}"
-        ));
+        return Err(format!("Not enough arguments: expected {min_operands} but got {n}"));
     }
     if n > max_operands {
-        return Err(format!(
-            "Too many arguments: expected {max_operands} but got {n}"
-        ));
+        return Err(format!("Too many arguments: expected {max_operands} but got {n}"));
     }
     Ok(out)
 }
@@ -78,14 +74,7 @@ mod tests {
     }
 
     fn p(a: &[&str], min: usize, max: usize) -> Result<ParsedArgs, String> {
-        parse_args(
-            "ls",
-            &v(a),
-            min,
-            max,
-            &["R", "d", "h", "skipTrash", "q", "v"],
-            &["t"],
-        )
+        parse_args("ls", &v(a), min, max, &["R", "d", "h", "skipTrash", "q", "v"], &["t"])
     }
 
     fn flags(r: &ParsedArgs) -> Vec<&str> {
@@ -125,43 +114,19 @@ mod tests {
 
     #[test]
     fn unknown_and_combined_options() {
-        assert_eq!(
-            p(&["-x", "/a"], 0, usize::MAX).unwrap_err(),
-            "Illegal option -x"
-        );
-        assert_eq!(
-            p(&["-Rh"], 0, usize::MAX).unwrap_err(),
-            "Illegal option -Rh"
-        );
+        assert_eq!(p(&["-x", "/a"], 0, usize::MAX).unwrap_err(), "Illegal option -x");
+        assert_eq!(p(&["-Rh"], 0, usize::MAX).unwrap_err(), "Illegal option -Rh");
         assert_eq!(p(&["-r"], 0, usize::MAX).unwrap_err(), "Illegal option -r");
-        assert_eq!(
-            p(&["--R"], 0, usize::MAX).unwrap_err(),
-            "Illegal option --R"
-        );
-        assert_eq!(
-            p(&["-skiptrash"], 0, usize::MAX).unwrap_err(),
-            "Illegal option -skiptrash"
-        );
-        assert_eq!(
-            p(&["-R", "-é"], 0, usize::MAX).unwrap_err(),
-            "Illegal option -é"
-        );
+        assert_eq!(p(&["--R"], 0, usize::MAX).unwrap_err(), "Illegal option --R");
+        assert_eq!(p(&["-skiptrash"], 0, usize::MAX).unwrap_err(), "Illegal option -skiptrash");
+        assert_eq!(p(&["-R", "-é"], 0, usize::MAX).unwrap_err(), "Illegal option -é");
     }
 
     #[test]
     fn operand_counts() {
-        assert_eq!(
-            p(&["-R"], 1, usize::MAX).unwrap_err(),
-            "Not enough arguments: expected 1 but got 0"
-        );
-        assert_eq!(
-            p(&["a"], 2, 2).unwrap_err(),
-            "Not enough arguments: expected 2 but got 1"
-        );
-        assert_eq!(
-            p(&["a", "b", "c"], 1, 2).unwrap_err(),
-            "Too many arguments: expected 2 but got 3"
-        );
+        assert_eq!(p(&["-R"], 1, usize::MAX).unwrap_err(), "Not enough arguments: expected 1 but got 0");
+        assert_eq!(p(&["a"], 2, 2).unwrap_err(), "Not enough arguments: expected 2 but got 1");
+        assert_eq!(p(&["a", "b", "c"], 1, 2).unwrap_err(), "Too many arguments: expected 2 but got 3");
         assert!(p(&["a", "b"], 2, 2).is_ok());
         // Unknown option is reported before counts.
         assert_eq!(p(&["-z"], 1, 1).unwrap_err(), "Illegal option -z");

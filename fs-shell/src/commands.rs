@@ -133,7 +133,15 @@ fn print_ls(entries: &[(StatView, String)], human: bool, use_atime: bool, io: &m
 
 /// Lists a directory; with `recursive`, each subdirectory's listing follows its own line,
 /// as Hadoop's Ls does (column widths are per directory).
-async fn ls_dir(sh: &mut Shell, shown: &str, abs: &str, human: bool, recursive: bool, use_atime: bool, io: &mut Io<'_>) {
+async fn ls_dir(
+    sh: &mut Shell,
+    shown: &str,
+    abs: &str,
+    human: bool,
+    recursive: bool,
+    use_atime: bool,
+    io: &mut Io<'_>,
+) {
     let mut stack: Vec<(String, String)> = vec![(shown.to_owned(), abs.to_owned())];
     // Depth-first, printing a directory's entries then descending in order: keep a stack
     // of pending (entries, index) frames.
@@ -167,14 +175,25 @@ async fn ls_dir(sh: &mut Shell, shown: &str, abs: &str, human: bool, recursive: 
 
 type FrameData = (Vec<(FileStatus, String, String)>, Vec<String>);
 
-async fn listing_frame(sh: &mut Shell, shown: &str, abs: &str, human: bool, use_atime: bool, recursive: bool, io: &mut Io<'_>) -> Option<FrameData> {
+async fn listing_frame(
+    sh: &mut Shell,
+    shown: &str,
+    abs: &str,
+    human: bool,
+    use_atime: bool,
+    recursive: bool,
+    io: &mut Io<'_>,
+) -> Option<FrameData> {
     match sh.client.list_all(abs).await {
         Ok((_, entries)) => {
             if !recursive && !entries.is_empty() {
                 let _ = writeln!(io.out, "Found {} items", entries.len());
             }
-            let rows: Vec<(FileStatus, String, String)> =
-                entries.into_iter().map(|e| (child_path(shown, &e.name), child_path(abs, &e.name), e)).map(|(s, a, e)| (e, s, a)).collect();
+            let rows: Vec<(FileStatus, String, String)> = entries
+                .into_iter()
+                .map(|e| (child_path(shown, &e.name), child_path(abs, &e.name), e))
+                .map(|(s, a, e)| (e, s, a))
+                .collect();
             let views: Vec<(StatView, String)> = rows.iter().map(|(e, s, _)| (view(e), s.clone())).collect();
             let lines = format::format_ls_time(&views, human, use_atime, &chrono::Local);
             Some((rows, lines))
@@ -195,7 +214,11 @@ async fn mkdir(sh: &mut Shell, p: &ParsedArgs, io: &mut Io<'_>) -> i32 {
         match sh.client.file_info(&abs).await {
             Ok(Some(st)) => {
                 if !(parents && is_dir(&st)) {
-                    let msg = if is_dir(&st) { format!("`{arg}': File exists") } else { format!("`{arg}': Is not a directory") };
+                    let msg = if is_dir(&st) {
+                        format!("`{arg}': File exists")
+                    } else {
+                        format!("`{arg}': Is not a directory")
+                    };
                     sh.fail(io, msg);
                 }
                 continue;
@@ -412,7 +435,17 @@ async fn count(sh: &mut Shell, p: &ParsedArgs, io: &mut Io<'_>) -> i32 {
         match sh.client.content_summary(&t.abs).await {
             Ok(s) => {
                 let line = if quotas {
-                    format::format_count_quota(s.quota, -1, s.space_quota, -1, s.directory_count, s.file_count, s.length, &t.shown, human)
+                    format::format_count_quota(
+                        s.quota,
+                        -1,
+                        s.space_quota,
+                        -1,
+                        s.directory_count,
+                        s.file_count,
+                        s.length,
+                        &t.shown,
+                        human,
+                    )
                 } else {
                     format::format_count(s.directory_count, s.file_count, s.length, &t.shown, human)
                 };

@@ -158,19 +158,8 @@ fn java_date<Tz: TimeZone>(ms: i64, tz: &Tz, seconds: bool) -> String {
     };
     let y = dt.year();
     // "yyyy" prints the year of era, so 1 BC is "0001".
-    let year = if y <= 0 {
-        1 - i64::from(y)
-    } else {
-        i64::from(y)
-    };
-    let mut s = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        year,
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute()
-    );
+    let year = if y <= 0 { 1 - i64::from(y) } else { i64::from(y) };
+    let mut s = format!("{:04}-{:02}-{:02} {:02}:{:02}", year, dt.month(), dt.day(), dt.hour(), dt.minute());
     if seconds {
         s.push_str(&format!(":{:02}", dt.second()));
     }
@@ -195,8 +184,7 @@ pub fn format_ls_time<Tz: TimeZone>(
 where
     Tz::Offset: Display,
 {
-    let (mut max_repl, mut max_len, mut max_owner, mut max_group) =
-        (3usize, 10usize, 0usize, 0usize);
+    let (mut max_repl, mut max_len, mut max_owner, mut max_group) = (3usize, 10usize, 0usize, 0usize);
     for (st, _) in entries {
         // Hadoop measures the raw replication and raw length even for
         // directories and even under -h.
@@ -210,11 +198,7 @@ where
         .map(|(st, path)| {
             let mut line = permission_string(st.is_dir, st.permission);
             line.push(' '); // ACL marker: '+' in Hadoop when an ACL exists
-            let repl = if st.is_dir {
-                "-".to_string()
-            } else {
-                st.replication.to_string()
-            };
+            let repl = if st.is_dir { "-".to_string() } else { st.replication.to_string() };
             pad_left(&mut line, &repl, max_repl);
             line.push(' ');
             // Hadoop uses "%s" (no trailing space) when the column width is 0.
@@ -230,11 +214,7 @@ where
             } else {
                 line.push_str(&st.group);
             }
-            let size = if human {
-                human_bytes(st.length)
-            } else {
-                st.length.to_string()
-            };
+            let size = if human { human_bytes(st.length) } else { st.length.to_string() };
             pad_left(&mut line, &size, max_len);
             line.push(' ');
             let t = if use_atime { st.atime_ms } else { st.mtime_ms };
@@ -261,11 +241,7 @@ pub fn format_stat(format: &str, st: &StatView, name: &str) -> String {
             'a' => out.push_str(&to_octal(st.permission).to_string()),
             'A' => out.push_str(&symbolic(st.permission)),
             'b' => out.push_str(&st.length.to_string()),
-            'F' => out.push_str(if st.is_dir {
-                "directory"
-            } else {
-                "regular file"
-            }),
+            'F' => out.push_str(if st.is_dir { "directory" } else { "regular file" }),
             'g' => out.push_str(&st.group),
             'n' => out.push_str(name),
             'o' => out.push_str(&st.block_size.to_string()),
@@ -283,22 +259,24 @@ pub fn format_stat(format: &str, st: &StatView, name: &str) -> String {
 }
 
 fn size_str(n: u64, human: bool) -> String {
-    if human { human_bytes(n) } else { n.to_string() }
+    if human {
+        human_bytes(n)
+    } else {
+        n.to_string()
+    }
 }
 
 fn size_str_i64(n: i64, human: bool) -> String {
-    if human { human_i64(n) } else { n.to_string() }
+    if human {
+        human_i64(n)
+    } else {
+        n.to_string()
+    }
 }
 
 /// Hadoop `Count` line: "%12s %12s %18s " then the path.
 pub fn format_count(dirs: u64, files: u64, bytes: u64, path: &str, human: bool) -> String {
-    format!(
-        "{:>12} {:>12} {:>18} {}",
-        size_str(dirs, human),
-        size_str(files, human),
-        size_str(bytes, human),
-        path
-    )
+    format!("{:>12} {:>12} {:>18} {}", size_str(dirs, human), size_str(files, human), size_str(bytes, human), path)
 }
 
 /// Hadoop `Count -q` line. As in Hadoop 3's QuotaUsage, a name quota is
@@ -322,21 +300,11 @@ pub fn format_count_quota(
         ("none".to_string(), "inf".to_string())
     };
     let (sq, sqr) = if space_quota >= 0 {
-        (
-            size_str_i64(space_quota, human),
-            size_str_i64(rem_space, human),
-        )
+        (size_str_i64(space_quota, human), size_str_i64(rem_space, human))
     } else {
         ("none".to_string(), "inf".to_string())
     };
-    format!(
-        "{:>12} {:>15} {:>15} {:>15} {}",
-        q,
-        qr,
-        sq,
-        sqr,
-        format_count(dirs, files, bytes, path, human)
-    )
+    format!("{:>12} {:>15} {:>15} {:>15} {}", q, qr, sq, sqr, format_count(dirs, files, bytes, path, human))
 }
 
 #[cfg(test)]
@@ -344,15 +312,7 @@ mod tests {
     use super::*;
     use chrono::FixedOffset;
 
-    fn st(
-        is_dir: bool,
-        length: u64,
-        repl: u32,
-        perm: u16,
-        owner: &str,
-        group: &str,
-        mtime: i64,
-    ) -> StatView {
+    fn st(is_dir: bool, length: u64, repl: u32, perm: u16, owner: &str, group: &str, mtime: i64) -> StatView {
         StatView {
             is_dir,
             length,
@@ -419,14 +379,8 @@ mod tests {
     #[test]
     fn ls_basic() {
         let e = vec![
-            (
-                st(true, 0, 0, 0o755, "alice", "supergroup", T),
-                "/a".to_string(),
-            ),
-            (
-                st(false, 0, 3, 0o644, "alice", "supergroup", T),
-                "/a/f".to_string(),
-            ),
+            (st(true, 0, 0, 0o755, "alice", "supergroup", T), "/a".to_string()),
+            (st(false, 0, 3, 0o644, "alice", "supergroup", T), "/a/f".to_string()),
         ];
         assert_eq!(
             format_ls(&e, false, &Utc),
@@ -440,18 +394,9 @@ mod tests {
     #[test]
     fn ls_widths_grow() {
         let e = vec![
-            (
-                st(false, 12_345_678_901, 3, 0o644, "a", "g", 0),
-                "/big".to_string(),
-            ),
-            (
-                st(false, 5, 1000, 0o600, "verylongownername", "grp", 0),
-                "/x".to_string(),
-            ),
-            (
-                st(true, 0, 0, 0o1777, "hdfs", "supergroup", 0),
-                "/tmp".to_string(),
-            ),
+            (st(false, 12_345_678_901, 3, 0o644, "a", "g", 0), "/big".to_string()),
+            (st(false, 5, 1000, 0o600, "verylongownername", "grp", 0), "/x".to_string()),
+            (st(true, 0, 0, 0o1777, "hdfs", "supergroup", 0), "/tmp".to_string()),
         ];
         assert_eq!(
             format_ls(&e, false, &Utc),
@@ -466,14 +411,8 @@ mod tests {
     #[test]
     fn ls_human_keeps_raw_width() {
         let e = vec![
-            (
-                st(false, 134_217_728, 3, 0o644, "bob", "users", T),
-                "/f".to_string(),
-            ),
-            (
-                st(false, 1536, 2, 0o644, "bob", "users", T),
-                "/g".to_string(),
-            ),
+            (st(false, 134_217_728, 3, 0o644, "bob", "users", T), "/f".to_string()),
+            (st(false, 1536, 2, 0o644, "bob", "users", T), "/g".to_string()),
             (st(false, 17, 1, 0o644, "bob", "users", T), "/h".to_string()),
         ];
         assert_eq!(
@@ -492,23 +431,14 @@ mod tests {
         let mut s = st(false, 1, 3, 0o644, "u", "g", T);
         s.atime_ms = 0;
         let e = vec![(s, "/f".to_string())];
-        assert_eq!(
-            format_ls(&e, false, &tz),
-            vec!["-rw-r--r--   3 u g          1 2026-11-22 23:30 /f"]
-        );
-        assert_eq!(
-            format_ls_time(&e, false, true, &tz),
-            vec!["-rw-r--r--   3 u g          1 1970-01-01 08:00 /f"]
-        );
+        assert_eq!(format_ls(&e, false, &tz), vec!["-rw-r--r--   3 u g          1 2026-11-22 23:30 /f"]);
+        assert_eq!(format_ls_time(&e, false, true, &tz), vec!["-rw-r--r--   3 u g          1 1970-01-01 08:00 /f"]);
     }
 
     #[test]
     fn ls_empty_owner_group_uses_no_padding() {
         let e = vec![(st(false, 1, 1, 0o644, "", "", 0), "/f".to_string())];
-        assert_eq!(
-            format_ls(&e, false, &Utc),
-            vec!["-rw-r--r--   1          1 1970-01-01 00:00 /f"]
-        );
+        assert_eq!(format_ls(&e, false, &Utc), vec!["-rw-r--r--   1          1 1970-01-01 00:00 /f"]);
         assert!(format_ls(&[], false, &Utc).is_empty());
     }
 
@@ -533,15 +463,9 @@ mod tests {
             format_stat("%a %A %b %F %g %n %o %r %u", &f, "f.txt"),
             "644 rw-r--r-- 1234 regular file staff f.txt 134217728 3 alice"
         );
-        assert_eq!(
-            format_stat("%x|%X|%Y", &f, "f"),
-            "1970-01-01 00:00:01|1000|1795361400000"
-        );
+        assert_eq!(format_stat("%x|%X|%Y", &f, "f"), "1970-01-01 00:00:01|1000|1795361400000");
         let d = st(true, 0, 0, 0o1755, "hdfs", "supergroup", 0);
-        assert_eq!(
-            format_stat("%a %A %F %r %o %y", &d, "d"),
-            "1755 rwxr-xr-t directory 0 0 1970-01-01 00:00:00"
-        );
+        assert_eq!(format_stat("%a %A %F %r %o %y", &d, "d"), "1755 rwxr-xr-t directory 0 0 1970-01-01 00:00:00");
         let d2 = st(true, 0, 0, 0o1754, "hdfs", "g", 0);
         assert_eq!(format_stat("%A", &d2, "d"), "rwxr-xr-T");
         let z = st(false, 0, 1, 0o044, "u", "g", 0);
@@ -557,26 +481,17 @@ mod tests {
         assert_eq!(format_stat("%", &f, "f"), "");
         assert_eq!(format_stat("", &f, "f"), "");
         assert_eq!(format_stat("é%nü", &f, "名"), "é名ü");
-        assert_eq!(
-            format_stat("type=%F size=%b", &f, "f"),
-            "type=regular file size=1"
-        );
+        assert_eq!(format_stat("type=%F size=%b", &f, "f"), "type=regular file size=1");
     }
 
     #[test]
     fn count_lines() {
-        assert_eq!(
-            format_count(1, 2, 3, "/p", false),
-            "           1            2                  3 /p"
-        );
+        assert_eq!(format_count(1, 2, 3, "/p", false), "           1            2                  3 /p");
         assert_eq!(
             format_count(5, 100, 134_217_728, "/data", true),
             "           5          100              128 M /data"
         );
-        assert_eq!(
-            format_count(2048, 1536, 0, "x", true),
-            "         2 K        1.5 K                  0 x"
-        );
+        assert_eq!(format_count(2048, 1536, 0, "x", true), "         2 K        1.5 K                  0 x");
         assert_eq!(
             format_count(u64::MAX, 0, u64::MAX, "/", false),
             "18446744073709551615            0 18446744073709551615 /"
@@ -616,15 +531,9 @@ mod tests {
 
     #[test]
     fn headers() {
-        let h = format!(
-            "{:>12} {:>12} {:>18} PATHNAME",
-            "DIR_COUNT", "FILE_COUNT", "CONTENT_SIZE"
-        );
+        let h = format!("{:>12} {:>12} {:>18} PATHNAME", "DIR_COUNT", "FILE_COUNT", "CONTENT_SIZE");
         assert_eq!(COUNT_HEADER, h);
-        let q = format!(
-            "{:>12} {:>15} {:>15} {:>15} {}",
-            "QUOTA", "REM_QUOTA", "SPACE_QUOTA", "REM_SPACE_QUOTA", h
-        );
+        let q = format!("{:>12} {:>15} {:>15} {:>15} {}", "QUOTA", "REM_QUOTA", "SPACE_QUOTA", "REM_SPACE_QUOTA", h);
         assert_eq!(COUNT_QUOTA_HEADER, q);
     }
 }

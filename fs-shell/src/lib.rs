@@ -46,8 +46,23 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 /// Commands of `hdfs dfs` that need block storage, which this build does not have yet.
 const NOT_YET: &[&str] = &[
-    "put", "get", "cat", "copyFromLocal", "copyToLocal", "moveFromLocal", "cp", "du", "df", "tail", "head", "setrep",
-    "getmerge", "text", "appendToFile", "checksum", "truncate",
+    "put",
+    "get",
+    "cat",
+    "copyFromLocal",
+    "copyToLocal",
+    "moveFromLocal",
+    "cp",
+    "du",
+    "df",
+    "tail",
+    "head",
+    "setrep",
+    "getmerge",
+    "text",
+    "appendToFile",
+    "checksum",
+    "truncate",
 ];
 
 pub fn usage_line(spec: &CommandSpec) -> String {
@@ -77,7 +92,13 @@ pub struct Target {
 
 /// Runs one shell command (`argv[0]` is `-ls`, `-mkdir`, ...) against the namenode at
 /// `namenode` as `user`; returns the exit code.
-pub async fn run(argv: &[String], namenode: &str, user: &str, conf: &tusk_common::config::ClientConfig, io: &mut Io<'_>) -> i32 {
+pub async fn run(
+    argv: &[String],
+    namenode: &str,
+    user: &str,
+    conf: &tusk_common::config::ClientConfig,
+    io: &mut Io<'_>,
+) -> i32 {
     let Some(first) = argv.first() else {
         let _ = write!(io.err, "{}", all_usage());
         return EXIT_USAGE;
@@ -85,7 +106,8 @@ pub async fn run(argv: &[String], namenode: &str, user: &str, conf: &tusk_common
     let name = first.strip_prefix('-').unwrap_or(first);
     let args = &argv[1..];
     if name == "help" || name == "usage" {
-        for c in COMMANDS.iter().filter(|c| args.is_empty() || args.iter().any(|a| a.trim_start_matches('-') == c.name)) {
+        for c in COMMANDS.iter().filter(|c| args.is_empty() || args.iter().any(|a| a.trim_start_matches('-') == c.name))
+        {
             let _ = writeln!(io.out, "-{} {}", c.name, c.usage);
             if name == "help" {
                 let _ = writeln!(io.out, "\t{}\n", c.help);
@@ -94,7 +116,10 @@ pub async fn run(argv: &[String], namenode: &str, user: &str, conf: &tusk_common
         return 0;
     }
     if NOT_YET.contains(&name) {
-        let _ = writeln!(io.err, "-{name}: not available yet: this Tusk build has no block storage (datanodes); see issue 3");
+        let _ = writeln!(
+            io.err,
+            "-{name}: not available yet: this Tusk build has no block storage (datanodes); see issue 3"
+        );
         return EXIT_USAGE;
     }
     let Some(spec) = COMMANDS.iter().find(|c| c.name == name) else {
@@ -145,7 +170,9 @@ impl Shell {
             ClientError::NotFound(_) => format!("`{shown}': No such file or directory"),
             ClientError::AlreadyExists(_) => format!("`{shown}': File exists"),
             ClientError::IsDirectory(_) => format!("`{shown}': Is a directory"),
-            ClientError::NotDirectory(_) | ClientError::ParentNotDirectory(_) => format!("`{shown}': Is not a directory"),
+            ClientError::NotDirectory(_) | ClientError::ParentNotDirectory(_) => {
+                format!("`{shown}': Is not a directory")
+            }
             ClientError::NotEmpty(_) => format!("`{shown}': Directory is not empty"),
             other => other.to_string(),
         }
@@ -173,7 +200,9 @@ impl Shell {
                     if glob::has_glob(comp) {
                         match self.client.list_all(base).await {
                             Ok((dir, entries)) if dir.file_type == tusk_client::FileType::Directory as i32 => {
-                                next.extend(entries.iter().filter(|e| glob::matches(comp, &e.name)).map(|e| join(&e.name)));
+                                next.extend(
+                                    entries.iter().filter(|e| glob::matches(comp, &e.name)).map(|e| join(&e.name)),
+                                );
                             }
                             Ok(_) | Err(ClientError::NotFound(_)) => {}
                             Err(e) => return Err(e),

@@ -16,10 +16,7 @@ struct Segment {
 }
 
 // Hadoop's initial state: '+' with nothing, i.e. leave unchanged.
-const KEEP: Segment = Segment {
-    op: Op::Add,
-    bits: 0,
-};
+const KEEP: Segment = Segment { op: Op::Add, bits: 0 };
 
 /// A parsed chmod mode, applied per file with [`ModeSpec::apply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,23 +69,12 @@ fn match_clause(chars: &[char], start: usize) -> Option<Clause> {
         return None;
     }
     let sep = take(&mut i, &|c| c == ',' || is_java_space(c));
-    Some(Clause {
-        who,
-        op,
-        perms,
-        has_comma: sep.contains(','),
-        end: i,
-    })
+    Some(Clause { who, op, perms, has_comma: sep.contains(','), end: i })
 }
 
 fn parse_symbolic(chars: &[char]) -> Option<Option<ModeSpec>> {
     let first = match_clause(chars, 0)?;
-    let mut spec = ModeSpec {
-        sticky: KEEP,
-        user: KEEP,
-        group: KEEP,
-        other: KEEP,
-    };
+    let mut spec = ModeSpec { sticky: KEEP, user: KEEP, group: KEEP, other: KEEP };
     let mut clause = first;
     loop {
         let (mut u, mut g, mut o) = (false, false, false);
@@ -116,10 +102,7 @@ fn parse_symbolic(chars: &[char]) -> Option<Option<ModeSpec>> {
         }
         // A later clause replaces, not merges with, an earlier one for the
         // same class: Hadoop's "u+r,u+w" adds only w.
-        let seg = Segment {
-            op: clause.op,
-            bits,
-        };
+        let seg = Segment { op: clause.op, bits };
         if u {
             spec.user = seg;
         }
@@ -129,10 +112,7 @@ fn parse_symbolic(chars: &[char]) -> Option<Option<ModeSpec>> {
         // The sticky bit is touched only by clauses that include others.
         if o {
             spec.other = seg;
-            spec.sticky = Segment {
-                op: clause.op,
-                bits: u16::from(sticky),
-            };
+            spec.sticky = Segment { op: clause.op, bits: u16::from(sticky) };
         }
         if clause.end >= chars.len() {
             return Some(Some(spec));
@@ -151,22 +131,14 @@ fn parse_symbolic(chars: &[char]) -> Option<Option<ModeSpec>> {
 fn parse_octal(s: &str) -> Option<ModeSpec> {
     let t = s.trim_matches(is_java_space);
     let t = t.strip_prefix('+').unwrap_or(t);
-    let d: Vec<u16> = t
-        .chars()
-        .map(|c| c.to_digit(8).and_then(|v| u16::try_from(v).ok()))
-        .collect::<Option<_>>()?;
+    let d: Vec<u16> = t.chars().map(|c| c.to_digit(8).and_then(|v| u16::try_from(v).ok())).collect::<Option<_>>()?;
     let set = |bits| Segment { op: Op::Set, bits };
     let (sticky, rest) = match d.len() {
         3 => (KEEP, &d[..]),
         4 if d[0] <= 1 => (set(d[0]), &d[1..]),
         _ => return None,
     };
-    Some(ModeSpec {
-        sticky,
-        user: set(rest[0]),
-        group: set(rest[1]),
-        other: set(rest[2]),
-    })
+    Some(ModeSpec { sticky, user: set(rest[0]), group: set(rest[1]), other: set(rest[2]) })
 }
 
 /// Parses a chmod mode the way Hadoop's `ChmodParser` does: symbolic
@@ -273,19 +245,7 @@ mod tests {
 
     #[test]
     fn octal_rejects() {
-        for m in [
-            "8",
-            "7",
-            "75",
-            "2755",
-            "7777",
-            "77777",
-            "758",
-            "+",
-            "++755",
-            "0x755",
-            "７５５",
-        ] {
+        for m in ["8", "7", "75", "2755", "7777", "77777", "758", "+", "++755", "0x755", "７５５"] {
             assert!(parse_mode(m).is_err(), "{m}");
         }
     }
@@ -361,10 +321,7 @@ mod tests {
         ] {
             assert!(parse_mode(m).is_err(), "{m:?}");
         }
-        assert_eq!(
-            parse_mode("abc").unwrap_err(),
-            "chmod : mode 'abc' does not match the expected pattern."
-        );
+        assert_eq!(parse_mode("abc").unwrap_err(), "chmod : mode 'abc' does not match the expected pattern.");
     }
 
     #[test]
@@ -374,9 +331,7 @@ mod tests {
 
     #[test]
     fn no_panics_on_short_inputs() {
-        let alpha = [
-            'u', 'a', '+', '-', '=', 'r', 'X', 't', ',', ' ', '7', '1', ':', 'é', '\u{0B}',
-        ];
+        let alpha = ['u', 'a', '+', '-', '=', 'r', 'X', 't', ',', ' ', '7', '1', ':', 'é', '\u{0B}'];
         let mut inputs = vec![String::new()];
         for _ in 0..3 {
             let prev = inputs.clone();
@@ -405,30 +360,19 @@ mod tests {
         for g in ["", " ", ":staff", "a:b", "a b", "grüp"] {
             assert!(parse_group(g).is_err(), "{g:?}");
         }
-        assert_eq!(
-            parse_group("a:b").unwrap_err(),
-            "'a:b' does not match expected pattern for group"
-        );
+        assert_eq!(parse_group("a:b").unwrap_err(), "'a:b' does not match expected pattern for group");
     }
 
     #[test]
     fn owner_group() {
         let ok = |s: &str, o: Option<&str>, g: Option<&str>| {
-            assert_eq!(
-                parse_owner_group(s),
-                Ok((o.map(str::to_string), g.map(str::to_string))),
-                "{s}"
-            );
+            assert_eq!(parse_owner_group(s), Ok((o.map(str::to_string), g.map(str::to_string))), "{s}");
         };
         ok("alice", Some("alice"), None);
         ok("alice:staff", Some("alice"), Some("staff"));
         ok(":staff", None, Some("staff"));
         ok("alice:", Some("alice"), None);
-        ok(
-            "  bob@EXAMPLE.COM:a_b-c.d/e  ",
-            Some("bob@EXAMPLE.COM"),
-            Some("a_b-c.d/e"),
-        );
+        ok("  bob@EXAMPLE.COM:a_b-c.d/e  ", Some("bob@EXAMPLE.COM"), Some("a_b-c.d/e"));
         for s in ["", ":", "  ", "a:b:c", "a b", "a: b", "ali$e", "ü", "a:b c"] {
             assert!(parse_owner_group(s).is_err(), "{s:?}");
         }

@@ -109,7 +109,8 @@ fn parse_record(data: &[u8], pos: usize) -> Result<Option<Record<'_>>, String> {
 
 /// True when some position after `from` holds a record that passes its checksum.
 fn valid_record_after(data: &[u8], from: usize) -> Option<usize> {
-    (from + 1..data.len().saturating_sub(RECORD_HEADER_BYTES - 1)).find(|&p| matches!(parse_record(data, p), Ok(Some(_))))
+    (from + 1..data.len().saturating_sub(RECORD_HEADER_BYTES - 1))
+        .find(|&p| matches!(parse_record(data, p), Ok(Some(_))))
 }
 
 /// Reads a whole segment, calling `apply` for every record in order. `in_progress` allows a
@@ -126,7 +127,12 @@ pub fn read_segment(
         // A crash between creating the file and writing its header leaves it short.
         if in_progress {
             let first = expected_first.unwrap_or(0);
-            return Ok(SegmentScan { first_txid: first, last_txid: first.saturating_sub(1), valid_bytes: 0, torn_at: Some(0) });
+            return Ok(SegmentScan {
+                first_txid: first,
+                last_txid: first.saturating_sub(1),
+                valid_bytes: 0,
+                torn_at: Some(0),
+            });
         }
         return Err(err(0, "file is shorter than its header".into()));
     }
@@ -168,10 +174,17 @@ pub fn read_segment(
                 if let Some(later) = valid_record_after(&data, pos) {
                     return Err(err(
                         pos,
-                        format!("{reason}; a valid record follows at offset {later}, so this is not a torn final write"),
+                        format!(
+                            "{reason}; a valid record follows at offset {later}, so this is not a torn final write"
+                        ),
                     ));
                 }
-                return Ok(SegmentScan { first_txid: first, last_txid: next - 1, valid_bytes: pos as u64, torn_at: Some(pos as u64) });
+                return Ok(SegmentScan {
+                    first_txid: first,
+                    last_txid: next - 1,
+                    valid_bytes: pos as u64,
+                    torn_at: Some(pos as u64),
+                });
             }
         }
     }

@@ -49,10 +49,7 @@ fn write_delimited<W: Write>(w: &mut W, msg: &impl Message, scratch: &mut Vec<u8
 }
 
 fn to_pb_blocks(blocks: &[Block]) -> Vec<PbBlock> {
-    blocks
-        .iter()
-        .map(|b| PbBlock { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len })
-        .collect()
+    blocks.iter().map(|b| PbBlock { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len }).collect()
 }
 
 /// Writes `ns` at `txid` to `path` atomically.
@@ -180,11 +177,16 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
         } else {
             counts.files += 1;
             counts.blocks += rec.blocks.len() as u64;
-            let replication = u16::try_from(rec.replication).map_err(|_| fail(offset, "replication out of range".into()))?;
+            let replication =
+                u16::try_from(rec.replication).map_err(|_| fail(offset, "replication out of range".into()))?;
             Kind::File(Box::new(FileMeta {
                 replication,
                 block_size: rec.block_size,
-                blocks: rec.blocks.iter().map(|b| Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes }).collect(),
+                blocks: rec
+                    .blocks
+                    .iter()
+                    .map(|b| Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes })
+                    .collect(),
                 under_construction: (!rec.client_name.is_empty()).then(|| rec.client_name.as_str().into()),
             }))
         };
@@ -243,7 +245,10 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
         return Err(fail(total - TRAILER_BYTES, "bad trailer (file truncated or not an image)".into()));
     }
     if stored_crc != crc {
-        return Err(fail(total - TRAILER_BYTES, format!("checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})")));
+        return Err(fail(
+            total - TRAILER_BYTES,
+            format!("checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})"),
+        ));
     }
     let ns = Namespace {
         inodes,
@@ -265,12 +270,30 @@ mod tests {
     fn sample() -> Namespace {
         let mut ns = Namespace::new("root", "supergroup", 1);
         for d in ["/a", "/a/b", "/c", "/a/b/d"] {
-            ns.apply(&EditOp { op: Some(Op::Mkdir(OpMkdir { path: d.into(), permission: 0o750, owner: "al".into(), group: "g".into(), time_ms: 7 })) })
-                .unwrap();
+            ns.apply(&EditOp {
+                op: Some(Op::Mkdir(OpMkdir {
+                    path: d.into(),
+                    permission: 0o750,
+                    owner: "al".into(),
+                    group: "g".into(),
+                    time_ms: 7,
+                })),
+            })
+            .unwrap();
         }
         for f in ["/a/f1", "/a/b/f2", "/zz"] {
             ns.apply(&EditOp {
-                op: Some(Op::Add(OpAdd { path: f.into(), permission: 0o644, owner: "bo".into(), group: "g".into(), time_ms: 8, replication: 2, block_size: 4096, client_name: "c1".into(), overwrite: false })),
+                op: Some(Op::Add(OpAdd {
+                    path: f.into(),
+                    permission: 0o644,
+                    owner: "bo".into(),
+                    group: "g".into(),
+                    time_ms: 8,
+                    replication: 2,
+                    block_size: 4096,
+                    client_name: "c1".into(),
+                    overwrite: false,
+                })),
             })
             .unwrap();
         }

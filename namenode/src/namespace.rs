@@ -120,9 +120,7 @@ impl Namespace {
     /// Finds `name` among `dir`'s children.
     pub fn child(&self, dir: InodeIdx, name: &str) -> Result<InodeIdx, usize> {
         let children = self.inodes.get(dir).children();
-        children
-            .binary_search_by(|&c| (*self.inodes.get(c).name).cmp(name))
-            .map(|pos| children[pos])
+        children.binary_search_by(|&c| (*self.inodes.get(c).name).cmp(name)).map(|pos| children[pos])
     }
 
     pub fn resolve(&self, path: &FsPath) -> Resolved {
@@ -258,7 +256,8 @@ impl Namespace {
                 if self.child(parent, path.name()).is_ok() {
                     return Err(NnError::AlreadyExists(path.to_string()));
                 }
-                let ino = self.new_inode(path.name(), m.permission, &m.owner, &m.group, m.time_ms, Kind::Dir(Vec::new()));
+                let ino =
+                    self.new_inode(path.name(), m.permission, &m.owner, &m.group, m.time_ms, Kind::Dir(Vec::new()));
                 let idx = self.inodes.insert(ino);
                 self.link(parent, idx)?;
                 self.counts.dirs += 1;
@@ -284,7 +283,14 @@ impl Namespace {
                     blocks: Vec::new(),
                     under_construction: Some(a.client_name.as_str().into()),
                 };
-                let ino = self.new_inode(path.name(), a.permission, &a.owner, &a.group, a.time_ms, Kind::File(Box::new(meta)));
+                let ino = self.new_inode(
+                    path.name(),
+                    a.permission,
+                    &a.owner,
+                    &a.group,
+                    a.time_ms,
+                    Kind::File(Box::new(meta)),
+                );
                 let idx = self.inodes.insert(ino);
                 self.link(parent, idx)?;
                 self.counts.files += 1;
@@ -469,7 +475,13 @@ mod tests {
         EditOp { op: Some(o) }
     }
     fn mkdir(p: &str) -> EditOp {
-        op(edit_op::Op::Mkdir(OpMkdir { path: p.into(), permission: 0o755, owner: "u".into(), group: "g".into(), time_ms: 5 }))
+        op(edit_op::Op::Mkdir(OpMkdir {
+            path: p.into(),
+            permission: 0o755,
+            owner: "u".into(),
+            group: "g".into(),
+            time_ms: 5,
+        }))
     }
     fn add(p: &str, overwrite: bool) -> EditOp {
         op(edit_op::Op::Add(OpAdd {

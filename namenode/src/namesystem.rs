@@ -19,7 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tusk_common::path::FsPath;
 use tusk_proto::client::{FileStatus, FileType};
-use tusk_proto::storage::{edit_op::Op, EditOp, OpAdd, OpClose, OpDelete, OpMkdir, OpRename, OpSetOwner, OpSetPermission, OpSetReplication, OpSetTimes};
+use tusk_proto::storage::{
+    edit_op::Op, EditOp, OpAdd, OpClose, OpDelete, OpMkdir, OpRename, OpSetOwner, OpSetPermission, OpSetReplication,
+    OpSetTimes,
+};
 
 /// Largest replication a file may ask for (HDFS: dfs.replication.max).
 pub const MAX_REPLICATION: u32 = 512;
@@ -110,7 +113,8 @@ impl Namesystem {
         let journal = Journal::open(&storage.current_dirs(), loaded.last_txid + 1, conf.autoroll_txns)
             .map_err(|e| StorageError(format!("cannot start the edit log: {e}")))?;
         let counts = loaded.namespace.counts();
-        let safe_mode = SafeMode::starting(counts.blocks, conf.safemode_threshold, conf.safemode_extension, Instant::now());
+        let safe_mode =
+            SafeMode::starting(counts.blocks, conf.safemode_threshold, conf.safemode_extension, Instant::now());
         let startup = StartupReport {
             image_txid: loaded.image_txid,
             edits_replayed: loaded.edits_replayed,
@@ -289,7 +293,16 @@ impl Namesystem {
     /// Ops creating every missing directory of `path` (the last one with `perm`; implicit
     /// parents also get u+wx, as HDFS does).
     #[allow(clippy::too_many_arguments)]
-    fn mkdir_ops(&self, ns: &Namespace, caller: &Caller, path: &FsPath, perm: u32, create_parent: bool, include_last: bool, time_ms: i64) -> NnResult<Vec<EditOp>> {
+    fn mkdir_ops(
+        &self,
+        ns: &Namespace,
+        caller: &Caller,
+        path: &FsPath,
+        perm: u32,
+        create_parent: bool,
+        include_last: bool,
+        time_ms: i64,
+    ) -> NnResult<Vec<EditOp>> {
         let res = ns.resolve(path);
         if let Some(at) = res.file_in_middle {
             let file: Vec<&str> = path.components().take(at).collect();
@@ -324,7 +337,13 @@ impl Namesystem {
         for k in first_missing..=last_needed {
             let p = format!("/{}", comps[..k].join("/"));
             let mode = if k == n && include_last { perm } else { perm | 0o300 };
-            ops.push(op(Op::Mkdir(OpMkdir { path: p, permission: mode & 0o1777, owner: caller.user.clone(), group: group.clone(), time_ms })));
+            ops.push(op(Op::Mkdir(OpMkdir {
+                path: p,
+                permission: mode & 0o1777,
+                owner: caller.user.clone(),
+                group: group.clone(),
+                time_ms,
+            })));
         }
         Ok(ops)
     }
@@ -346,14 +365,26 @@ impl Namesystem {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn create(&self, caller: &Caller, path: &str, perm: u32, overwrite: bool, create_parent: bool, replication: u32, block_size: u64, client_name: &str) -> NnResult<FileStatus> {
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        path: &str,
+        perm: u32,
+        overwrite: bool,
+        create_parent: bool,
+        replication: u32,
+        block_size: u64,
+        client_name: &str,
+    ) -> NnResult<FileStatus> {
         let path = Self::parse(path)?;
         if path.is_root() {
             return Err(NnError::IsDirectory("/".into()));
         }
         let replication = if replication == 0 { self.conf.default_replication } else { replication };
         if replication > MAX_REPLICATION {
-            return Err(NnError::InvalidArgument(format!("Requested replication factor of {replication} exceeds maximum of {MAX_REPLICATION} for {path}")));
+            return Err(NnError::InvalidArgument(format!(
+                "Requested replication factor of {replication} exceeds maximum of {MAX_REPLICATION} for {path}"
+            )));
         }
         let block_size = if block_size == 0 { self.conf.default_block_size } else { block_size };
         if block_size < MIN_BLOCK_SIZE || block_size % 512 != 0 {
@@ -375,7 +406,11 @@ impl Namesystem {
                 if !overwrite {
                     return Err(NnError::AlreadyExists(format!("{path} for client {client_name} already exists")));
                 }
-                caller.check(ns, &res, Need { parent: Some(Access::WRITE), target: Some(Access::WRITE), ..Default::default() })?;
+                caller.check(
+                    ns,
+                    &res,
+                    Need { parent: Some(Access::WRITE), target: Some(Access::WRITE), ..Default::default() },
+                )?;
                 caller.check_sticky(ns, &res)?;
             }
             let mut ops = self.mkdir_ops(ns, caller, &path, 0o755, create_parent, false, now)?;
@@ -422,7 +457,9 @@ impl Namesystem {
             match f.under_construction.as_deref() {
                 None => return Ok((Vec::new(), true)),
                 Some(holder) if holder != client_name => {
-                    return Err(NnError::LeaseConflict(format!("No lease on {path}: it is being written by {holder}, not by {client_name}")))
+                    return Err(NnError::LeaseConflict(format!(
+                        "No lease on {path}: it is being written by {holder}, not by {client_name}"
+                    )))
                 }
                 Some(_) => {}
             }
@@ -452,26 +489,46 @@ impl Namesystem {
                 return Err(NnError::AlreadyExists(format!("The source {src} and destination {dst} are the same")));
             }
             if dst.is_within(&src) {
-                return Err(NnError::InvalidArgument(format!("Rename destination {dst} is a directory or file under source {src}")));
+                return Err(NnError::InvalidArgument(format!(
+                    "Rename destination {dst} is a directory or file under source {src}"
+                )));
             }
             let dres = ns.resolve(&dst);
             if dres.last().is_some() {
                 return Err(NnError::AlreadyExists(format!("rename destination {dst} already exists")));
             }
             match dres.parent() {
-                None => return Err(NnError::FileNotFound(format!("rename destination parent {} not found.", dst.parent().unwrap_or_else(FsPath::root)))),
+                None => {
+                    return Err(NnError::FileNotFound(format!(
+                        "rename destination parent {} not found.",
+                        dst.parent().unwrap_or_else(FsPath::root)
+                    )))
+                }
                 Some(p) if !ns.inode(p).is_dir() => {
-                    return Err(NnError::ParentNotDirectory(format!("rename destination parent {} is a file.", dst.parent().unwrap_or_else(FsPath::root))))
+                    return Err(NnError::ParentNotDirectory(format!(
+                        "rename destination parent {} is a file.",
+                        dst.parent().unwrap_or_else(FsPath::root)
+                    )))
                 }
                 Some(p) if ns.inode(p).children().len() >= self.conf.max_directory_items => {
-                    return Err(NnError::LimitExceeded(format!("The directory item limit of {} is exceeded", ns.path_of(p))))
+                    return Err(NnError::LimitExceeded(format!(
+                        "The directory item limit of {} is exceeded",
+                        ns.path_of(p)
+                    )))
                 }
                 Some(_) => {}
             }
             caller.check(ns, &sres, Need { parent: Some(Access::WRITE), ..Default::default() })?;
             caller.check_sticky(ns, &sres)?;
             caller.check(ns, &dres, Need { parent: Some(Access::WRITE), ..Default::default() })?;
-            Ok((vec![op(Op::Rename(OpRename { src: src.to_string(), dst: dst.to_string(), time_ms: tusk_common::now_ms() }))], ()))
+            Ok((
+                vec![op(Op::Rename(OpRename {
+                    src: src.to_string(),
+                    dst: dst.to_string(),
+                    time_ms: tusk_common::now_ms(),
+                }))],
+                (),
+            ))
         })
         .await
     }
@@ -489,7 +546,11 @@ impl Namesystem {
             if non_empty && !recursive {
                 return Err(NnError::NotEmpty(path.to_string()));
             }
-            caller.check(ns, &res, Need { parent: Some(Access::WRITE), subtree: non_empty.then_some(Access::ALL), ..Default::default() })?;
+            caller.check(
+                ns,
+                &res,
+                Need { parent: Some(Access::WRITE), subtree: non_empty.then_some(Access::ALL), ..Default::default() },
+            )?;
             caller.check_sticky(ns, &res)?;
             Ok((vec![op(Op::Delete(OpDelete { path: path.to_string(), time_ms: tusk_common::now_ms() }))], true))
         })
@@ -525,13 +586,23 @@ impl Namesystem {
             caller.check(ns, &res, Need { owner: true, ..Default::default() })?;
             if !caller.superuser {
                 if !owner.is_empty() && owner != ns.owner_name(i) {
-                    return Err(NnError::PermissionDenied(format!("User {} is not a super user (non-super user cannot change owner).", caller.user)));
+                    return Err(NnError::PermissionDenied(format!(
+                        "User {} is not a super user (non-super user cannot change owner).",
+                        caller.user
+                    )));
                 }
                 if !group.is_empty() && !caller.groups.iter().any(|g| g == group) {
                     return Err(NnError::PermissionDenied(format!("User {} does not belong to {group}", caller.user)));
                 }
             }
-            Ok((vec![op(Op::SetOwner(OpSetOwner { path: path.to_string(), owner: owner.to_owned(), group: group.to_owned() }))], ()))
+            Ok((
+                vec![op(Op::SetOwner(OpSetOwner {
+                    path: path.to_string(),
+                    owner: owner.to_owned(),
+                    group: group.to_owned(),
+                }))],
+                (),
+            ))
         })
         .await
     }
@@ -543,7 +614,14 @@ impl Namesystem {
             let res = ns.resolve(&path);
             res.last().ok_or_else(|| Self::not_found(&path))?;
             caller.check(ns, &res, Need { target: Some(Access::WRITE), ..Default::default() })?;
-            Ok((vec![op(Op::SetTimes(OpSetTimes { path: path.to_string(), modification_time_ms: mtime_ms, access_time_ms: atime_ms }))], ()))
+            Ok((
+                vec![op(Op::SetTimes(OpSetTimes {
+                    path: path.to_string(),
+                    modification_time_ms: mtime_ms,
+                    access_time_ms: atime_ms,
+                }))],
+                (),
+            ))
         })
         .await
     }
@@ -551,7 +629,9 @@ impl Namesystem {
     pub async fn set_replication(&self, caller: &Caller, path: &str, replication: u32) -> NnResult<bool> {
         let path = Self::parse(path)?;
         if replication == 0 || replication > MAX_REPLICATION {
-            return Err(NnError::InvalidArgument(format!("replication {replication} is out of range 1..{MAX_REPLICATION}")));
+            return Err(NnError::InvalidArgument(format!(
+                "replication {replication} is out of range 1..{MAX_REPLICATION}"
+            )));
         }
         self.mutate(|ns| {
             self.check_safe_mode("set replication for", path.as_str())?;
@@ -572,7 +652,10 @@ impl Namesystem {
         if caller.superuser {
             Ok(())
         } else {
-            Err(NnError::PermissionDenied(format!("Access denied for user {}. Superuser privilege is required to {what}", caller.user)))
+            Err(NnError::PermissionDenied(format!(
+                "Access denied for user {}. Superuser privilege is required to {what}",
+                caller.user
+            )))
         }
     }
 

@@ -19,7 +19,15 @@ pub struct SafeMode {
 impl SafeMode {
     /// Start-up safe mode over `block_total` blocks.
     pub fn starting(block_total: u64, threshold: f64, extension: Duration, now: Instant) -> Self {
-        let mut sm = SafeMode { manual: false, startup: true, threshold, extension, block_total, block_safe: 0, reached_at: None };
+        let mut sm = SafeMode {
+            manual: false,
+            startup: true,
+            threshold,
+            extension,
+            block_total,
+            block_safe: 0,
+            reached_at: None,
+        };
         sm.check(now);
         sm
     }

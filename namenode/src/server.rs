@@ -12,7 +12,11 @@ use tusk_proto::client::client_namenode_server::ClientNamenodeServer;
 /// Most requests served at once per connection (a limit on everything).
 const MAX_CONCURRENT_STREAMS: u32 = 256;
 
-pub async fn run(fsn: Arc<Namesystem>, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), tonic::transport::Error> {
+pub async fn run(
+    fsn: Arc<Namesystem>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, "namenode RPC server listening");
     let result = tonic::transport::Server::builder()

@@ -63,7 +63,8 @@ type Reply<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl ClientNamenode for ClientService {
     async fn server_info(&self, _req: Request<ServerInfoRequest>) -> Reply<ServerInfoResponse> {
-        let (safe_mode, _) = self.fsn.safe_mode(&self.fsn.caller(self.fsn.superuser()), SafeModeAction::Get).map_err(to_status)?;
+        let (safe_mode, _) =
+            self.fsn.safe_mode(&self.fsn.caller(self.fsn.superuser()), SafeModeAction::Get).map_err(to_status)?;
         Ok(Response::new(ServerInfoResponse {
             cluster_id: self.fsn.cluster_id(),
             version: tusk_common::VERSION.into(),
@@ -86,7 +87,16 @@ impl ClientNamenode for ClientService {
         let r = req.into_inner();
         let st = self
             .fsn
-            .create(&c, &r.path, r.permission, r.overwrite, r.create_parent, r.replication, r.block_size, &r.client_name)
+            .create(
+                &c,
+                &r.path,
+                r.permission,
+                r.overwrite,
+                r.create_parent,
+                r.replication,
+                r.block_size,
+                &r.client_name,
+            )
             .await
             .map_err(to_status)?;
         Ok(Response::new(CreateResponse { status: Some(st) }))

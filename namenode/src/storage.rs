@@ -58,9 +58,14 @@ impl NameDir {
             let get = |k: &str| props.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
             let layout = get("layoutVersion").unwrap_or_default();
             if layout != LAYOUT_VERSION.to_string() {
-                return Err(StorageError(format!("{} has layout version {layout:?}; this namenode reads {LAYOUT_VERSION}", version.display())));
+                return Err(StorageError(format!(
+                    "{} has layout version {layout:?}; this namenode reads {LAYOUT_VERSION}",
+                    version.display()
+                )));
             }
-            return get("clusterID").map(Some).ok_or_else(|| StorageError(format!("{} has no clusterID", version.display())));
+            return get("clusterID")
+                .map(Some)
+                .ok_or_else(|| StorageError(format!("{} has no clusterID", version.display())));
         }
         let has_files = fs::read_dir(&self.root)
             .map_err(|e| io_err("cannot read", &self.root, e))?
@@ -168,7 +173,13 @@ impl NameStorage {
     }
 
     /// Erases and formats every directory (`tusk namenode -format`).
-    pub fn format(roots: &[PathBuf], cluster_id: Option<String>, force: bool, superuser: &str, supergroup: &str) -> Result<NameStorage, StorageError> {
+    pub fn format(
+        roots: &[PathBuf],
+        cluster_id: Option<String>,
+        force: bool,
+        superuser: &str,
+        supergroup: &str,
+    ) -> Result<NameStorage, StorageError> {
         let dirs = roots.iter().map(|r| NameDir::open(r)).collect::<Result<Vec<_>, _>>()?;
         for d in &dirs {
             if d.current.exists() && !dir_is_empty(&d.current) {
@@ -203,8 +214,10 @@ impl NameStorage {
         let ns = Namespace::new(superuser, supergroup, tusk_common::now_ms());
         for d in &self.dirs {
             fs::create_dir_all(&d.current).map_err(|e| io_err("cannot create", &d.current, e))?;
-            fsimage::save(&ns, 0, &self.cluster_id, &d.current.join(image_name(0))).map_err(|e| io_err("cannot write image in", &d.current, e))?;
-            write_properties(&d.current.join("seen_txid"), &[("seenTxid", "0".into())]).map_err(|e| io_err("cannot write", &d.current, e))?;
+            fsimage::save(&ns, 0, &self.cluster_id, &d.current.join(image_name(0)))
+                .map_err(|e| io_err("cannot write image in", &d.current, e))?;
+            write_properties(&d.current.join("seen_txid"), &[("seenTxid", "0".into())])
+                .map_err(|e| io_err("cannot write", &d.current, e))?;
             // VERSION last: a directory with VERSION is complete.
             self.write_version(d)?;
             fsync_dir(&d.root).map_err(|e| io_err("cannot sync", &d.root, e))?;
@@ -225,7 +238,10 @@ impl NameStorage {
         }
         // 1. The newest image that loads.
         let newest = listing.iter().flatten().filter_map(|n| parse_image_name(n)).max().ok_or_else(|| {
-            StorageError(format!("no fsimage in any name directory ({})", self.dirs.iter().map(|d| d.root.display().to_string()).collect::<Vec<_>>().join(", ")))
+            StorageError(format!(
+                "no fsimage in any name directory ({})",
+                self.dirs.iter().map(|d| d.root.display().to_string()).collect::<Vec<_>>().join(", ")
+            ))
         })?;
         let mut needs_save = false;
         let mut loaded = None;
@@ -247,9 +263,16 @@ impl NameStorage {
                 }
             }
         }
-        let (mut ns, summary) = loaded.ok_or_else(|| StorageError(format!("no usable copy of {}: {}", image_name(newest), first_err.unwrap_or_default())))?;
+        let (mut ns, summary) = loaded.ok_or_else(|| {
+            StorageError(format!("no usable copy of {}: {}", image_name(newest), first_err.unwrap_or_default()))
+        })?;
         if summary.cluster_id != self.cluster_id {
-            return Err(StorageError(format!("{} belongs to cluster {}, the directories to {}", image_name(newest), summary.cluster_id, self.cluster_id)));
+            return Err(StorageError(format!(
+                "{} belongs to cluster {}, the directories to {}",
+                image_name(newest),
+                summary.cluster_id,
+                self.cluster_id
+            )));
         }
         if summary.txid != newest {
             return Err(StorageError(format!("{} says txid {}", image_name(newest), summary.txid)));
@@ -289,13 +312,18 @@ impl NameStorage {
                             good = Some(p);
                             break;
                         }
-                        Ok(scan) => err.get_or_insert(format!("{} ends at txid {}, its name says {last}", p.display(), scan.last_txid)),
+                        Ok(scan) => err.get_or_insert(format!(
+                            "{} ends at txid {}, its name says {last}",
+                            p.display(),
+                            scan.last_txid
+                        )),
                         Err(e) => err.get_or_insert(e.to_string()),
                     };
                     needs_save = true;
                 }
                 let p = good.ok_or_else(|| StorageError(format!("cannot start: {}", err.unwrap_or_default())))?;
-                edit_log::read_segment(&p, Some(first), false, &mut apply).map_err(|e| StorageError(format!("cannot start: {e}")))?;
+                edit_log::read_segment(&p, Some(first), false, &mut apply)
+                    .map_err(|e| StorageError(format!("cannot start: {e}")))?;
                 replayed += last + 1 - first;
                 next = last + 1;
                 continue;
@@ -327,7 +355,8 @@ impl NameStorage {
             if let Some(at) = scan.torn_at {
                 tracing::warn!(file = %p.display(), offset = at, "torn final record in the in-progress edit log cut off");
             }
-            edit_log::read_segment(&p, Some(scan.first_txid), true, &mut apply).map_err(|e| StorageError(format!("cannot start: {e}")))?;
+            edit_log::read_segment(&p, Some(scan.first_txid), true, &mut apply)
+                .map_err(|e| StorageError(format!("cannot start: {e}")))?;
             if scan.last_txid >= scan.first_txid {
                 let bytes = fs::read(&p).map_err(|e| io_err("cannot read", &p, e))?;
                 let valid = usize::try_from(scan.valid_bytes).unwrap_or(bytes.len()).min(bytes.len());
@@ -343,7 +372,8 @@ impl NameStorage {
                 "cannot start: the edit log has a gap: expected txid {next}, next segment starts at {first}"
             )));
         }
-        let seen = self.dirs.iter().map(NameDir::seen_txid).collect::<Result<Vec<_>, _>>()?.into_iter().max().unwrap_or(0);
+        let seen =
+            self.dirs.iter().map(NameDir::seen_txid).collect::<Result<Vec<_>, _>>()?.into_iter().max().unwrap_or(0);
         if seen > last_txid + 1 {
             return Err(StorageError(format!(
                 "cannot start: edits are missing: seen_txid says txid {seen} was reached, but the logs end at {last_txid}"
@@ -370,7 +400,8 @@ impl NameStorage {
     /// Writes `ns` at `txid` as a new image in every directory.
     pub fn save_image(&self, ns: &Namespace, txid: u64) -> Result<(), StorageError> {
         for d in &self.dirs {
-            fsimage::save(ns, txid, &self.cluster_id, &d.current.join(image_name(txid))).map_err(|e| io_err("cannot write image in", &d.current, e))?;
+            fsimage::save(ns, txid, &self.cluster_id, &d.current.join(image_name(txid)))
+                .map_err(|e| io_err("cannot write image in", &d.current, e))?;
         }
         Ok(())
     }

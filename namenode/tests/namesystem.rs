@@ -58,7 +58,15 @@ fn dump(fsn: &Namesystem) -> Vec<String> {
         let kind = if e.file_type == FileType::Directory as i32 { 'd' } else { 'f' };
         format!(
             "{path} {kind} {:o} {}:{} mtime={} atime={} repl={} len={} uc={} id={}",
-            e.permission, e.owner, e.group, e.modification_time_ms, e.access_time_ms, e.replication, e.length, e.under_construction, e.file_id
+            e.permission,
+            e.owner,
+            e.group,
+            e.modification_time_ms,
+            e.access_time_ms,
+            e.replication,
+            e.length,
+            e.under_construction,
+            e.file_id
         )
     };
     let root = fsn.file_info(&su, "/").expect("stat /").expect("/ exists");
@@ -105,7 +113,10 @@ fn current(dir: &Path) -> PathBuf {
 
 /// File names in `dir/current`, sorted.
 fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(current(dir)).expect("list current").map(|e| e.expect("entry").file_name().into_string().expect("utf-8")).collect();
+    let mut v: Vec<String> = fs::read_dir(current(dir))
+        .expect("list current")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
     v.sort();
     v
 }
@@ -318,7 +329,13 @@ fn assert_dirs_identical(a: &Path, b: &Path) {
     for n in names(a) {
         let (x, y) = (fs::read(current(a).join(&n)).unwrap(), fs::read(current(b).join(&n)).unwrap());
         if n == "VERSION" {
-            let strip = |v: &[u8]| String::from_utf8_lossy(v).lines().filter(|l| !l.starts_with("cTime=") && !l.starts_with("crc32c=")).map(str::to_owned).collect::<Vec<_>>();
+            let strip = |v: &[u8]| {
+                String::from_utf8_lossy(v)
+                    .lines()
+                    .filter(|l| !l.starts_with("cTime=") && !l.starts_with("crc32c="))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(strip(&x), strip(&y));
         } else {
             assert!(x == y, "{n} differs between {} and {}", a.display(), b.display());
@@ -350,7 +367,11 @@ async fn two_name_dirs_mirror_and_repair() {
     // from the second.
     for e in fs::read_dir(&d[0]).unwrap() {
         let p = e.unwrap().path();
-        if p.is_dir() { fs::remove_dir_all(&p).unwrap() } else { fs::remove_file(&p).unwrap() }
+        if p.is_dir() {
+            fs::remove_dir_all(&p).unwrap()
+        } else {
+            fs::remove_file(&p).unwrap()
+        }
     }
     let fsn = open(&d);
     assert_eq!(dump(&fsn), before);
@@ -412,7 +433,11 @@ async fn save_namespace_and_retention() {
     fsn.create(&su, "/s/open", 0o644, false, false, 0, 0, "w").await.unwrap();
     expect_err(fsn.save_namespace(&su), |e| matches!(e, NnError::SafeMode(_)), "save outside safe mode");
     assert!(!fsn.safe_mode(&su, SafeModeAction::Get).unwrap().0);
-    expect_err(fsn.safe_mode(&alice, SafeModeAction::Enter), |e| matches!(e, NnError::PermissionDenied(_)), "alice enters safe mode");
+    expect_err(
+        fsn.safe_mode(&alice, SafeModeAction::Enter),
+        |e| matches!(e, NnError::PermissionDenied(_)),
+        "alice enters safe mode",
+    );
 
     let mut saved = Vec::new();
     for round in 0..3 {
@@ -430,7 +455,11 @@ async fn save_namespace_and_retention() {
             expect_err(fsn.set_owner(&su, "/s", "bob", "").await, sm, "chown");
             expect_err(fsn.set_times(&su, "/s/f", 1, 1).await, sm, "setTimes");
             expect_err(fsn.set_replication(&su, "/s/f", 1).await, sm, "setReplication");
-            expect_err(tokio::task::block_in_place(|| fsn.save_namespace(&alice)), |e| matches!(e, NnError::PermissionDenied(_)), "alice saves");
+            expect_err(
+                tokio::task::block_in_place(|| fsn.save_namespace(&alice)),
+                |e| matches!(e, NnError::PermissionDenied(_)),
+                "alice saves",
+            );
             assert_eq!((dump(&fsn), fsn.last_txid()), (before, txid));
         }
         let txid = tokio::task::block_in_place(|| fsn.save_namespace(&su)).unwrap();
@@ -479,19 +508,59 @@ async fn permissions_are_enforced() {
     fsn.mkdirs(&bob, "/b/priv", 0o700, false).await.unwrap();
     mkfile(&fsn, &bob, "/b/priv/secret", 0o644).await;
     mkfile(&fsn, &bob, "/b/pub", 0o644).await;
-    expect_err(fsn.mkdirs(&alice, "/b/alices", 0o755, false).await, |e| matches!(e, NnError::PermissionDenied(_)), "alice mkdir in bob's dir");
+    expect_err(
+        fsn.mkdirs(&alice, "/b/alices", 0o755, false).await,
+        |e| matches!(e, NnError::PermissionDenied(_)),
+        "alice mkdir in bob's dir",
+    );
     let before = dump(&fsn);
 
-    let e = expect_err(fsn.listing(&alice, "/b/priv", "").map(|l| l.entries), |e| matches!(e, NnError::PermissionDenied(_)), "alice lists");
+    let e = expect_err(
+        fsn.listing(&alice, "/b/priv", "").map(|l| l.entries),
+        |e| matches!(e, NnError::PermissionDenied(_)),
+        "alice lists",
+    );
     assert!(e.to_string().starts_with("Permission denied: user=alice, access=READ_EXECUTE"), "{e}");
-    expect_err(fsn.file_info(&alice, "/b/priv/secret"), |e| matches!(e, NnError::PermissionDenied(_)), "alice stats through 700");
-    expect_err(fsn.delete(&alice, "/b/priv", true).await, |e| matches!(e, NnError::PermissionDenied(_)), "alice deletes");
-    expect_err(fsn.delete(&alice, "/b/pub", false).await, |e| matches!(e, NnError::PermissionDenied(_)), "alice deletes a file");
-    expect_err(fsn.set_permission(&alice, "/b/pub", 0o777).await, |e| matches!(e, NnError::PermissionDenied(_)), "alice chmods");
-    expect_err(fsn.set_owner(&bob, "/b/pub", "alice", "").await, |e| matches!(e, NnError::PermissionDenied(_)), "bob gives away");
-    expect_err(fsn.set_owner(&bob, "/b/pub", "", "supergroup").await, |e| matches!(e, NnError::PermissionDenied(_)), "bob chgrp");
-    expect_err(fsn.set_times(&alice, "/b/pub", 1, 1).await, |e| matches!(e, NnError::PermissionDenied(_)), "alice setTimes");
-    expect_err(fsn.rename(&alice, "/b/pub", "/stolen").await, |e| matches!(e, NnError::PermissionDenied(_)), "alice renames");
+    expect_err(
+        fsn.file_info(&alice, "/b/priv/secret"),
+        |e| matches!(e, NnError::PermissionDenied(_)),
+        "alice stats through 700",
+    );
+    expect_err(
+        fsn.delete(&alice, "/b/priv", true).await,
+        |e| matches!(e, NnError::PermissionDenied(_)),
+        "alice deletes",
+    );
+    expect_err(
+        fsn.delete(&alice, "/b/pub", false).await,
+        |e| matches!(e, NnError::PermissionDenied(_)),
+        "alice deletes a file",
+    );
+    expect_err(
+        fsn.set_permission(&alice, "/b/pub", 0o777).await,
+        |e| matches!(e, NnError::PermissionDenied(_)),
+        "alice chmods",
+    );
+    expect_err(
+        fsn.set_owner(&bob, "/b/pub", "alice", "").await,
+        |e| matches!(e, NnError::PermissionDenied(_)),
+        "bob gives away",
+    );
+    expect_err(
+        fsn.set_owner(&bob, "/b/pub", "", "supergroup").await,
+        |e| matches!(e, NnError::PermissionDenied(_)),
+        "bob chgrp",
+    );
+    expect_err(
+        fsn.set_times(&alice, "/b/pub", 1, 1).await,
+        |e| matches!(e, NnError::PermissionDenied(_)),
+        "alice setTimes",
+    );
+    expect_err(
+        fsn.rename(&alice, "/b/pub", "/stolen").await,
+        |e| matches!(e, NnError::PermissionDenied(_)),
+        "alice renames",
+    );
     assert_eq!(dump(&fsn), before, "refused operations changed the namespace");
 
     // The owner and the superuser may.
@@ -541,18 +610,50 @@ async fn bad_input_is_refused_without_damage() {
     expect_err(fsn.create(&su, "/r/missing/f", 0o644, false, false, 0, 0, "c").await, nf, "create without parent");
     expect_err(fsn.rename(&su, "/r/nope", "/r/x").await, nf, "rename missing source");
     expect_err(fsn.rename(&su, "/r/file", "/r/missing/x").await, nf, "rename into missing dir");
-    expect_err(fsn.mkdirs(&su, "/r/file/sub", 0o755, true).await, |e| matches!(e, NnError::ParentNotDirectory(_)), "mkdirs under a file");
-    expect_err(fsn.create(&su, "/r/file/sub", 0o644, false, true, 0, 0, "c").await, |e| matches!(e, NnError::ParentNotDirectory(_)), "create under a file");
-    expect_err(fsn.mkdirs(&su, "/r/file", 0o755, true).await, |e| matches!(e, NnError::AlreadyExists(_)), "mkdirs over a file");
-    expect_err(fsn.rename(&su, "/r/a", "/r/a/b/c").await, |e| matches!(e, NnError::InvalidArgument(_)), "rename into own subtree");
+    expect_err(
+        fsn.mkdirs(&su, "/r/file/sub", 0o755, true).await,
+        |e| matches!(e, NnError::ParentNotDirectory(_)),
+        "mkdirs under a file",
+    );
+    expect_err(
+        fsn.create(&su, "/r/file/sub", 0o644, false, true, 0, 0, "c").await,
+        |e| matches!(e, NnError::ParentNotDirectory(_)),
+        "create under a file",
+    );
+    expect_err(
+        fsn.mkdirs(&su, "/r/file", 0o755, true).await,
+        |e| matches!(e, NnError::AlreadyExists(_)),
+        "mkdirs over a file",
+    );
+    expect_err(
+        fsn.rename(&su, "/r/a", "/r/a/b/c").await,
+        |e| matches!(e, NnError::InvalidArgument(_)),
+        "rename into own subtree",
+    );
     expect_err(fsn.rename(&su, "/r/a", "/r/a").await, |e| matches!(e, NnError::AlreadyExists(_)), "rename onto itself");
-    expect_err(fsn.rename(&su, "/r/a", "/r/file").await, |e| matches!(e, NnError::AlreadyExists(_)), "rename onto a file");
+    expect_err(
+        fsn.rename(&su, "/r/a", "/r/file").await,
+        |e| matches!(e, NnError::AlreadyExists(_)),
+        "rename onto a file",
+    );
     expect_err(fsn.rename(&su, "/", "/z").await, |e| matches!(e, NnError::InvalidArgument(_)), "rename root");
     expect_err(fsn.delete(&su, "/r/a", false).await, |e| matches!(e, NnError::NotEmpty(_)), "delete non-empty");
     expect_err(fsn.delete(&su, "/", true).await, |e| matches!(e, NnError::InvalidArgument(_)), "delete root");
-    expect_err(fsn.create(&su, "/r/a", 0o644, true, false, 0, 0, "c").await, |e| matches!(e, NnError::IsDirectory(_)), "create over a dir");
-    expect_err(fsn.create(&su, "/", 0o644, true, false, 0, 0, "c").await, |e| matches!(e, NnError::IsDirectory(_)), "create /");
-    expect_err(fsn.create(&su, "/r/file", 0o644, false, false, 0, 0, "c").await, |e| matches!(e, NnError::AlreadyExists(_)), "create existing");
+    expect_err(
+        fsn.create(&su, "/r/a", 0o644, true, false, 0, 0, "c").await,
+        |e| matches!(e, NnError::IsDirectory(_)),
+        "create over a dir",
+    );
+    expect_err(
+        fsn.create(&su, "/", 0o644, true, false, 0, 0, "c").await,
+        |e| matches!(e, NnError::IsDirectory(_)),
+        "create /",
+    );
+    expect_err(
+        fsn.create(&su, "/r/file", 0o644, false, false, 0, 0, "c").await,
+        |e| matches!(e, NnError::AlreadyExists(_)),
+        "create existing",
+    );
     let ia = |e: &NnError| matches!(e, NnError::InvalidArgument(_));
     expect_err(fsn.create(&su, "/r/g", 0o644, false, false, 513, 0, "c").await, ia, "replication too high");
     expect_err(fsn.create(&su, "/r/g", 0o644, false, false, 0, 1000, "c").await, ia, "block size too small");
@@ -587,7 +688,9 @@ async fn group_commit_shares_syncs() {
         let (fsn, su) = (fsn.clone(), su.clone());
         tasks.push(tokio::spawn(async move {
             for j in 0..50 {
-                fsn.mkdirs(&su, &format!("/gc/t{t:02}/d{j:02}"), 0o755, true).await.unwrap_or_else(|e| panic!("t{t} d{j}: {e}"));
+                fsn.mkdirs(&su, &format!("/gc/t{t:02}/d{j:02}"), 0o755, true)
+                    .await
+                    .unwrap_or_else(|e| panic!("t{t} d{j}: {e}"));
             }
         }));
     }

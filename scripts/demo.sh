@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Brings up the embedded pseudo-cluster in the background, runs a short demo with the fs
+# shell, and stops the cluster. State goes to ./tusk-data (kept, so a second run finds it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
+cargo build --release -p tusk-cli
+TUSK="$CARGO_TARGET_DIR/release/tusk"
+PORT="${TUSK_DEMO_PORT:-9000}"
+export TUSK_NAMENODE="127.0.0.1:$PORT"
+"$TUSK" cluster up --dir ./tusk-data --port "$PORT" > ./tusk-data.log 2>&1 &
+CLUSTER=$!
+trap 'kill $CLUSTER 2>/dev/null; wait $CLUSTER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  "$TUSK" dfsadmin -safemode get >/dev/null 2>&1 && break
+  kill -0 $CLUSTER 2>/dev/null || { cat ./tusk-data.log; exit 1; }
+  sleep 0.1
+done
+run() { echo "\$ tusk $*"; "$TUSK" "$@" || echo "(exit $?)"; }
+run fs -mkdir -p /user/"$(id -un)"/demo/a/b
+run fs -touchz /user/"$(id -un)"/demo/a/b/hello.txt
+run fs -ls -R /user
+run fs -mv /user/"$(id -un)"/demo/a/b/hello.txt /user/"$(id -un)"/demo/hello.txt
+run fs -chmod 750 /user/"$(id -un)"/demo/a
+run fs -stat "%n %b %r %u %g %a" /user/"$(id -un)"/demo/hello.txt /user/"$(id -un)"/demo/a
+run fs -count /
+run fs -rm -r /user/"$(id -un)"/demo
+run fs -ls /nope
+run dfsadmin -report
+echo "demo done; the cluster log is in ./tusk-data.log"
