@@ -91,7 +91,7 @@ struct ShellArgs {
 
 /// Hadoop spells long options with one dash (`-format`, `-force`); accept that too.
 fn hadoop_style(argv: Vec<String>) -> Vec<String> {
-    let is_namenode = argv.get(1).map(String::as_str) == Some("namenode");
+    let is_namenode = argv.iter().any(|a| a == "namenode");
     argv.into_iter()
         .map(|a| match a.as_str() {
             "-format" | "-force" | "-clusterid" if is_namenode => format!("-{a}"),

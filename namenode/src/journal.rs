@@ -146,6 +146,19 @@ impl Journal {
         Ok(txid)
     }
 
+    /// Fails when records can no longer be made durable (all name directories failed, or
+    /// the log is closed). Mutations check this before touching the namespace.
+    pub fn check_writable(&self) -> Result<(), String> {
+        let st = lock(&self.shared.state);
+        if let Some(f) = &st.failed {
+            return Err(f.clone());
+        }
+        if st.shutdown {
+            return Err("the edit log is closed".into());
+        }
+        Ok(())
+    }
+
     /// The last txid handed out.
     pub fn last_written_txid(&self) -> u64 {
         lock(&self.shared.state).next_txid - 1

@@ -199,6 +199,10 @@ impl Namesystem {
         let last = {
             let mut ns = self.ns.write();
             let (ops, value) = plan(&ns)?;
+            if !ops.is_empty() {
+                // Never let memory run ahead of a log that cannot record the change.
+                self.journal.check_writable().map_err(NnError::Unavailable)?;
+            }
             let mut last = None;
             for o in &ops {
                 ns.apply(o)?;
