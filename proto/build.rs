@@ -1,7 +1,12 @@
 //! Compiles `proto/tusk/*.proto` with protox (a pure-Rust protobuf compiler), so building
 //! Tusk needs no system `protoc`.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/tusk/client_namenode.proto", "proto/tusk/namenode_storage.proto"];
+    let files = [
+        "proto/tusk/client_namenode.proto",
+        "proto/tusk/namenode_storage.proto",
+        "proto/tusk/datanode_namenode.proto",
+        "proto/tusk/data_transfer.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -16,13 +16,50 @@ pub enum ConfigError {
 }
 
 /// Sections `TUSK_<SECTION>__<KEY>` variables may set.
-const KNOWN_SECTIONS: &[&str] = &["namenode", "client"];
+const KNOWN_SECTIONS: &[&str] = &["namenode", "client", "datanode"];
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub namenode: NamenodeConfig,
     pub client: ClientConfig,
+    pub datanode: DatanodeConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatanodeConfig {
+    /// The namenode's RPC address (`host:port`).
+    pub namenode: String,
+    /// Data directories (volumes). Empty = `./tusk-data/data`.
+    #[serde(deserialize_with = "string_or_list")]
+    pub data_dirs: Vec<PathBuf>,
+    /// Address the data transfer server binds (`0` as port picks a free one).
+    pub xfer_address: String,
+    /// Host or IP address clients and other datanodes use to reach this one.
+    pub advertise_host: String,
+    pub heartbeat_interval_ms: u64,
+    /// Full block report period (HDFS: 6 hours).
+    pub block_report_interval_ms: u64,
+    /// Fsync a replica's block and meta files when it is finalized.
+    pub sync_on_close: bool,
+    /// Concurrent data transfer connections served (a limit on everything).
+    pub max_transfers: usize,
+}
+
+impl Default for DatanodeConfig {
+    fn default() -> Self {
+        Self {
+            namenode: "127.0.0.1:9000".into(),
+            data_dirs: Vec::new(),
+            xfer_address: "127.0.0.1:9866".into(),
+            advertise_host: "127.0.0.1".into(),
+            heartbeat_interval_ms: 3_000,
+            block_report_interval_ms: 6 * 3600 * 1000,
+            sync_on_close: true,
+            max_transfers: 4096,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +84,10 @@ pub struct NamenodeConfig {
     pub ls_limit: usize,
     /// Most children one directory may hold (HDFS: max-directory-items).
     pub max_directory_items: usize,
+    /// A datanode silent this long is dead (HDFS: 2 x recheck + 10 x heartbeat = 10.5 min).
+    pub heartbeat_expiry_ms: u64,
+    /// Replicas a block needs before its file can be closed.
+    pub min_replication: u32,
 }
 
 impl Default for NamenodeConfig {
@@ -61,6 +102,8 @@ impl Default for NamenodeConfig {
             default_block_size: 128 * 1024 * 1024,
             ls_limit: 1000,
             max_directory_items: 1_048_576,
+            heartbeat_expiry_ms: 630_000,
+            min_replication: 1,
         }
     }
 }

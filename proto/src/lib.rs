@@ -7,6 +7,18 @@ pub mod client {
     tonic::include_proto!("tusk.client");
 }
 
+/// Datanode <-> namenode service and messages.
+pub mod datanode {
+    tonic::include_proto!("tusk.datanode");
+}
+
+/// Headers of the data transfer protocol; framing in [`data_transfer`].
+pub mod transfer {
+    tonic::include_proto!("tusk.transfer");
+}
+
+pub mod data_transfer;
+
 /// Edit-log and fsimage records.
 pub mod storage {
     tonic::include_proto!("tusk.storage");
