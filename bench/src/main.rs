@@ -131,7 +131,7 @@ async fn build(fsn: Arc<Namesystem>, files: u64, threads: u64) -> Result<Duratio
             while i < files {
                 let p = format!("/bench/d{:05}/f{:07}", i / 1000, i);
                 fsn.create(&su, &p, 0o644, false, false, 3, 0, "bench").await?;
-                fsn.complete(&su, &p, "bench").await?;
+                fsn.complete(&su, &p, "bench", None).await?;
                 i += threads;
             }
             Ok::<_, tusk_namenode::NnError>(())

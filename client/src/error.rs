@@ -26,6 +26,19 @@ pub enum ClientError {
     InvalidArgument(String),
     #[error("{0}")]
     LeaseConflict(String),
+    /// A namespace limit (items per directory, path length, quota) would be exceeded.
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// The namenode will not hand out the next block until the previous one has a replica.
+    #[error("{0}")]
+    NotReplicatedYet(String),
+    /// A data-plane failure (a datanode unreachable, a pipeline that failed) or an I/O error
+    /// the namenode reported.
+    #[error("{0}")]
+    Io(String),
+    /// No replica of a block could be read.
+    #[error("{0}")]
+    BlockMissing(String),
     /// The namenode could not be reached.
     #[error("{0}")]
     Connect(String),
@@ -61,7 +74,15 @@ impl ClientError {
             Some("SafeModeException") => ClientError::SafeMode(msg),
             Some("InvalidPathException") => ClientError::InvalidPath(msg),
             Some("IllegalArgumentException") => ClientError::InvalidArgument(msg),
-            Some("AlreadyBeingCreatedException") => ClientError::LeaseConflict(msg),
+            Some("AlreadyBeingCreatedException") | Some("LeaseExpiredException") => ClientError::LeaseConflict(msg),
+            Some("MaxDirectoryItemsExceededException")
+            | Some("PathComponentTooLongException")
+            | Some("QuotaExceededException")
+            | Some("NSQuotaExceededException")
+            | Some("DSQuotaExceededException") => ClientError::LimitExceeded(msg),
+            Some("NotReplicatedYetException") => ClientError::NotReplicatedYet(msg),
+            Some("IOException") => ClientError::Io(msg),
+            Some("BlockMissingException") => ClientError::BlockMissing(msg),
             Some(_) => ClientError::Other(msg),
             None => match s.code() {
                 tonic::Code::Unavailable | tonic::Code::Unknown

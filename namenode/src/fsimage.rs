@@ -257,6 +257,7 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
         last_inode_id: summary.last_inode_id,
         last_block_id: summary.last_block_id,
         generation_stamp: summary.generation_stamp,
+        removed_blocks: Vec::new(),
     };
     Ok((ns, summary))
 }

@@ -6,7 +6,9 @@
 //! the format) and answers once they are durable. At start-up `storage` loads the newest
 //! `fsimage` and replays the edits after it with the very same `Namespace::apply`.
 
+pub mod blocks;
 pub mod edit_log;
+pub mod datanode_service;
 pub mod error;
 pub mod fsimage;
 pub mod inode;

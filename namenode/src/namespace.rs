@@ -70,6 +70,9 @@ pub struct Namespace {
     pub(crate) last_inode_id: u64,
     pub(crate) last_block_id: u64,
     pub(crate) generation_stamp: u64,
+    /// Blocks of files removed by the ops applied since the last drain; the namesystem
+    /// takes them out of the block map and has the datanodes delete them.
+    pub(crate) removed_blocks: Vec<u64>,
 }
 
 /// The id HDFS gives its root inode; later inodes count up from it.
@@ -101,6 +104,7 @@ impl Namespace {
             last_inode_id: ROOT_INODE_ID,
             last_block_id: 0,
             generation_stamp: 1000,
+            removed_blocks: Vec::new(),
         }
     }
 
@@ -233,6 +237,7 @@ impl Namespace {
                     Kind::File(f) => {
                         gone.files += 1;
                         gone.blocks += f.blocks.len() as u64;
+                        self.removed_blocks.extend(f.blocks.iter().map(|b| b.id));
                     }
                 }
             }
@@ -314,9 +319,33 @@ impl Namespace {
                 let before = f.blocks.len() as u64;
                 f.under_construction = None;
                 let after = blocks.len() as u64;
+                for b in &blocks {
+                    self.last_block_id = self.last_block_id.max(b.id);
+                    self.generation_stamp = self.generation_stamp.max(b.genstamp);
+                }
                 f.blocks = blocks;
                 ino.mtime_ms = c.time_ms;
                 ino.atime_ms = c.time_ms;
+                self.counts.blocks = self.counts.blocks - before + after;
+            }
+            Op::UpdateBlocks(u) => {
+                let path = Self::parse(&u.path)?;
+                let idx = self.lookup(&path).ok_or_else(|| NnError::FileNotFound(path.to_string()))?;
+                let blocks: Vec<Block> =
+                    u.blocks.iter().map(|b| Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes }).collect();
+                let Kind::File(f) = &mut self.inodes.get_mut(idx).kind else {
+                    return Err(NnError::IsDirectory(path.to_string()));
+                };
+                if f.under_construction.is_none() {
+                    return Err(NnError::InvalidArgument(format!("{path} is not under construction")));
+                }
+                let before = f.blocks.len() as u64;
+                let after = blocks.len() as u64;
+                for b in &blocks {
+                    self.last_block_id = self.last_block_id.max(b.id);
+                    self.generation_stamp = self.generation_stamp.max(b.genstamp);
+                }
+                f.blocks = blocks;
                 self.counts.blocks = self.counts.blocks - before + after;
             }
             Op::Rename(r) => {
@@ -387,6 +416,16 @@ impl Namespace {
             }
         }
         Ok(())
+    }
+
+    /// The id and generation stamp the next new block gets. Applying the op that adds it
+    /// advances both (replay too: it takes the maximum of every block it sees).
+    pub fn next_block(&self) -> (u64, u64) {
+        (self.last_block_id + 1, self.generation_stamp + 1)
+    }
+
+    pub fn take_removed_blocks(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.removed_blocks)
     }
 
     fn existing(&self, path: &str) -> NnResult<InodeIdx> {

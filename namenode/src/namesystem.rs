@@ -5,6 +5,7 @@
 //! builds the edit ops, applies and logs them, releases the lock and only then waits for the
 //! edit log to be durable. Reads take the read lock and never wait for the disk.
 
+use crate::blocks::{BlockMap, BlockStats, Command, Reported};
 use crate::error::{NnError, NnResult};
 use crate::inode::{InodeIdx, Kind};
 use crate::journal::{Journal, JournalStats};
@@ -18,10 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tusk_common::path::FsPath;
-use tusk_proto::client::{FileStatus, FileType};
+use tusk_proto::client::{DatanodeInfo, ExtendedBlock, FileStatus, FileType, LocatedBlock};
 use tusk_proto::storage::{
     edit_op::Op, EditOp, OpAdd, OpClose, OpDelete, OpMkdir, OpRename, OpSetOwner, OpSetPermission, OpSetReplication,
-    OpSetTimes,
+    OpSetTimes, OpUpdateBlocks,
 };
 
 /// Largest replication a file may ask for (HDFS: dfs.replication.max).
@@ -45,6 +46,10 @@ pub struct NamesystemConfig {
     pub autoroll_txns: u64,
     /// Images kept by -saveNamespace and checkpoints.
     pub retained_images: usize,
+    /// A datanode silent this long is dead.
+    pub heartbeat_expiry: Duration,
+    /// Replicas every block needs before its file can be closed.
+    pub min_replication: u32,
 }
 
 impl NamesystemConfig {
@@ -61,6 +66,8 @@ impl NamesystemConfig {
             max_directory_items: c.max_directory_items,
             autoroll_txns: 1_000_000,
             retained_images: 2,
+            heartbeat_expiry: Duration::from_millis(c.heartbeat_expiry_ms),
+            min_replication: c.min_replication.max(1),
         }
     }
 }
@@ -85,6 +92,8 @@ pub struct Namesystem {
     journal: Journal,
     storage: Mutex<NameStorage>,
     safe_mode: Mutex<SafeMode>,
+    /// Block map and datanode registry; taken after `ns` when both are needed.
+    blocks: Mutex<BlockMap>,
     conf: NamesystemConfig,
     groups: Mutex<GroupCache>,
     pub startup: StartupReport,
@@ -113,6 +122,16 @@ impl Namesystem {
         let journal = Journal::open(&storage.current_dirs(), loaded.last_txid + 1, conf.autoroll_txns)
             .map_err(|e| StorageError(format!("cannot start the edit log: {e}")))?;
         let counts = loaded.namespace.counts();
+        let mut blocks = BlockMap::new();
+        loaded.namespace.walk(crate::inode::ROOT, |_, ino| {
+            if let Some(f) = ino.file() {
+                let n = f.blocks.len();
+                for (i, b) in f.blocks.iter().enumerate() {
+                    let complete = f.under_construction.is_none() || i + 1 < n;
+                    blocks.add_block(b.id, b.genstamp, b.len, f.replication, complete);
+                }
+            }
+        });
         let safe_mode =
             SafeMode::starting(counts.blocks, conf.safemode_threshold, conf.safemode_extension, Instant::now());
         let startup = StartupReport {
@@ -135,6 +154,7 @@ impl Namesystem {
             journal,
             storage: Mutex::new(storage),
             safe_mode: Mutex::new(safe_mode),
+            blocks: Mutex::new(blocks),
             conf,
             groups: Mutex::new(HashMap::new()),
             startup,
@@ -207,6 +227,13 @@ impl Namesystem {
             for o in &ops {
                 ns.apply(o)?;
                 last = Some(self.journal.append(o).map_err(NnError::Unavailable)?);
+            }
+            let removed = ns.take_removed_blocks();
+            if !removed.is_empty() {
+                let mut blocks = self.blocks.lock();
+                for id in removed {
+                    blocks.remove_block(id);
+                }
             }
             (last, value)
         };
@@ -452,29 +479,54 @@ impl Namesystem {
         Ok(Self::status(&ns, i))
     }
 
-    pub async fn complete(&self, _caller: &Caller, path: &str, client_name: &str) -> NnResult<bool> {
+    /// Closes a file once every block has `min_replication` reported replicas; `Ok(false)`
+    /// means "not yet, ask again" (the datanodes' reports are on their way).
+    pub async fn complete(&self, _caller: &Caller, path: &str, client_name: &str, last: Option<ExtendedBlock>) -> NnResult<bool> {
         let path = Self::parse(path)?;
-        self.mutate(|ns| {
-            self.check_safe_mode("complete file", path.as_str())?;
-            let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
-            let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
-            match f.under_construction.as_deref() {
-                None => return Ok((Vec::new(), true)),
-                Some(holder) if holder != client_name => {
-                    return Err(NnError::LeaseConflict(format!(
-                        "No lease on {path}: it is being written by {holder}, not by {client_name}"
-                    )))
+        let closed = self
+            .mutate(|ns| {
+                self.check_safe_mode("complete file", path.as_str())?;
+                let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
+                let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
+                match f.under_construction.as_deref() {
+                    None => return Ok((Vec::new(), None)),
+                    Some(holder) if holder != client_name => {
+                        return Err(NnError::LeaseConflict(format!(
+                            "No lease on {path}: it is being written by {holder}, not by {client_name}"
+                        )))
+                    }
+                    Some(_) => {}
                 }
-                Some(_) => {}
-            }
-            let blocks = f
-                .blocks
-                .iter()
-                .map(|b| tusk_proto::storage::Block { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len })
-                .collect();
-            Ok((vec![op(Op::Close(OpClose { path: path.to_string(), time_ms: tusk_common::now_ms(), blocks }))], true))
-        })
-        .await
+                let mut list = f.blocks.clone();
+                match (last, list.last_mut()) {
+                    (Some(l), Some(b)) if l.block_id == b.id => b.len = l.num_bytes,
+                    (None, None) => {}
+                    (l, b) => {
+                        return Err(NnError::InvalidArgument(format!(
+                            "complete {path}: last block {:?} is not the file's last block {:?}",
+                            l.map(|l| l.block_id),
+                            b.map(|b| b.id)
+                        )))
+                    }
+                }
+                let mut blocks = self.blocks.lock();
+                let min = self.conf.min_replication as usize;
+                if list.iter().any(|b| blocks.live_replicas(b.id) < min) {
+                    return Ok((Vec::new(), Some(false)));
+                }
+                for b in &list {
+                    blocks.complete_block(b.id, b.len);
+                }
+                drop(blocks);
+                let pb = list
+                    .iter()
+                    .map(|b| tusk_proto::storage::Block { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len })
+                    .collect();
+                let close = OpClose { path: path.to_string(), time_ms: tusk_common::now_ms(), blocks: pb };
+                Ok((vec![op(Op::Close(close))], Some(true)))
+            })
+            .await?;
+        Ok(closed.unwrap_or(true))
     }
 
     pub async fn rename(&self, caller: &Caller, src: &str, dst: &str) -> NnResult<()> {
@@ -645,6 +697,12 @@ impl Namesystem {
                 return Ok((Vec::new(), false));
             }
             caller.check(ns, &res, Need { target: Some(Access::WRITE), ..Default::default() })?;
+            if let Some(f) = ns.inode(i).file() {
+                let mut blocks = self.blocks.lock();
+                for b in &f.blocks {
+                    blocks.set_expected(b.id, replication as u16);
+                }
+            }
             Ok((vec![op(Op::SetReplication(OpSetReplication { path: path.to_string(), replication }))], true))
         })
         .await
@@ -706,4 +764,253 @@ pub enum SafeModeAction {
     Get,
     Enter,
     Leave,
+}
+
+/// A datanode's registration, checked at the RPC edge.
+pub struct Registration {
+    pub uuid: String,
+    pub cluster_id: String,
+    pub hostname: String,
+    pub ip: String,
+    pub xfer_port: u32,
+    pub http_port: u32,
+    pub ipc_port: u32,
+}
+
+/// Cluster-wide figures for `dfsadmin -report` and `-df`.
+pub struct ClusterStats {
+    pub capacity: u64,
+    pub used: u64,
+    pub remaining: u64,
+    pub live: u32,
+    pub dead: u32,
+    pub blocks: BlockStats,
+}
+
+impl Namesystem {
+    fn refresh_safe_mode(&self, blocks: &BlockMap) {
+        let stats = blocks.stats(true);
+        let mut sm = self.safe_mode.lock();
+        let was_on = sm.is_on();
+        sm.set_blocks(stats.total_complete, stats.safe, Instant::now());
+        if was_on && !sm.is_on() {
+            tracing::info!(blocks = stats.total_complete, "enough replicas reported: safe mode is off");
+        }
+    }
+
+    /// Allocates the next block of a file being written and picks its pipeline.
+    pub async fn add_block(
+        &self,
+        caller: &Caller,
+        path: &str,
+        client_name: &str,
+        previous: Option<ExtendedBlock>,
+        excluded: &[String],
+        writer_ip: Option<&str>,
+    ) -> NnResult<LocatedBlock> {
+        let path = Self::parse(path)?;
+        self.mutate(|ns| {
+            self.check_safe_mode("add block to", path.as_str())?;
+            let res = ns.resolve(&path);
+            let i = res.last().ok_or_else(|| Self::not_found(&path))?;
+            let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
+            if f.under_construction.as_deref() != Some(client_name) {
+                return Err(NnError::LeaseConflict(format!("No lease on {path}: File is not open for writing by {client_name}")));
+            }
+            let _ = caller;
+            let mut list = f.blocks.clone();
+            match (previous, list.last_mut()) {
+                (Some(p), Some(b)) if p.block_id == b.id => b.len = p.num_bytes,
+                (None, None) => {}
+                (p, b) => {
+                    return Err(NnError::InvalidArgument(format!(
+                        "addBlock {path}: previous block {:?} is not the file's last block {:?}",
+                        p.map(|p| p.block_id),
+                        b.map(|b| b.id)
+                    )))
+                }
+            }
+            let mut blocks = self.blocks.lock();
+            let targets = blocks.choose(f.replication as usize, writer_ip, excluded, f.block_size);
+            if targets.is_empty() {
+                let live = blocks.live_nodes().len();
+                return Err(NnError::Unavailable(format!(
+                    "File {path} could only be written to 0 of the {} minReplication nodes. There are {live} datanode(s) running and {} node(s) are excluded in this operation.",
+                    self.conf.min_replication,
+                    excluded.len()
+                )));
+            }
+            let (id, gs) = ns.next_block();
+            let offset: u64 = list.iter().map(|b| b.len).sum();
+            if let Some(prev) = list.last() {
+                blocks.complete_block(prev.id, prev.len);
+            }
+            list.push(crate::inode::Block { id, genstamp: gs, len: 0 });
+            blocks.add_block(id, gs, 0, f.replication, false);
+            let located = LocatedBlock {
+                block: Some(ExtendedBlock { block_id: id, generation_stamp: gs, num_bytes: 0 }),
+                offset,
+                locations: targets.iter().map(|&t| blocks.info(t)).collect(),
+                corrupt_locations: Vec::new(),
+                expected_replication: u32::from(f.replication),
+            };
+            let pb = list
+                .iter()
+                .map(|b| tusk_proto::storage::Block { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len })
+                .collect();
+            Ok((vec![op(Op::UpdateBlocks(OpUpdateBlocks { path: path.to_string(), blocks: pb }))], located))
+        })
+        .await
+    }
+
+    /// Drops the last block of a file being written (its pipeline could not be set up).
+    pub async fn abandon_block(&self, path: &str, client_name: &str, block: ExtendedBlock) -> NnResult<()> {
+        let path = Self::parse(path)?;
+        self.mutate(|ns| {
+            let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
+            let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
+            if f.under_construction.as_deref() != Some(client_name) {
+                return Err(NnError::LeaseConflict(format!("No lease on {path}: File is not open for writing by {client_name}")));
+            }
+            let mut list = f.blocks.clone();
+            if list.last().map(|b| b.id) != Some(block.block_id) {
+                return Ok((Vec::new(), ()));
+            }
+            list.pop();
+            self.blocks.lock().remove_block(block.block_id);
+            let pb = list
+                .iter()
+                .map(|b| tusk_proto::storage::Block { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len })
+                .collect();
+            Ok((vec![op(Op::UpdateBlocks(OpUpdateBlocks { path: path.to_string(), blocks: pb }))], ()))
+        })
+        .await
+    }
+
+    /// The blocks of `path` overlapping `[offset, offset + length)`, replicas nearest to the
+    /// reader first. Returns (file length, blocks, under construction).
+    pub fn block_locations(&self, caller: &Caller, path: &str, offset: u64, length: u64, reader_ip: Option<&str>) -> NnResult<(u64, Vec<LocatedBlock>, bool)> {
+        let path = Self::parse(path)?;
+        let ns = self.ns.read();
+        let res = ns.resolve(&path);
+        let i = res.last().ok_or_else(|| Self::not_found(&path))?;
+        let f = ns.inode(i).file().ok_or_else(|| NnError::FileNotFound(format!("Path is not a file: {path}")))?;
+        caller.check(&ns, &res, Need { target: Some(Access::READ), ..Default::default() })?;
+        let blocks = self.blocks.lock();
+        let end = offset.saturating_add(length);
+        let mut out = Vec::new();
+        let mut pos = 0u64;
+        for b in &f.blocks {
+            let (start, stop) = (pos, pos + b.len);
+            pos = stop;
+            if stop <= offset && b.len > 0 || start >= end && start > offset {
+                continue;
+            }
+            let (mut live, corrupt) = blocks.locations(b.id);
+            // Nearest first: the reader's own host, then the rest in random order to spread load.
+            use rand::seq::SliceRandom;
+            live.shuffle(&mut rand::rng());
+            live.sort_by_key(|d| reader_ip != Some(d.ip_addr.as_str()));
+            out.push(LocatedBlock {
+                block: Some(ExtendedBlock { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len }),
+                offset: start,
+                locations: live,
+                corrupt_locations: corrupt,
+                expected_replication: u32::from(f.replication),
+            });
+        }
+        Ok((f.length(), out, f.under_construction.is_some()))
+    }
+
+    /// Replicas found corrupt by a reader (or a datanode's scanner).
+    pub fn report_bad_blocks(&self, bad: &[(u64, Vec<String>)]) {
+        let mut blocks = self.blocks.lock();
+        for (id, uuids) in bad {
+            for u in uuids {
+                blocks.mark_corrupt(*id, u);
+            }
+        }
+    }
+
+    // ---- datanodes ----
+
+    pub fn register_datanode(&self, reg: Registration) -> NnResult<()> {
+        let cluster = self.cluster_id();
+        if !reg.cluster_id.is_empty() && reg.cluster_id != cluster {
+            return Err(NnError::InvalidArgument(format!(
+                "Incompatible clusterIDs: namenode clusterID = {cluster}; datanode clusterID = {}",
+                reg.cluster_id
+            )));
+        }
+        self.blocks.lock().register(&reg.uuid, &reg.hostname, &reg.ip, reg.xfer_port, reg.http_port, reg.ipc_port, Instant::now());
+        Ok(())
+    }
+
+    /// `None`: the datanode must register again.
+    pub fn heartbeat(&self, uuid: &str, capacity: u64, used: u64, remaining: u64, active: u32) -> Option<Vec<Command>> {
+        self.blocks.lock().heartbeat(uuid, capacity, used, remaining, active, Instant::now())
+    }
+
+    pub fn block_report(&self, uuid: &str, reported: &[Reported]) -> Option<Vec<Command>> {
+        let mut blocks = self.blocks.lock();
+        blocks.block_report(uuid, reported)?;
+        self.refresh_safe_mode(&blocks);
+        let dn = blocks.find(uuid)?;
+        Some(blocks.take_commands(dn))
+    }
+
+    pub fn received_and_deleted(&self, uuid: &str, received: &[Reported], deleted: &[u64]) -> Option<()> {
+        let mut blocks = self.blocks.lock();
+        blocks.received_and_deleted(uuid, received, deleted)?;
+        if self.safe_mode.lock().is_on() {
+            self.refresh_safe_mode(&blocks);
+        }
+        Some(())
+    }
+
+    pub fn datanode_report(&self, live: Option<bool>) -> Vec<DatanodeInfo> {
+        let blocks = self.blocks.lock();
+        blocks.datanodes().filter(|(_, d)| live.is_none_or(|l| d.live == l)).map(|(i, _)| blocks.info(i)).collect()
+    }
+
+    pub fn shutdown_datanode(&self, caller: &Caller, addr: &str) -> NnResult<()> {
+        self.require_superuser(caller, "shut down a datanode")?;
+        let mut blocks = self.blocks.lock();
+        let dn = blocks.find_by_addr(addr).ok_or_else(|| NnError::FileNotFound(format!("no datanode at {addr}")))?;
+        blocks.request_shutdown(dn);
+        Ok(())
+    }
+
+    pub fn cluster_stats(&self) -> ClusterStats {
+        let in_safe_mode = self.safe_mode.lock().is_on();
+        let blocks = self.blocks.lock();
+        let mut s = ClusterStats { capacity: 0, used: 0, remaining: 0, live: 0, dead: 0, blocks: blocks.stats(in_safe_mode) };
+        for (_, d) in blocks.datanodes() {
+            if d.live {
+                s.live += 1;
+                s.capacity += d.capacity;
+                s.used += d.dfs_used;
+                s.remaining += d.remaining;
+            } else {
+                s.dead += 1;
+            }
+        }
+        s
+    }
+
+    /// One tick of the block-management loop: dead datanodes, safe mode, replication.
+    pub fn block_management_tick(&self, replicate: bool) {
+        let mut blocks = self.blocks.lock();
+        if blocks.check_heartbeats(Instant::now(), self.conf.heartbeat_expiry) > 0 {
+            self.refresh_safe_mode(&blocks);
+        }
+        let in_safe_mode = {
+            let mut sm = self.safe_mode.lock();
+            sm.check(Instant::now());
+            sm.is_on()
+        };
+        if replicate && !in_safe_mode {
+            blocks.replication_work(Instant::now(), 1000);
+        }
+    }
 }

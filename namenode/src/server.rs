@@ -1,6 +1,7 @@
 //! Runs the namenode's RPC server on an already-bound listener until `shutdown` resolves,
 //! so tests can run it in-process on `127.0.0.1:0`.
 
+use crate::datanode_service::DatanodeService;
 use crate::namesystem::Namesystem;
 use crate::service::ClientService;
 use std::future::Future;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tusk_proto::client::client_namenode_server::ClientNamenodeServer;
+use tusk_proto::datanode::datanode_namenode_server::DatanodeNamenodeServer;
 
 /// Most requests served at once per connection (a limit on everything).
 const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -19,12 +21,33 @@ pub async fn run(
 ) -> Result<(), tonic::transport::Error> {
     let addr = listener.local_addr().ok();
     tracing::info!(?addr, "namenode RPC server listening");
+    // Block management: dead datanodes, safe mode, replication. One loop, one shape.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let monitor = {
+        let fsn = fsn.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut n = 0u64;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop_rx.changed() => return,
+                }
+                n += 1;
+                let fsn = fsn.clone();
+                let _ = tokio::task::spawn_blocking(move || fsn.block_management_tick(n % 3 == 0)).await;
+            }
+        })
+    };
     let result = tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .tcp_nodelay(true)
-        .add_service(ClientNamenodeServer::new(ClientService::new(fsn.clone())))
+        .add_service(ClientNamenodeServer::new(ClientService::new(fsn.clone())).max_decoding_message_size(256 << 20))
+        .add_service(DatanodeNamenodeServer::new(DatanodeService::new(fsn.clone())).max_decoding_message_size(256 << 20))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
+    let _ = stop_tx.send(true);
+    let _ = monitor.await;
     fsn.close();
     tracing::info!("namenode stopped");
     result

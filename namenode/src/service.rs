@@ -105,7 +105,7 @@ impl ClientNamenode for ClientService {
     async fn complete(&self, req: Request<CompleteRequest>) -> Reply<CompleteResponse> {
         let c = self.caller(&req)?;
         let r = req.into_inner();
-        let completed = self.fsn.complete(&c, &r.path, &r.client_name).await.map_err(to_status)?;
+        let completed = self.fsn.complete(&c, &r.path, &r.client_name, r.last).await.map_err(to_status)?;
         Ok(Response::new(CompleteResponse { completed }))
     }
 
@@ -203,14 +203,81 @@ impl ClientNamenode for ClientService {
 
     async fn fs_stats(&self, _req: Request<FsStatsRequest>) -> Reply<FsStatsResponse> {
         let counts = self.fsn.counts();
+        let s = self.fsn.cluster_stats();
         Ok(Response::new(FsStatsResponse {
             files: counts.files,
             directories: counts.dirs,
             blocks: counts.blocks,
             last_txid: self.fsn.last_txid(),
-            capacity: 0,
-            used: 0,
-            remaining: 0,
+            capacity: s.capacity,
+            used: s.used,
+            remaining: s.remaining,
+            under_replicated_blocks: s.blocks.under_replicated,
+            corrupt_blocks: s.blocks.corrupt,
+            missing_blocks: s.blocks.missing,
+            live_datanodes: s.live,
+            dead_datanodes: s.dead,
         }))
     }
+
+    async fn add_block(&self, req: Request<AddBlockRequest>) -> Reply<AddBlockResponse> {
+        let c = self.caller(&req)?;
+        let ip = req.remote_addr().map(|a| a.ip().to_string());
+        let r = req.into_inner();
+        let b = self
+            .fsn
+            .add_block(&c, &r.path, &r.client_name, r.previous, &r.excluded_nodes, ip.as_deref())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(AddBlockResponse { block: Some(b) }))
+    }
+
+    async fn abandon_block(&self, req: Request<AbandonBlockRequest>) -> Reply<AbandonBlockResponse> {
+        let _c = self.caller(&req)?;
+        let r = req.into_inner();
+        let block = r.block.ok_or_else(|| Status::invalid_argument("abandonBlock needs a block"))?;
+        self.fsn.abandon_block(&r.path, &r.client_name, block).await.map_err(to_status)?;
+        Ok(Response::new(AbandonBlockResponse {}))
+    }
+
+    async fn get_block_locations(&self, req: Request<GetBlockLocationsRequest>) -> Reply<GetBlockLocationsResponse> {
+        let c = self.caller(&req)?;
+        let ip = req.remote_addr().map(|a| a.ip().to_string());
+        let r = req.get_ref();
+        let (file_length, blocks, under_construction) =
+            self.fsn.block_locations(&c, &r.path, r.offset, r.length, ip.as_deref()).map_err(to_status)?;
+        Ok(Response::new(GetBlockLocationsResponse { file_length, blocks, under_construction }))
+    }
+
+    async fn report_bad_blocks(&self, req: Request<ReportBadBlocksRequest>) -> Reply<ReportBadBlocksResponse> {
+        let _c = self.caller(&req)?;
+        self.fsn.report_bad_blocks(&bad_blocks(req.get_ref()));
+        Ok(Response::new(ReportBadBlocksResponse {}))
+    }
+
+    async fn datanode_report(&self, req: Request<DatanodeReportRequest>) -> Reply<DatanodeReportResponse> {
+        let live = match DatanodeReportType::try_from(req.get_ref().r#type) {
+            Ok(DatanodeReportType::DatanodeReportLive) => Some(true),
+            Ok(DatanodeReportType::DatanodeReportDead) => Some(false),
+            _ => None,
+        };
+        Ok(Response::new(DatanodeReportResponse { datanodes: self.fsn.datanode_report(live) }))
+    }
+
+    async fn shutdown_datanode(&self, req: Request<ShutdownDatanodeRequest>) -> Reply<ShutdownDatanodeResponse> {
+        let c = self.caller(&req)?;
+        self.fsn.shutdown_datanode(&c, &req.get_ref().address).map_err(to_status)?;
+        Ok(Response::new(ShutdownDatanodeResponse {}))
+    }
+}
+
+/// (block id, datanode uuids) pairs out of a bad-block report.
+pub fn bad_blocks(r: &ReportBadBlocksRequest) -> Vec<(u64, Vec<String>)> {
+    r.blocks
+        .iter()
+        .filter_map(|lb| {
+            let b = lb.block.as_ref()?;
+            Some((b.block_id, lb.locations.iter().map(|d| d.datanode_uuid.clone()).collect()))
+        })
+        .collect()
 }

@@ -25,6 +25,8 @@ fn conf(dirs: &[PathBuf]) -> NamesystemConfig {
         max_directory_items: 1 << 20,
         autoroll_txns: 1_000_000,
         retained_images: 2,
+        heartbeat_expiry: Duration::from_secs(630),
+        min_replication: 1,
     }
 }
 
@@ -104,7 +106,7 @@ async fn mkdir(fsn: &Namesystem, c: &Caller, path: &str, perm: u32) {
 /// create + complete.
 async fn mkfile(fsn: &Namesystem, c: &Caller, path: &str, perm: u32) {
     fsn.create(c, path, perm, false, true, 0, 0, "client-1").await.unwrap_or_else(|e| panic!("create {path}: {e}"));
-    assert!(fsn.complete(c, path, "client-1").await.unwrap_or_else(|e| panic!("complete {path}: {e}")));
+    assert!(fsn.complete(c, path, "client-1", None).await.unwrap_or_else(|e| panic!("complete {path}: {e}")));
 }
 
 fn current(dir: &Path) -> PathBuf {
@@ -448,7 +450,7 @@ async fn save_namespace_and_retention() {
             let sm = |e: &NnError| matches!(e, NnError::SafeMode(_));
             expect_err(fsn.mkdirs(&su, "/s/new", 0o755, true).await, sm, "mkdirs");
             expect_err(fsn.create(&su, "/s/g", 0o644, false, true, 0, 0, "c").await, sm, "create");
-            expect_err(fsn.complete(&su, "/s/open", "w").await, sm, "complete");
+            expect_err(fsn.complete(&su, "/s/open", "w", None).await, sm, "complete");
             expect_err(fsn.rename(&su, "/s/f", "/s/f2").await, sm, "rename");
             expect_err(fsn.delete(&su, "/s", true).await, sm, "delete");
             expect_err(fsn.set_permission(&su, "/s", 0o700).await, sm, "chmod");
@@ -473,7 +475,7 @@ async fn save_namespace_and_retention() {
             mkdir(&fsn, &su, &format!("/s/r{round}/d{i}"), 0o755).await;
         }
     }
-    assert!(fsn.complete(&su, "/s/open", "w").await.unwrap());
+    assert!(fsn.complete(&su, "/s/open", "w", None).await.unwrap());
     let after_last_save = fsn.last_txid() - saved[2];
     assert_eq!(after_last_save, 5); // /s/r2, three dirs under it, the close
     assert!(saved[0] < saved[1] && saved[1] < saved[2], "{saved:?}");

@@ -1,0 +1,76 @@
+//! The namenode calls the data path makes, behind one small type so the writer and reader can
+//! be driven by an in-process fake in tests (no gRPC server needed).
+
+use crate::{Client, Result};
+use tusk_proto::client::{ExtendedBlock, GetBlockLocationsResponse, LocatedBlock};
+
+#[derive(Clone)]
+pub(crate) enum Namenode {
+    Rpc(Client),
+    #[cfg(test)]
+    Fake(std::sync::Arc<crate::testutil::FakeNamenode>),
+}
+
+impl Namenode {
+    pub(crate) fn client_name(&self) -> String {
+        match self {
+            Namenode::Rpc(c) => c.client_name().to_owned(),
+            #[cfg(test)]
+            Namenode::Fake(_) => "TUSK_CLIENT_test".to_owned(),
+        }
+    }
+
+    pub(crate) async fn add_block(
+        &self,
+        path: &str,
+        previous: Option<ExtendedBlock>,
+        excluded: &[String],
+    ) -> Result<LocatedBlock> {
+        match self {
+            Namenode::Rpc(c) => c.add_block(path, previous, excluded).await,
+            #[cfg(test)]
+            Namenode::Fake(f) => f.add_block(previous, excluded),
+        }
+    }
+
+    pub(crate) async fn abandon_block(&self, path: &str, block: ExtendedBlock) -> Result<()> {
+        match self {
+            Namenode::Rpc(c) => c.abandon_block(path, block).await,
+            #[cfg(test)]
+            Namenode::Fake(f) => {
+                f.abandoned.lock().unwrap().push(block);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) async fn complete(&self, path: &str, last: Option<ExtendedBlock>) -> Result<bool> {
+        match self {
+            Namenode::Rpc(c) => c.complete(path, last).await,
+            #[cfg(test)]
+            Namenode::Fake(f) => {
+                *f.completed.lock().unwrap() = Some(last);
+                Ok(true)
+            }
+        }
+    }
+
+    pub(crate) async fn locations(&self, path: &str) -> Result<GetBlockLocationsResponse> {
+        match self {
+            Namenode::Rpc(c) => c.get_block_locations(path, 0, u64::MAX).await,
+            #[cfg(test)]
+            Namenode::Fake(f) => Ok(f.locations.lock().unwrap().clone()),
+        }
+    }
+
+    pub(crate) async fn report_bad_blocks(&self, blocks: Vec<LocatedBlock>) -> Result<()> {
+        match self {
+            Namenode::Rpc(c) => c.report_bad_blocks(blocks).await,
+            #[cfg(test)]
+            Namenode::Fake(f) => {
+                f.bad_reports.lock().unwrap().extend(blocks);
+                Ok(())
+            }
+        }
+    }
+}

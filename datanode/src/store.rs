@@ -1,0 +1,673 @@
+//! The replica store: every replica this datanode holds, in memory, in the RocksDB index and
+//! as files on the volumes, kept in step.
+//!
+//! A replica is born in `rbw/` ([`Store::create_rbw`]), grows by whole checksummed chunks
+//! ([`RbwReplica::append`]), and is finalized by renaming its two files into
+//! `finalized/subdirN/subdirM/` and recording it in the index ([`RbwReplica::finalize`]). An
+//! `RbwReplica` dropped before it is finalized (an aborted write, a cancelled connection)
+//! removes its files. At start, [`Store::open`] reconciles the index with the files, so the
+//! first block report is right whatever a crash left behind.
+
+use crate::error::DatanodeError;
+use crate::meta;
+use crate::replica_index::{Entry, ReplicaIndex, ReplicaInfo, ReplicaState};
+use crate::volume::{self, ReplicaFile, Space, VersionInfo, Volume};
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+use tusk_proto::data_transfer::BYTES_PER_CHECKSUM;
+
+/// A volume with less free space than this gets no new replicas.
+const MIN_FREE_BYTES: u64 = 16 << 20;
+/// Incremental reports kept while the namenode is away; past this a full report replaces them.
+const MAX_PENDING_REPORTS: usize = 100_000;
+/// Buffer of the meta file writer and of replica readers.
+const META_WRITE_BUFFER: usize = 64 << 10;
+const READ_BUFFER: usize = 1 << 20;
+
+/// Incremental block reports waiting to go to the namenode.
+#[derive(Debug, Default)]
+pub struct PendingReports {
+    pub received: Vec<(u64, ReplicaInfo)>,
+    pub deleted: Vec<u64>,
+    /// Too much piled up: send a full report instead.
+    pub overflowed: bool,
+}
+
+/// What [`Store::open`] found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileStats {
+    pub replicas: usize,
+    pub index_entries: usize,
+    pub added_to_index: usize,
+    pub removed_from_index: usize,
+    pub rbw_removed: usize,
+}
+
+pub struct Store {
+    volumes: Vec<Volume>,
+    index: ReplicaIndex,
+    replicas: Mutex<HashMap<u64, ReplicaInfo>>,
+    identity: Mutex<VersionInfo>,
+    next_volume: AtomicUsize,
+    sync_on_close: bool,
+    pending: Mutex<PendingReports>,
+    /// Woken when a report is pending.
+    pub report_ready: Notify,
+    stats: ReconcileStats,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the store down with it; the data is plain values.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Store {
+    /// Opens the volumes: checks every one is writable, checks their VERSION files agree
+    /// (one datanode, one cluster), formats new ones, opens the index and reconciles it with
+    /// the files. Blocking.
+    pub fn open(dirs: &[PathBuf], sync_on_close: bool) -> Result<Store, DatanodeError> {
+        if dirs.is_empty() || dirs.len() > u16::MAX as usize {
+            return Err(DatanodeError::Invalid(format!("{} data directories configured", dirs.len())));
+        }
+        let volumes: Vec<Volume> = dirs.iter().enumerate().map(|(i, d)| Volume::new(i as u16, d.clone())).collect();
+        // Check everything before writing anything, so a bad directory changes nothing.
+        for v in &volumes {
+            v.check_writable()?;
+        }
+        let versions = volumes.iter().map(|v| v.read_version()).collect::<Result<Vec<_>, _>>()?;
+        let mut identity: Option<(PathBuf, VersionInfo)> = None;
+        for (v, ver) in volumes.iter().zip(&versions) {
+            let Some(ver) = ver else { continue };
+            let Some((first_dir, first)) = &mut identity else {
+                identity = Some((v.dir.clone(), ver.clone()));
+                continue;
+            };
+            if ver.datanode_uuid != first.datanode_uuid {
+                return Err(DatanodeError::ForeignDir {
+                    dir: v.dir.clone(),
+                    what: "datanode",
+                    detail: format!(
+                        "datanodeUuid {} differs from {} in {}",
+                        ver.datanode_uuid,
+                        first.datanode_uuid,
+                        first_dir.display()
+                    ),
+                });
+            }
+            if !ver.cluster_id.is_empty() {
+                if first.cluster_id.is_empty() {
+                    first.cluster_id = ver.cluster_id.clone();
+                    *first_dir = v.dir.clone();
+                } else if ver.cluster_id != first.cluster_id {
+                    return Err(DatanodeError::ForeignDir {
+                        dir: v.dir.clone(),
+                        what: "cluster",
+                        detail: format!(
+                            "clusterID {} differs from {} in {}",
+                            ver.cluster_id,
+                            first.cluster_id,
+                            first_dir.display()
+                        ),
+                    });
+                }
+            }
+        }
+        let identity = identity
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| VersionInfo { datanode_uuid: volume::new_uuid(), cluster_id: String::new() });
+        for (v, ver) in volumes.iter().zip(&versions) {
+            if ver.as_ref() != Some(&identity) {
+                v.write_version(&identity)?;
+            }
+        }
+        let index = ReplicaIndex::open(&volumes[0].current().join("replica-index"))?;
+        let mut store = Store {
+            volumes,
+            index,
+            replicas: Mutex::new(HashMap::new()),
+            identity: Mutex::new(identity),
+            next_volume: AtomicUsize::new(0),
+            sync_on_close,
+            pending: Mutex::new(PendingReports::default()),
+            report_ready: Notify::new(),
+            stats: ReconcileStats::default(),
+        };
+        store.stats = store.reconcile()?;
+        tracing::info!(
+            replicas = store.stats.replicas,
+            index_entries = store.stats.index_entries,
+            added = store.stats.added_to_index,
+            removed = store.stats.removed_from_index,
+            rbw_removed = store.stats.rbw_removed,
+            "replica store loaded"
+        );
+        Ok(store)
+    }
+
+    /// Loads the index, scans the finalized files of every volume, makes the index match
+    /// the files, and removes replicas a crash left in `rbw/` (no client completed them).
+    fn reconcile(&self) -> Result<ReconcileStats, DatanodeError> {
+        let mut stats = ReconcileStats::default();
+        let mut found: HashMap<u64, ReplicaInfo> = HashMap::new();
+        for v in &self.volumes {
+            stats.rbw_removed += clear_rbw(v)?;
+            for (id, info) in scan_finalized(v)? {
+                match found.get(&id) {
+                    Some(other) if other.genstamp >= info.genstamp => {
+                        tracing::warn!(block_id = id, "replica found on two volumes; keeping genstamp {}", other.genstamp)
+                    }
+                    _ => {
+                        found.insert(id, info);
+                    }
+                }
+            }
+        }
+        let mut indexed: HashMap<u64, ReplicaInfo> = HashMap::new();
+        let mut deletes: Vec<Vec<u8>> = Vec::new();
+        for entry in self.index.load()? {
+            stats.index_entries += 1;
+            match entry {
+                Entry::Good(id, info) => {
+                    indexed.insert(id, info);
+                }
+                Entry::Bad(key, reason) => {
+                    tracing::warn!(index = %self.index.path().display(), "dropping bad replica index entry: {reason}");
+                    deletes.push(key);
+                }
+            }
+        }
+        let puts: Vec<(u64, ReplicaInfo)> =
+            found.iter().filter(|(id, info)| indexed.get(id) != Some(info)).map(|(id, info)| (*id, *info)).collect();
+        for id in indexed.keys().filter(|id| !found.contains_key(id)) {
+            tracing::warn!(block_id = id, "replica in the index has no files; removing it from the index");
+            deletes.push(id.to_be_bytes().to_vec());
+        }
+        stats.added_to_index = puts.len();
+        stats.removed_from_index = deletes.len();
+        if !puts.is_empty() || !deletes.is_empty() {
+            self.index.apply(&puts, &deletes)?;
+        }
+        stats.replicas = found.len();
+        *lock(&self.replicas) = found;
+        Ok(stats)
+    }
+
+    pub fn reconcile_stats(&self) -> ReconcileStats {
+        self.stats
+    }
+
+    pub fn uuid(&self) -> String {
+        lock(&self.identity).datanode_uuid.clone()
+    }
+
+    /// Empty until the first registration.
+    pub fn cluster_id(&self) -> String {
+        lock(&self.identity).cluster_id.clone()
+    }
+
+    /// Records the namenode's cluster id in every volume's VERSION (first registration).
+    pub fn set_cluster_id(&self, cluster_id: &str) -> Result<(), DatanodeError> {
+        let mut ident = lock(&self.identity).clone();
+        ident.cluster_id = cluster_id.to_owned();
+        for v in &self.volumes {
+            v.write_version(&ident)?;
+        }
+        *lock(&self.identity) = ident;
+        Ok(())
+    }
+
+    pub fn volumes(&self) -> &[Volume] {
+        &self.volumes
+    }
+
+    fn volume(&self, index: u16) -> Result<&Volume, DatanodeError> {
+        self.volumes
+            .get(index as usize)
+            .ok_or_else(|| DatanodeError::Invalid(format!("volume {index} does not exist")))
+    }
+
+    pub fn get(&self, block_id: u64) -> Option<ReplicaInfo> {
+        lock(&self.replicas).get(&block_id).copied()
+    }
+
+    /// Every replica (finalized and being written), for a full block report.
+    pub fn report(&self) -> Vec<(u64, ReplicaInfo)> {
+        lock(&self.replicas).iter().map(|(id, info)| (*id, *info)).collect()
+    }
+
+    /// Bytes held by replicas.
+    pub fn dfs_used(&self) -> u64 {
+        lock(&self.replicas).values().map(|r| r.len).sum()
+    }
+
+    /// Capacity and free space summed over the volumes; also the number of failed volumes.
+    pub fn space(&self) -> (Space, u32) {
+        let mut total = Space::default();
+        let mut failed = 0;
+        for v in &self.volumes {
+            match v.space() {
+                Ok(s) => {
+                    total.capacity += s.capacity;
+                    total.available += s.available;
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %v.dir.display(), "cannot stat volume: {e}");
+                    failed += 1;
+                }
+            }
+        }
+        (total, failed)
+    }
+
+    /// Path of the finalized block file of a replica.
+    pub fn block_file(&self, block_id: u64) -> Option<PathBuf> {
+        let info = self.get(block_id)?;
+        if info.state != ReplicaState::Finalized {
+            return None;
+        }
+        Some(self.volume(info.volume).ok()?.finalized_block(block_id))
+    }
+
+    /// Round-robin over the volumes with room.
+    fn choose_volume(&self, block_id: u64) -> Result<u16, DatanodeError> {
+        let n = self.volumes.len();
+        let start = self.next_volume.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            let v = &self.volumes[(start + i) % n];
+            match v.space() {
+                Ok(s) if s.available >= MIN_FREE_BYTES => return Ok(v.index),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(dir = %v.dir.display(), "cannot stat volume: {e}"),
+            }
+        }
+        Err(DatanodeError::NoSpace { block_id })
+    }
+
+    /// Starts a new replica in `rbw/`. Blocking.
+    pub fn create_rbw(self: &Arc<Self>, block_id: u64, genstamp: u64) -> Result<RbwReplica, DatanodeError> {
+        let volume = self.choose_volume(block_id)?;
+        {
+            let mut replicas = lock(&self.replicas);
+            if replicas.contains_key(&block_id) {
+                return Err(DatanodeError::ReplicaExists { block_id });
+            }
+            replicas.insert(block_id, ReplicaInfo { genstamp, len: 0, state: ReplicaState::Rbw, volume });
+        }
+        // From here the RbwReplica owns the entry: dropping it on an error cleans up.
+        let mut rbw = RbwReplica {
+            store: Arc::clone(self),
+            block_id,
+            genstamp,
+            volume,
+            data: None,
+            meta: None,
+            len: 0,
+            done: false,
+        };
+        let v = self.volume(volume)?;
+        let (data_path, meta_path) = (v.rbw_block(block_id), v.rbw_meta(block_id, genstamp));
+        let create = |p: &Path| OpenOptions::new().write(true).create_new(true).open(p);
+        rbw.data = Some(create(&data_path).map_err(DatanodeError::io("cannot create", &data_path))?);
+        let mut meta = BufWriter::with_capacity(
+            META_WRITE_BUFFER,
+            create(&meta_path).map_err(DatanodeError::io("cannot create", &meta_path))?,
+        );
+        meta.write_all(&meta::encode_header()).map_err(DatanodeError::io("cannot write", &meta_path))?;
+        rbw.meta = Some(meta);
+        Ok(rbw)
+    }
+
+    /// Opens a finalized replica for reading, checking its files against what the store knows.
+    pub fn open_reader(&self, block_id: u64) -> Result<ReplicaReader, DatanodeError> {
+        let info = self.get(block_id).ok_or(DatanodeError::ReplicaNotFound { block_id })?;
+        if info.state != ReplicaState::Finalized {
+            return Err(DatanodeError::Invalid(format!("replica of block {block_id} is still being written")));
+        }
+        let v = self.volume(info.volume)?;
+        ReplicaReader::open(info, v.finalized_block(block_id), v.finalized_meta(block_id, info.genstamp))
+    }
+
+    /// Deletes a finalized replica (a namenode command). `Ok(false)` when there was none.
+    /// Blocking.
+    pub fn delete(&self, block_id: u64) -> Result<bool, DatanodeError> {
+        let info = {
+            let mut replicas = lock(&self.replicas);
+            match replicas.get(&block_id) {
+                Some(info) if info.state == ReplicaState::Finalized => {
+                    let info = *info;
+                    replicas.remove(&block_id);
+                    info
+                }
+                Some(_) => {
+                    tracing::info!(block_id, "not deleting a replica that is being written");
+                    return Ok(false);
+                }
+                None => return Ok(false),
+            }
+        };
+        let v = self.volume(info.volume)?;
+        self.index.delete(block_id)?;
+        for path in [v.finalized_block(block_id), v.finalized_meta(block_id, info.genstamp)] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(block_id, "cannot remove {}: {e}", path.display()),
+            }
+        }
+        self.push_report(|p| p.deleted.push(block_id));
+        tracing::info!(block_id, "deleted replica");
+        Ok(true)
+    }
+
+    fn push_report(&self, f: impl FnOnce(&mut PendingReports)) {
+        {
+            let mut p = lock(&self.pending);
+            f(&mut p);
+            if p.received.len() + p.deleted.len() > MAX_PENDING_REPORTS {
+                *p = PendingReports { overflowed: true, ..Default::default() };
+            }
+        }
+        self.report_ready.notify_one();
+    }
+
+    /// Takes the pending incremental reports.
+    pub fn take_pending(&self) -> PendingReports {
+        std::mem::take(&mut *lock(&self.pending))
+    }
+
+    /// Puts reports back after the namenode did not take them.
+    pub fn requeue(&self, mut reports: PendingReports) {
+        let mut p = lock(&self.pending);
+        reports.received.append(&mut p.received);
+        reports.deleted.append(&mut p.deleted);
+        reports.overflowed |= p.overflowed;
+        *p = reports;
+    }
+
+    /// Flushes the index (graceful stop).
+    pub fn flush(&self) -> Result<(), DatanodeError> {
+        self.index.flush()
+    }
+}
+
+/// Removes every file in a volume's `rbw/`; returns how many replicas that was.
+fn clear_rbw(v: &Volume) -> Result<usize, DatanodeError> {
+    let dir = v.rbw_dir();
+    let mut blocks = 0;
+    for entry in fs::read_dir(&dir).map_err(DatanodeError::io("cannot list", &dir))? {
+        let entry = entry.map_err(DatanodeError::io("cannot list", &dir))?;
+        let path = entry.path();
+        if matches!(parse_name(&path), Some(ReplicaFile::Block(_))) {
+            blocks += 1;
+            tracing::info!("removing unfinished replica {} left by a crash", path.display());
+        }
+        let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+        removed.map_err(DatanodeError::io("cannot remove", &path))?;
+    }
+    Ok(blocks)
+}
+
+fn parse_name(path: &Path) -> Option<ReplicaFile> {
+    volume::parse_file_name(path.file_name()?.to_str()?)
+}
+
+/// Every well-formed finalized replica of a volume. Files that do not make a replica
+/// (a block without meta, a meta of the wrong size, a misplaced file) are logged and left
+/// alone for an operator.
+fn scan_finalized(v: &Volume) -> Result<Vec<(u64, ReplicaInfo)>, DatanodeError> {
+    let mut out = Vec::new();
+    let mut stack = vec![v.finalized_dir()];
+    while let Some(dir) = stack.pop() {
+        let mut blocks: HashMap<u64, u64> = HashMap::new();
+        let mut metas: HashMap<u64, Vec<(u64, u64)>> = HashMap::new();
+        for entry in fs::read_dir(&dir).map_err(DatanodeError::io("cannot list", &dir))? {
+            let entry = entry.map_err(DatanodeError::io("cannot list", &dir))?;
+            let ft = entry.file_type().map_err(DatanodeError::io("cannot stat", entry.path()))?;
+            if ft.is_dir() {
+                stack.push(entry.path());
+                continue;
+            }
+            let len = || entry.metadata().map(|m| m.len()).map_err(DatanodeError::io("cannot stat", entry.path()));
+            match parse_name(&entry.path()) {
+                Some(ReplicaFile::Block(id)) => {
+                    blocks.insert(id, len()?);
+                }
+                Some(ReplicaFile::Meta(id, gs)) => metas.entry(id).or_default().push((gs, len()?)),
+                None => {}
+            }
+        }
+        for (id, len) in blocks {
+            let path = dir.join(volume::block_file_name(id));
+            if v.block_dir(id) != dir {
+                tracing::warn!("ignoring misplaced block file {}", path.display());
+                continue;
+            }
+            let Some((gs, meta_len)) = metas.get(&id).and_then(|m| m.iter().max().copied()) else {
+                tracing::warn!("ignoring block file {} without a meta file", path.display());
+                continue;
+            };
+            if meta_len != meta::meta_len_for(len) {
+                tracing::warn!(
+                    "ignoring replica {}: meta file has {meta_len} bytes, expected {}",
+                    path.display(),
+                    meta::meta_len_for(len)
+                );
+                continue;
+            }
+            out.push((id, ReplicaInfo { genstamp: gs, len, state: ReplicaState::Finalized, volume: v.index }));
+        }
+    }
+    Ok(out)
+}
+
+/// A replica being written. Dropping it unfinalized removes its files and its entry.
+pub struct RbwReplica {
+    store: Arc<Store>,
+    block_id: u64,
+    genstamp: u64,
+    volume: u16,
+    data: Option<File>,
+    meta: Option<BufWriter<File>>,
+    len: u64,
+    done: bool,
+}
+
+impl RbwReplica {
+    pub fn block_id(&self) -> u64 {
+        self.block_id
+    }
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn paths(&self) -> Result<(PathBuf, PathBuf), DatanodeError> {
+        let v = self.store.volume(self.volume)?;
+        Ok((v.rbw_block(self.block_id), v.rbw_meta(self.block_id, self.genstamp)))
+    }
+
+    /// Appends data and its (already verified) chunk checksums. Only the last append of a
+    /// replica may end in a partial chunk, so the meta file stays one checksum per chunk.
+    pub fn append(&mut self, data: &[u8], checksums: &[u8]) -> Result<(), DatanodeError> {
+        if checksums.len() as u64 != meta::chunks_for(data.len() as u64) * meta::CHECKSUM_BYTES {
+            return Err(DatanodeError::Invalid(format!(
+                "{} checksum bytes for {} data bytes",
+                checksums.len(),
+                data.len()
+            )));
+        }
+        if !data.is_empty() && !self.len.is_multiple_of(BYTES_PER_CHECKSUM as u64) {
+            return Err(DatanodeError::Invalid(format!(
+                "block {}: data after a partial chunk at offset {}",
+                self.block_id, self.len
+            )));
+        }
+        let (data_path, meta_path) = self.paths()?;
+        let (Some(file), Some(meta)) = (self.data.as_mut(), self.meta.as_mut()) else {
+            return Err(DatanodeError::Invalid(format!("block {}: replica is closed", self.block_id)));
+        };
+        file.write_all(data).map_err(DatanodeError::io("cannot write", &data_path))?;
+        meta.write_all(checksums).map_err(DatanodeError::io("cannot write", &meta_path))?;
+        self.len += data.len() as u64;
+        if let Some(r) = lock(&self.store.replicas).get_mut(&self.block_id) {
+            r.len = self.len;
+        }
+        Ok(())
+    }
+
+    /// Makes the replica durable and final: fsync (when configured), rename both files into
+    /// the finalized tree, fsync the directories, record it in the index, queue the
+    /// incremental report. Blocking.
+    pub fn finalize(mut self) -> Result<ReplicaInfo, DatanodeError> {
+        let (data_path, meta_path) = self.paths()?;
+        let store = Arc::clone(&self.store);
+        let sync = store.sync_on_close;
+        let file = self.data.take();
+        let meta = self.meta.take();
+        let (Some(file), Some(meta)) = (file, meta) else {
+            return Err(DatanodeError::Invalid(format!("block {}: replica is closed", self.block_id)));
+        };
+        let meta = meta.into_inner().map_err(|e| DatanodeError::Io {
+            context: "cannot write",
+            path: meta_path.clone(),
+            source: e.into_error(),
+        })?;
+        if sync {
+            file.sync_all().map_err(DatanodeError::io("cannot fsync", &data_path))?;
+            meta.sync_all().map_err(DatanodeError::io("cannot fsync", &meta_path))?;
+        }
+        // What was written must read back as a well-formed replica before it is trusted.
+        let data_len = file.metadata().map_err(DatanodeError::io("cannot stat", &data_path))?.len();
+        let meta_len = meta.metadata().map_err(DatanodeError::io("cannot stat", &meta_path))?.len();
+        if data_len != self.len || meta_len != meta::meta_len_for(self.len) {
+            return Err(DatanodeError::Corrupt {
+                path: data_path,
+                reason: format!("{data_len} data and {meta_len} meta bytes after writing {} bytes", self.len),
+            });
+        }
+        drop((file, meta));
+        let v = store.volume(self.volume)?;
+        let dir = v.block_dir(self.block_id);
+        let dir_existed = dir.is_dir();
+        fs::create_dir_all(&dir).map_err(DatanodeError::io("cannot create", &dir))?;
+        // Meta first: a crash between the renames leaves a block without meta in rbw (removed
+        // at start), never a finalized block without checksums.
+        let final_meta = v.finalized_meta(self.block_id, self.genstamp);
+        let final_data = v.finalized_block(self.block_id);
+        fs::rename(&meta_path, &final_meta).map_err(DatanodeError::io("cannot rename", &meta_path))?;
+        fs::rename(&data_path, &final_data).map_err(DatanodeError::io("cannot rename", &data_path))?;
+        if sync {
+            volume::fsync_dir(&dir)?;
+            if !dir_existed {
+                if let Some(parent) = dir.parent() {
+                    volume::fsync_dir(parent)?;
+                }
+                volume::fsync_dir(&v.finalized_dir())?;
+            }
+            volume::fsync_dir(&v.rbw_dir())?;
+        }
+        let info = ReplicaInfo { genstamp: self.genstamp, len: self.len, state: ReplicaState::Finalized, volume: self.volume };
+        store.index.put(self.block_id, &info)?;
+        lock(&store.replicas).insert(self.block_id, info);
+        self.done = true;
+        store.push_report(|p| p.received.push((self.block_id, info)));
+        tracing::debug!(block_id = self.block_id, len = self.len, "finalized replica");
+        Ok(info)
+    }
+}
+
+impl Drop for RbwReplica {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.data = None;
+        self.meta = None;
+        if let Ok((data_path, meta_path)) = self.paths() {
+            for path in [data_path, meta_path] {
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!(block_id = self.block_id, "cannot remove {}: {e}", path.display()),
+                }
+            }
+        }
+        let mut replicas = lock(&self.store.replicas);
+        if replicas.get(&self.block_id).is_some_and(|r| r.state == ReplicaState::Rbw && r.genstamp == self.genstamp) {
+            replicas.remove(&self.block_id);
+        }
+        tracing::debug!(block_id = self.block_id, "removed unfinished replica");
+    }
+}
+
+/// Reads a finalized replica's data and stored checksums, chunk-aligned.
+pub struct ReplicaReader {
+    pub info: ReplicaInfo,
+    data: BufReader<File>,
+    meta: BufReader<File>,
+    data_path: PathBuf,
+    meta_path: PathBuf,
+    /// Where the next `read` continues (None = seek first).
+    pos: Option<u64>,
+}
+
+impl ReplicaReader {
+    fn open(info: ReplicaInfo, data_path: PathBuf, meta_path: PathBuf) -> Result<ReplicaReader, DatanodeError> {
+        let data = File::open(&data_path).map_err(DatanodeError::io("cannot open", &data_path))?;
+        let meta = File::open(&meta_path).map_err(DatanodeError::io("cannot open", &meta_path))?;
+        let data_len = data.metadata().map_err(DatanodeError::io("cannot stat", &data_path))?.len();
+        let meta_len = meta.metadata().map_err(DatanodeError::io("cannot stat", &meta_path))?.len();
+        // The files must be exactly what finalize wrote.
+        if data_len != info.len || meta_len != meta::meta_len_for(info.len) {
+            return Err(DatanodeError::Corrupt {
+                path: data_path,
+                reason: format!(
+                    "{data_len} data and {meta_len} meta bytes, expected {} and {}",
+                    info.len,
+                    meta::meta_len_for(info.len)
+                ),
+            });
+        }
+        let mut meta = BufReader::with_capacity(READ_BUFFER / 64, meta);
+        let mut header = [0u8; meta::HEADER_BYTES as usize];
+        meta.read_exact(&mut header).map_err(DatanodeError::io("cannot read", &meta_path))?;
+        meta::check_header(&header).map_err(|reason| DatanodeError::Corrupt { path: meta_path.clone(), reason })?;
+        Ok(ReplicaReader {
+            info,
+            data: BufReader::with_capacity(READ_BUFFER, data),
+            meta,
+            data_path,
+            meta_path,
+            pos: None,
+        })
+    }
+
+    /// Reads `len` bytes at chunk-aligned `pos` into `data` and their stored checksums into
+    /// `checksums` (both resized). Sequential calls do not seek.
+    pub fn read(&mut self, pos: u64, len: usize, data: &mut Vec<u8>, checksums: &mut Vec<u8>) -> Result<(), DatanodeError> {
+        let end = pos.checked_add(len as u64).filter(|&e| e <= self.info.len);
+        if !pos.is_multiple_of(BYTES_PER_CHECKSUM as u64) || end.is_none() {
+            return Err(DatanodeError::Invalid(format!("read of {len} bytes at {pos} in a replica of {}", self.info.len)));
+        }
+        if self.pos != Some(pos) {
+            let chunk = pos / BYTES_PER_CHECKSUM as u64;
+            self.data.seek(SeekFrom::Start(pos)).map_err(DatanodeError::io("cannot seek", &self.data_path))?;
+            self.meta
+                .seek(SeekFrom::Start(meta::checksum_offset(chunk)))
+                .map_err(DatanodeError::io("cannot seek", &self.meta_path))?;
+        }
+        data.resize(len, 0);
+        self.data.read_exact(data).map_err(DatanodeError::io("cannot read", &self.data_path))?;
+        checksums.resize((meta::chunks_for(len as u64) * meta::CHECKSUM_BYTES) as usize, 0);
+        self.meta.read_exact(checksums).map_err(DatanodeError::io("cannot read", &self.meta_path))?;
+        self.pos = Some(pos + len as u64);
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+//! The datanode-facing RPC service: registration, heartbeats (answered with commands) and
+//! block reports. Thin: check the message, call the namesystem, convert the answer.
+
+use crate::blocks::{Command, Reported};
+use crate::namesystem::{Namesystem, Registration};
+use crate::service::{bad_blocks, to_status};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use tusk_proto::client::{ReportBadBlocksRequest, ReportBadBlocksResponse};
+use tusk_proto::datanode::datanode_command::Command as Pb;
+use tusk_proto::datanode::datanode_namenode_server::DatanodeNamenode;
+use tusk_proto::datanode::*;
+
+pub struct DatanodeService {
+    fsn: Arc<Namesystem>,
+}
+
+impl DatanodeService {
+    pub fn new(fsn: Arc<Namesystem>) -> Self {
+        DatanodeService { fsn }
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn to_pb(commands: Vec<Command>) -> Vec<DatanodeCommand> {
+    commands
+        .into_iter()
+        .map(|c| DatanodeCommand {
+            command: Some(match c {
+                Command::Delete(ids) => Pb::Delete(DeleteCommand { block_ids: ids }),
+                Command::Transfer(block, targets) => Pb::Transfer(TransferCommand { block: Some(block), targets }),
+                Command::Reregister => Pb::Reregister(ReregisterCommand {}),
+                Command::BlockReport => Pb::BlockReport(BlockReportCommand {}),
+                Command::Shutdown => Pb::Shutdown(ShutdownCommand {}),
+            }),
+        })
+        .collect()
+}
+
+fn reregister() -> Vec<DatanodeCommand> {
+    to_pb(vec![Command::Reregister])
+}
+
+#[allow(clippy::result_large_err)]
+fn reported(blocks: &[ReportedBlock]) -> Result<Vec<Reported>, Status> {
+    blocks
+        .iter()
+        .map(|b| match ReplicaState::try_from(b.state) {
+            Ok(ReplicaState::ReplicaFinalized) | Ok(ReplicaState::ReplicaRbw) => Ok(Reported {
+                id: b.block_id,
+                genstamp: b.generation_stamp,
+                len: b.num_bytes,
+                finalized: b.state == ReplicaState::ReplicaFinalized as i32,
+            }),
+            _ => Err(Status::invalid_argument(format!("replica of block {} has no valid state", b.block_id))),
+        })
+        .collect()
+}
+
+#[allow(clippy::result_large_err)]
+fn uuid(u: &str) -> Result<&str, Status> {
+    if u.is_empty() || u.len() > 128 {
+        return Err(Status::invalid_argument("missing or invalid datanode uuid"));
+    }
+    Ok(u)
+}
+
+#[tonic::async_trait]
+impl DatanodeNamenode for DatanodeService {
+    async fn version(&self, _req: Request<VersionRequest>) -> Reply<VersionResponse> {
+        Ok(Response::new(VersionResponse {
+            cluster_id: self.fsn.cluster_id(),
+            namenode_version: tusk_common::VERSION.into(),
+        }))
+    }
+
+    async fn register(&self, req: Request<DatanodeRegistration>) -> Reply<RegisterResponse> {
+        let peer = req.remote_addr().map(|a| a.ip().to_string());
+        let r = req.into_inner();
+        uuid(&r.datanode_uuid)?;
+        if r.xfer_port == 0 || r.xfer_port > 65535 {
+            return Err(Status::invalid_argument("registration without a data transfer port"));
+        }
+        let ip = if r.ip_addr.is_empty() { peer.unwrap_or_default() } else { r.ip_addr };
+        let hostname = if r.hostname.is_empty() { ip.clone() } else { r.hostname };
+        self.fsn
+            .register_datanode(Registration {
+                uuid: r.datanode_uuid,
+                cluster_id: r.cluster_id,
+                hostname,
+                ip,
+                xfer_port: r.xfer_port,
+                http_port: r.http_port,
+                ipc_port: r.ipc_port,
+            })
+            .map_err(to_status)?;
+        Ok(Response::new(RegisterResponse {}))
+    }
+
+    async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
+        let r = req.into_inner();
+        let s = r.storage.unwrap_or_default();
+        let commands = match self.fsn.heartbeat(uuid(&r.datanode_uuid)?, s.capacity, s.dfs_used, s.remaining, r.active_transfers) {
+            Some(c) => to_pb(c),
+            None => reregister(),
+        };
+        Ok(Response::new(HeartbeatResponse { commands }))
+    }
+
+    async fn block_report(&self, req: Request<BlockReportRequest>) -> Reply<BlockReportResponse> {
+        let r = req.into_inner();
+        let blocks = reported(&r.blocks)?;
+        let commands = match self.fsn.block_report(uuid(&r.datanode_uuid)?, &blocks) {
+            Some(c) => to_pb(c),
+            None => reregister(),
+        };
+        Ok(Response::new(BlockReportResponse { commands }))
+    }
+
+    async fn block_received_and_deleted(&self, req: Request<BlockReceivedAndDeletedRequest>) -> Reply<BlockReceivedAndDeletedResponse> {
+        let r = req.into_inner();
+        let received = reported(&r.received)?;
+        if self.fsn.received_and_deleted(uuid(&r.datanode_uuid)?, &received, &r.deleted).is_none() {
+            return Err(Status::failed_precondition("datanode is not registered; register again"));
+        }
+        Ok(Response::new(BlockReceivedAndDeletedResponse {}))
+    }
+
+    async fn report_bad_blocks(&self, req: Request<ReportBadBlocksRequest>) -> Reply<ReportBadBlocksResponse> {
+        self.fsn.report_bad_blocks(&bad_blocks(req.get_ref()));
+        Ok(Response::new(ReportBadBlocksResponse {}))
+    }
+}
