@@ -1,11 +1,27 @@
 //! The client library: every Tusk client (the fs shell now; FUSE and the job client later)
 //! talks to the namenode through [`Client`]. It carries the caller's identity, bounds every
 //! call in time, and turns gRPC statuses back into typed [`ClientError`]s.
+//!
+//! The data path: [`Client::create`] returns a [`FileWriter`] that asks the namenode for
+//! blocks (AddBlock) and streams each through its datanode pipeline over the data transfer
+//! protocol (`pipeline`); [`Client::open`] returns a [`FileReader`] that reads block ranges
+//! from replicas, verifying every chunk's CRC32C and failing over to the next replica.
 
 mod error;
+mod input;
+mod nn;
+mod output;
+mod pipeline;
+#[cfg(test)]
+mod testutil;
 
 pub use error::ClientError;
-pub use tusk_proto::client::{ContentSummary, FileStatus, FileType, SafeModeAction};
+pub use input::FileReader;
+pub use output::FileWriter;
+pub use tusk_proto::client::{
+    ContentSummary, DatanodeInfo, DatanodeReportType, ExtendedBlock, FileStatus, FileType, GetBlockLocationsResponse,
+    LocatedBlock, SafeModeAction,
+};
 
 use std::time::Duration;
 use tonic::metadata::MetadataValue;
@@ -76,6 +92,10 @@ impl Client {
     }
     pub fn umask(&self) -> u32 {
         self.umask
+    }
+    /// The name this client holds leases under.
+    pub fn client_name(&self) -> &str {
+        &self.client_name
     }
 
     fn req<T>(&self, msg: T) -> Request<T> {
@@ -162,11 +182,8 @@ impl Client {
             client_name: self.client_name.clone(),
         };
         let st = self.rpc.clone().create(self.req(req)).await.map_err(|s| self.err(s))?.into_inner().status;
-        self.rpc
-            .clone()
-            .complete(self.req(CompleteRequest { path: path.into(), client_name: self.client_name.clone() }))
-            .await
-            .map_err(|s| self.err(s))?;
+        let req = CompleteRequest { path: path.into(), client_name: self.client_name.clone(), last: None };
+        self.rpc.clone().complete(self.req(req)).await.map_err(|s| self.err(s))?;
         st.ok_or_else(|| ClientError::Protocol("create answered without a status".into()))
     }
 
@@ -251,5 +268,76 @@ impl Client {
 
     pub async fn fs_stats(&self) -> Result<FsStatsResponse> {
         Ok(self.rpc.clone().fs_stats(self.req(FsStatsRequest {})).await.map_err(|s| self.err(s))?.into_inner())
+    }
+
+    /// Creates `path` (replication/block_size 0 = the namenode's default) and returns a writer.
+    pub async fn create(&self, path: &str, overwrite: bool, replication: u32, block_size: u64) -> Result<FileWriter> {
+        let req = CreateRequest {
+            path: path.into(),
+            permission: 0o666 & !self.umask,
+            overwrite,
+            create_parent: false,
+            replication,
+            block_size,
+            client_name: self.client_name.clone(),
+        };
+        let st = self.rpc.clone().create(self.req(req)).await.map_err(|s| self.err(s))?.into_inner().status;
+        let st = st.ok_or_else(|| ClientError::Protocol("create answered without a status".into()))?;
+        FileWriter::new(nn::Namenode::Rpc(self.clone()), path, st.block_size)
+    }
+
+    pub async fn open(&self, path: &str) -> Result<FileReader> {
+        FileReader::open(nn::Namenode::Rpc(self.clone()), path).await
+    }
+
+    pub async fn get_block_locations(&self, path: &str, offset: u64, length: u64) -> Result<GetBlockLocationsResponse> {
+        let req = GetBlockLocationsRequest { path: path.into(), offset, length };
+        Ok(self.rpc.clone().get_block_locations(self.req(req)).await.map_err(|s| self.err(s))?.into_inner())
+    }
+
+    pub async fn datanode_report(&self, kind: DatanodeReportType) -> Result<Vec<DatanodeInfo>> {
+        let req = DatanodeReportRequest { r#type: kind as i32 };
+        Ok(self.rpc.clone().datanode_report(self.req(req)).await.map_err(|s| self.err(s))?.into_inner().datanodes)
+    }
+
+    pub async fn shutdown_datanode(&self, address: &str) -> Result<()> {
+        let req = ShutdownDatanodeRequest { address: address.into() };
+        self.rpc.clone().shutdown_datanode(self.req(req)).await.map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    /// Reports replicas found corrupt: each block with the datanodes holding the bad copies.
+    pub async fn report_bad_blocks(&self, blocks: Vec<LocatedBlock>) -> Result<()> {
+        let req = ReportBadBlocksRequest { blocks };
+        self.rpc.clone().report_bad_blocks(self.req(req)).await.map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    pub(crate) async fn add_block(
+        &self,
+        path: &str,
+        previous: Option<ExtendedBlock>,
+        excluded: &[String],
+    ) -> Result<LocatedBlock> {
+        let req = AddBlockRequest {
+            path: path.into(),
+            client_name: self.client_name.clone(),
+            previous,
+            excluded_nodes: excluded.to_vec(),
+        };
+        let r = self.rpc.clone().add_block(self.req(req)).await.map_err(|s| self.err(s))?.into_inner();
+        r.block.ok_or_else(|| ClientError::Protocol("add block answered without a block".into()))
+    }
+
+    pub(crate) async fn abandon_block(&self, path: &str, block: ExtendedBlock) -> Result<()> {
+        let req = AbandonBlockRequest { path: path.into(), client_name: self.client_name.clone(), block: Some(block) };
+        self.rpc.clone().abandon_block(self.req(req)).await.map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    /// True when the file is closed; false while its last block has no replica yet.
+    pub(crate) async fn complete(&self, path: &str, last: Option<ExtendedBlock>) -> Result<bool> {
+        let req = CompleteRequest { path: path.into(), client_name: self.client_name.clone(), last };
+        Ok(self.rpc.clone().complete(self.req(req)).await.map_err(|s| self.err(s))?.into_inner().completed)
     }
 }

@@ -71,7 +71,12 @@ pub(crate) struct SetupError {
 }
 
 /// Matches an ack against the oldest packet in flight. Pure, so the rules are unit-tested.
-pub(crate) fn check_ack(expected_seqno: u64, ack: &Ack, nodes: &[DatanodeInfo], block: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_ack(
+    expected_seqno: u64,
+    ack: &Ack,
+    nodes: &[DatanodeInfo],
+    block: &str,
+) -> std::result::Result<(), String> {
     let first = nodes.first().map(xfer_addr).unwrap_or_default();
     if ack.seqno != expected_seqno {
         return Err(format!(
@@ -131,7 +136,7 @@ pub(crate) struct BlockWriter {
 impl BlockWriter {
     /// Connects to the first datanode of `lb.locations` and sets up the pipeline.
     pub(crate) async fn setup(lb: &LocatedBlock, client_name: &str) -> std::result::Result<BlockWriter, SetupError> {
-        let block = lb.block.clone().ok_or_else(|| SetupError {
+        let block = lb.block.ok_or_else(|| SetupError {
             bad_node: 0,
             error: ClientError::Protocol("located block without a block".into()),
         })?;
@@ -149,7 +154,7 @@ impl BlockWriter {
         let (input, mut out) = stream.into_split();
         let mut input = BufReader::new(input);
         let req = WriteBlockRequest {
-            block: Some(ExtendedBlock { num_bytes: 0, ..block.clone() }),
+            block: Some(ExtendedBlock { num_bytes: 0, ..block }),
             targets: nodes[1..].to_vec(),
             client_name: client_name.to_owned(),
             stage: WriteStage::PipelineSetupCreate as i32,
@@ -215,7 +220,7 @@ impl BlockWriter {
             None => Err(ClientError::Io("ack reader already gone".into())),
         };
         outcome?;
-        Ok(ExtendedBlock { num_bytes: self.sent_bytes, ..self.block.clone() })
+        Ok(ExtendedBlock { num_bytes: self.sent_bytes, ..self.block })
     }
 
     async fn send_packet(&mut self, flags: u8) -> Result<()> {
@@ -224,42 +229,41 @@ impl BlockWriter {
         // Waits while MAX_PACKETS_IN_FLIGHT packets are unacknowledged; fails when the
         // responder has stopped (it has the reason).
         if self.inflight.send(Sent { seqno, last: flags & FLAG_LAST != 0 }).await.is_err() {
-            return Err(self.responder_error().await);
+            let fallback = self.io_error("the ack reader stopped");
+            return Err(self.responder_error(fallback).await);
         }
         self.sums.clear();
         chunk_checksums(&self.buf, &mut self.sums);
         let header = PacketHeader { data_len: self.buf.len() as u32, offset_in_block: self.sent_bytes, seqno, flags };
         if let Err(e) = timed("packet write", write_packet(&mut self.out, &header, &self.sums, &self.buf)).await {
             // The responder usually knows better (an error ack, a closed pipeline).
-            let better = tokio::time::timeout(Duration::from_secs(1), self.responder_error()).await;
-            return Err(match better {
-                Ok(err) => err,
-                Err(_) => ClientError::Io(format!(
-                    "writing {} to datanode {}: {e}",
-                    block_name(&self.block),
-                    self.nodes.first().map(xfer_addr).unwrap_or_default()
-                )),
-            });
+            let fallback = self.io_error(&e.to_string());
+            return Err(self.responder_error(fallback).await);
         }
         self.sent_bytes += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
     }
 
-    async fn responder_error(&mut self) -> ClientError {
-        let generic = || {
-            ClientError::Io(format!(
-                "pipeline for {} at datanode {} failed",
-                block_name(&self.block),
-                self.nodes.first().map(xfer_addr).unwrap_or_default()
-            ))
-        };
-        match self.responder.take() {
-            Some(handle) => match handle.await {
-                Ok(Err(e)) => e,
-                _ => generic(),
-            },
-            None => generic(),
+    fn io_error(&self, what: &str) -> ClientError {
+        ClientError::Io(format!(
+            "writing {} to datanode {}: {what}",
+            block_name(&self.block),
+            self.nodes.first().map(xfer_addr).unwrap_or_default()
+        ))
+    }
+
+    /// The responder's error if it has one within a second, else `fallback`. The responder
+    /// is stopped either way.
+    async fn responder_error(&mut self, fallback: ClientError) -> ClientError {
+        let Some(mut handle) = self.responder.take() else { return fallback };
+        match tokio::time::timeout(Duration::from_secs(1), &mut handle).await {
+            Ok(Ok(Err(e))) => e,
+            Ok(_) => fallback,
+            Err(_) => {
+                handle.abort();
+                fallback
+            }
         }
     }
 }
@@ -301,7 +305,13 @@ mod tests {
     use tusk_proto::data_transfer::ACK_ERROR;
 
     fn dn(port: u32) -> DatanodeInfo {
-        DatanodeInfo { datanode_uuid: format!("uuid-{port}"), ip_addr: "10.0.0.1".into(), hostname: "h".into(), xfer_port: port, ..Default::default() }
+        DatanodeInfo {
+            datanode_uuid: format!("uuid-{port}"),
+            ip_addr: "10.0.0.1".into(),
+            hostname: "h".into(),
+            xfer_port: port,
+            ..Default::default()
+        }
     }
 
     #[test]
