@@ -3,7 +3,7 @@
 # shell, and stops the cluster. State goes to ./tusk-data (kept, so a second run finds it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh libclang-dev
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
 cargo build --release -p tusk-cli
 TUSK="$CARGO_TARGET_DIR/release/tusk"
@@ -18,6 +18,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 run() { echo "\$ tusk $*"; "$TUSK" "$@" || echo "(exit $?)"; }
+for _ in $(seq 100); do
+  "$TUSK" dfsadmin -report 2>/dev/null | grep -q "Live datanodes (3)" && break
+  sleep 0.2
+done
 run fs -mkdir -p /user/"$(id -un)"/demo/a/b
 run fs -touchz /user/"$(id -un)"/demo/a/b/hello.txt
 run fs -ls -R /user
@@ -25,6 +29,12 @@ run fs -mv /user/"$(id -un)"/demo/a/b/hello.txt /user/"$(id -un)"/demo/hello.txt
 run fs -chmod 750 /user/"$(id -un)"/demo/a
 run fs -stat "%n %b %r %u %g %a" /user/"$(id -un)"/demo/hello.txt /user/"$(id -un)"/demo/a
 run fs -count /
+head -c 20000000 /dev/urandom > ./tusk-data.sample
+run fs -D dfs.blocksize=8m -put ./tusk-data.sample /user/"$(id -un)"/demo/sample
+run fs -get /user/"$(id -un)"/demo/sample ./tusk-data.sample.back
+cmp ./tusk-data.sample ./tusk-data.sample.back && echo "get returned identical bytes"
+rm -f ./tusk-data.sample ./tusk-data.sample.back
+run fsck /user -files -blocks -locations
 run fs -rm -r /user/"$(id -un)"/demo
 run fs -ls /nope
 run dfsadmin -report

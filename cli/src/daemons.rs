@@ -60,22 +60,67 @@ pub async fn run_namenode(conf: Config) -> Result<i32> {
     Ok(0)
 }
 
+pub async fn run_datanode(conf: Config) -> Result<i32> {
+    let mut dc = conf.datanode.clone();
+    if dc.data_dirs.is_empty() {
+        dc.data_dirs = vec![PathBuf::from("./tusk-data/data")];
+    }
+    let listener = tokio::net::TcpListener::bind(&dc.xfer_address)
+        .await
+        .with_context(|| format!("cannot listen on {} (set another address with --xfer-address)", dc.xfer_address))?;
+    let dn = tusk_datanode::start(dc, listener).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("datanode: data transfer listening on {}", dn.xfer_addr());
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = dn.stopped() => {
+            tracing::info!("datanode stopped by itself");
+        }
+    }
+    dn.shutdown().await;
+    Ok(0)
+}
+
 pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: u16) -> Result<i32> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create cluster directory {}", dir.display()))?;
     let mut nc = nn_config(&conf, dir.join("name"));
     if conf.namenode.name_dirs.is_empty() {
         nc.name_dirs = vec![dir.join("name")];
     }
+    // A pseudo-cluster notices a dead datanode in 30 s, not HDFS's 10.5 min.
+    if conf.namenode.heartbeat_expiry_ms == tusk_common::config::NamenodeConfig::default().heartbeat_expiry_ms {
+        nc.heartbeat_expiry = std::time::Duration::from_secs(30);
+    }
     let addr = format!("127.0.0.1:{port}");
     let (fsn, listener) = start_namenode(nc, &addr).await?;
     let bound = listener.local_addr()?;
-    println!("Tusk pseudo-cluster is up (state in {})", dir.display());
-    println!("  namenode   {bound}   (cluster {})", fsn.cluster_id());
-    if datanodes > 0 {
-        println!("  datanodes  none yet: block storage arrives with issue 3 (--datanodes {datanodes} ignored)");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut nn_stop = stop_rx.clone();
+    let cluster_id = fsn.cluster_id();
+    let nn_task = tokio::spawn(tusk_namenode::server::run(fsn, listener, async move {
+        let _ = nn_stop.changed().await;
+    }));
+    let mut dns = Vec::new();
+    for i in 1..=datanodes {
+        let mut dc = conf.datanode.clone();
+        dc.namenode = bound.to_string();
+        dc.data_dirs = vec![dir.join(format!("data{i}"))];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let dn = tusk_datanode::start(dc, listener).await.map_err(|e| anyhow::anyhow!("datanode {i}: {e}"))?;
+        dns.push(dn);
     }
-    println!("Try: tusk fs -mkdir -p /user/$USER && tusk fs -ls -R /     (Ctrl-C stops the cluster)");
-    tusk_namenode::server::run(fsn, listener, shutdown_signal()).await.context("namenode RPC server failed")?;
+    println!("Tusk pseudo-cluster is up (state in {})", dir.display());
+    println!("  namenode   {bound}   (cluster {cluster_id})");
+    for (i, dn) in dns.iter().enumerate() {
+        println!("  datanode {} {}", i + 1, dn.xfer_addr());
+    }
+    println!("Try: tusk fs -put FILE / && tusk fsck / -files -blocks -locations     (Ctrl-C stops the cluster)");
+    shutdown_signal().await;
+    for dn in dns {
+        dn.shutdown().await;
+    }
+    let _ = stop_tx.send(true);
+    drop(stop_rx);
+    nn_task.await.context("namenode task failed")?.context("namenode RPC server failed")?;
     Ok(0)
 }
 

@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run the namenode (or format its name directories with --format / -format).
     Namenode(NamenodeArgs),
+    /// Run a datanode.
+    Datanode(DatanodeArgs),
     /// The embedded pseudo-cluster.
     Cluster {
         #[command(subcommand)]
@@ -41,8 +43,24 @@ enum Command {
     /// Administration (hdfs dfsadmin): -safemode get|enter|leave|wait, -saveNamespace, -report.
     #[command(disable_help_flag = true)]
     Dfsadmin(ShellArgs),
+    /// Check the health of the file system (hdfs fsck): tusk fsck / -files -blocks -locations
+    #[command(disable_help_flag = true)]
+    Fsck(ShellArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Args)]
+struct DatanodeArgs {
+    /// A data directory (repeat for several volumes). Overrides the config.
+    #[arg(long = "data-dir", value_name = "DIR")]
+    data_dirs: Vec<PathBuf>,
+    /// The namenode's RPC address.
+    #[arg(long)]
+    namenode: Option<String>,
+    /// Address the data transfer server binds (port 0 picks a free one).
+    #[arg(long)]
+    xfer_address: Option<String>,
 }
 
 #[derive(Args)]
@@ -71,7 +89,7 @@ enum ClusterAction {
     Up {
         #[arg(long, default_value = "./tusk-data")]
         dir: PathBuf,
-        /// Datanodes to start (block storage arrives with issue 3; none start yet).
+        /// Datanodes to start, each with its own data directory under --dir.
         #[arg(long, default_value_t = 3)]
         datanodes: u32,
         /// Namenode RPC port.
@@ -106,8 +124,9 @@ fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-/// Takes Hadoop's generic options (`-fs ADDR`, `-D fs.defaultFS=ADDR`) off the front.
-fn generic_options(args: &mut Vec<String>, namenode: &mut Option<String>) {
+/// Takes Hadoop's generic options (`-fs ADDR`, `-D key=value`) off the front. Understood
+/// keys: fs.defaultFS, dfs.blocksize, dfs.replication; others are refused.
+fn generic_options(args: &mut Vec<String>, namenode: &mut Option<String>, client: &mut tusk_common::config::ClientConfig) -> Result<()> {
     loop {
         match args.first().map(String::as_str) {
             Some("-fs") | Some("--namenode") if args.len() > 1 => {
@@ -118,13 +137,35 @@ fn generic_options(args: &mut Vec<String>, namenode: &mut Option<String>) {
             Some("-D") if args.len() > 1 => {
                 let v = args.remove(1);
                 args.remove(0);
-                if let Some(addr) = v.strip_prefix("fs.defaultFS=") {
-                    *namenode = Some(addr.to_owned());
+                let (key, value) = v.split_once('=').ok_or_else(|| anyhow::anyhow!("-D {v}: expected key=value"))?;
+                match key {
+                    "fs.defaultFS" | "fs.default.name" => *namenode = Some(value.to_owned()),
+                    "dfs.blocksize" | "dfs.block.size" => {
+                        client.block_size = parse_size(value).ok_or_else(|| anyhow::anyhow!("-D {v}: not a size"))?
+                    }
+                    "dfs.replication" => {
+                        client.replication = value.parse().map_err(|_| anyhow::anyhow!("-D {v}: not a number"))?
+                    }
+                    _ => anyhow::bail!("-D {key}: unknown setting (known: fs.defaultFS, dfs.blocksize, dfs.replication)"),
                 }
             }
             _ => break,
         }
     }
+    Ok(())
+}
+
+/// `134217728`, `128m`, `1g` (Hadoop's getLongBytes suffixes k, m, g, t).
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim().to_ascii_lowercase();
+    let (num, mult) = match v.chars().last()? {
+        'k' => (&v[..v.len() - 1], 1u64 << 10),
+        'm' => (&v[..v.len() - 1], 1 << 20),
+        'g' => (&v[..v.len() - 1], 1 << 30),
+        't' => (&v[..v.len() - 1], 1 << 40),
+        _ => (&v[..], 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
 fn namenode_addr(flag: Option<String>, conf: &Config) -> String {
@@ -179,13 +220,46 @@ fn run(command: Command, conf: Config) -> Result<i32> {
             }
             runtime()?.block_on(daemons::run_namenode(conf))
         }
+        Command::Datanode(a) => {
+            init_logging("info");
+            let mut conf = conf;
+            if !a.data_dirs.is_empty() {
+                conf.datanode.data_dirs = a.data_dirs;
+            }
+            if let Some(nn) = a.namenode {
+                conf.datanode.namenode = nn;
+            } else if let Ok(nn) = std::env::var("TUSK_NAMENODE") {
+                if !nn.is_empty() {
+                    conf.datanode.namenode = nn;
+                }
+            }
+            if let Some(x) = a.xfer_address {
+                conf.datanode.xfer_address = x;
+            }
+            runtime()?.block_on(daemons::run_datanode(conf))
+        }
+        Command::Fsck(mut a) => {
+            init_logging("warn");
+            let mut conf = conf;
+            generic_options(&mut a.args, &mut a.namenode, &mut conf.client)?;
+            let addr = namenode_addr(a.namenode, &conf);
+            let user = tusk_common::user::current_user();
+            let code = runtime()?.block_on(async {
+                let mut out = std::io::stdout();
+                let mut err = std::io::stderr();
+                let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
+                tusk_fs_shell::fsck::run(&a.args, &addr, &user, &conf.client, &mut io).await
+            });
+            Ok(code)
+        }
         Command::Cluster { action: ClusterAction::Up { dir, datanodes, port } } => {
             init_logging("info");
             runtime()?.block_on(daemons::cluster_up(conf, dir, datanodes, port))
         }
         Command::Fs(mut a) | Command::Dfs(mut a) => {
             init_logging("warn");
-            generic_options(&mut a.args, &mut a.namenode);
+            let mut conf = conf;
+            generic_options(&mut a.args, &mut a.namenode, &mut conf.client)?;
             let addr = namenode_addr(a.namenode, &conf);
             let user = tusk_common::user::current_user();
             let code = runtime()?.block_on(async {
@@ -198,7 +272,8 @@ fn run(command: Command, conf: Config) -> Result<i32> {
         }
         Command::Dfsadmin(mut a) => {
             init_logging("warn");
-            generic_options(&mut a.args, &mut a.namenode);
+            let mut conf = conf;
+            generic_options(&mut a.args, &mut a.namenode, &mut conf.client)?;
             let addr = namenode_addr(a.namenode, &conf);
             runtime()?.block_on(daemons::dfsadmin(&a.args, &addr, &conf))
         }

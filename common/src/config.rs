@@ -121,11 +121,24 @@ pub struct ClientConfig {
     /// an octal string such as "022" as Hadoop's fs.permissions.umask-mode).
     #[serde(deserialize_with = "octal")]
     pub umask: u32,
+    /// Block size of files this client creates; 0 = the namenode's default
+    /// (`-D dfs.blocksize=N` on the command line).
+    pub block_size: u64,
+    /// Replication of files this client creates; 0 = the namenode's default
+    /// (`-D dfs.replication=N`).
+    pub replication: u32,
 }
 
 impl Default for ClientConfig {
     fn default() -> Self {
-        Self { namenode: "127.0.0.1:9000".into(), connect_timeout_ms: 3_000, rpc_timeout_ms: 60_000, umask: 0o022 }
+        Self {
+            namenode: "127.0.0.1:9000".into(),
+            connect_timeout_ms: 3_000,
+            rpc_timeout_ms: 60_000,
+            umask: 0o022,
+            block_size: 0,
+            replication: 0,
+        }
     }
 }
 

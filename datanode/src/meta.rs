@@ -86,7 +86,10 @@ pub fn verify_replica(block_path: &Path, meta_path: &Path) -> Result<(), Datanod
     let mut header = [0u8; HEADER_BYTES as usize];
     meta.read_exact(&mut header).map_err(DatanodeError::io("cannot read", meta_path))?;
     check_header(&header).map_err(|r| corrupt(meta_path, r))?;
-    let mut data = BufReader::with_capacity(1 << 20, File::open(block_path).map_err(DatanodeError::io("cannot open", block_path))?);
+    let mut data = BufReader::with_capacity(
+        1 << 20,
+        File::open(block_path).map_err(DatanodeError::io("cannot open", block_path))?,
+    );
     let mut chunk = vec![0u8; BYTES_PER_CHECKSUM];
     let mut remaining = block_len;
     let mut index = 0u64;

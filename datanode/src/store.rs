@@ -159,7 +159,11 @@ impl Store {
             for (id, info) in scan_finalized(v)? {
                 match found.get(&id) {
                     Some(other) if other.genstamp >= info.genstamp => {
-                        tracing::warn!(block_id = id, "replica found on two volumes; keeping genstamp {}", other.genstamp)
+                        tracing::warn!(
+                            block_id = id,
+                            "replica found on two volumes; keeping genstamp {}",
+                            other.genstamp
+                        )
                     }
                     _ => {
                         found.insert(id, info);
@@ -226,9 +230,7 @@ impl Store {
     }
 
     fn volume(&self, index: u16) -> Result<&Volume, DatanodeError> {
-        self.volumes
-            .get(index as usize)
-            .ok_or_else(|| DatanodeError::Invalid(format!("volume {index} does not exist")))
+        self.volumes.get(index as usize).ok_or_else(|| DatanodeError::Invalid(format!("volume {index} does not exist")))
     }
 
     pub fn get(&self, block_id: u64) -> Option<ReplicaInfo> {
@@ -573,7 +575,8 @@ impl RbwReplica {
             }
             volume::fsync_dir(&v.rbw_dir())?;
         }
-        let info = ReplicaInfo { genstamp: self.genstamp, len: self.len, state: ReplicaState::Finalized, volume: self.volume };
+        let info =
+            ReplicaInfo { genstamp: self.genstamp, len: self.len, state: ReplicaState::Finalized, volume: self.volume };
         store.index.put(self.block_id, &info)?;
         lock(&store.replicas).insert(self.block_id, info);
         self.done = true;
@@ -651,10 +654,19 @@ impl ReplicaReader {
 
     /// Reads `len` bytes at chunk-aligned `pos` into `data` and their stored checksums into
     /// `checksums` (both resized). Sequential calls do not seek.
-    pub fn read(&mut self, pos: u64, len: usize, data: &mut Vec<u8>, checksums: &mut Vec<u8>) -> Result<(), DatanodeError> {
+    pub fn read(
+        &mut self,
+        pos: u64,
+        len: usize,
+        data: &mut Vec<u8>,
+        checksums: &mut Vec<u8>,
+    ) -> Result<(), DatanodeError> {
         let end = pos.checked_add(len as u64).filter(|&e| e <= self.info.len);
         if !pos.is_multiple_of(BYTES_PER_CHECKSUM as u64) || end.is_none() {
-            return Err(DatanodeError::Invalid(format!("read of {len} bytes at {pos} in a replica of {}", self.info.len)));
+            return Err(DatanodeError::Invalid(format!(
+                "read of {len} bytes at {pos} in a replica of {}",
+                self.info.len
+            )));
         }
         if self.pos != Some(pos) {
             let chunk = pos / BYTES_PER_CHECKSUM as u64;

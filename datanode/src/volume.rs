@@ -103,7 +103,8 @@ impl Volume {
         if layout != LAYOUT_VERSION.to_string() {
             return Err(corrupt(format!("layoutVersion is {layout:?}, this datanode supports {LAYOUT_VERSION}")));
         }
-        let datanode_uuid = get("datanodeUuid").filter(|u| !u.is_empty()).ok_or_else(|| corrupt("no datanodeUuid".into()))?;
+        let datanode_uuid =
+            get("datanodeUuid").filter(|u| !u.is_empty()).ok_or_else(|| corrupt("no datanodeUuid".into()))?;
         Ok(Some(VersionInfo { datanode_uuid, cluster_id: get("clusterID").unwrap_or_default() }))
     }
 

@@ -1,11 +1,12 @@
 //! `tusk dfsadmin`: cluster administration, with `hdfs dfsadmin`'s commands and output.
 
+use crate::report::{byte_desc, java_date, java_fixed};
 use crate::{Io, EXIT_USAGE};
-use tusk_client::Client;
 use tusk_client::SafeModeAction;
+use tusk_client::{Client, DatanodeInfo, DatanodeReportType};
 
-const USAGE: &str =
-    "Usage: tusk dfsadmin\n\t[-report]\n\t[-safemode <enter | leave | get | wait>]\n\t[-saveNamespace]\n\t[-help]";
+const USAGE: &str = "Usage: tusk dfsadmin\n\t[-report [-live] [-dead]]\n\t[-safemode <enter | leave | get | wait>]\n\t\
+[-saveNamespace]\n\t[-shutdownDatanode <datanode_host:ipc_port> [upgrade]]\n\t[-help]";
 
 pub async fn run(
     args: &[String],
@@ -18,7 +19,8 @@ pub async fn run(
     enum Cmd {
         SafeMode(&'static str),
         Save,
-        Report,
+        Report(bool, bool),
+        Shutdown(String),
     }
     let cmd = match words.as_slice() {
         ["-safemode", "get"] => Cmd::SafeMode("get"),
@@ -26,7 +28,10 @@ pub async fn run(
         ["-safemode", "leave"] => Cmd::SafeMode("leave"),
         ["-safemode", "wait"] => Cmd::SafeMode("wait"),
         ["-saveNamespace"] => Cmd::Save,
-        ["-report", ..] => Cmd::Report,
+        ["-report", rest @ ..] if rest.iter().all(|a| matches!(*a, "-live" | "-dead")) => {
+            Cmd::Report(rest.contains(&"-live"), rest.contains(&"-dead"))
+        }
+        ["-shutdownDatanode", addr] | ["-shutdownDatanode", addr, "upgrade"] => Cmd::Shutdown((*addr).to_owned()),
         ["-help", ..] => {
             let _ = writeln!(io.out, "{USAGE}");
             return 0;
@@ -52,7 +57,10 @@ pub async fn run(
         Cmd::Save => client.save_namespace().await.map(|_| {
             let _ = writeln!(io.out, "Save namespace successful");
         }),
-        Cmd::Report => report(&client, io).await,
+        Cmd::Report(live, dead) => report(&client, live, dead, io).await,
+        Cmd::Shutdown(addr) => client.shutdown_datanode(&addr).await.map(|_| {
+            let _ = writeln!(io.out, "Submitted a shutdown request to datanode {addr}");
+        }),
     };
     match result {
         Ok(()) => 0,
@@ -81,28 +89,117 @@ async fn safe_mode(client: &Client, action: &str, io: &mut Io<'_>) -> Result<(),
     Ok(())
 }
 
-async fn report(client: &Client, io: &mut Io<'_>) -> Result<(), tusk_client::ClientError> {
+/// `hdfs dfsadmin -report`: the cluster totals, then one block per datanode.
+async fn report(client: &Client, live: bool, dead: bool, io: &mut Io<'_>) -> Result<(), tusk_client::ClientError> {
     let info = client.server_info().await?;
     let stats = client.fs_stats().await?;
-    let _ = writeln!(
-        io.out,
-        "Configured Capacity: {c} ({ch})\nPresent Capacity: {c} ({ch})\nDFS Remaining: {r} ({rh})\nDFS Used: {u} ({uh})\n\
-         Cluster ID: {cid}\nSafe mode: {sm}\nFiles and directories: {fd} ({f} files, {d} directories)\nBlocks: {b}\nLast transaction id: {tx}\n\
-         \n-------------------------------------------------\nLive datanodes (0):\n\nDead datanodes (0):\n\n\
-         (datanodes arrive with block storage, issue 3)",
+    let present = stats.used + stats.remaining;
+    let mut s = String::new();
+    if info.safe_mode {
+        s.push_str("Safe mode is ON\n");
+    }
+    let pct = if present == 0 { 0.0 } else { stats.used as f64 / present as f64 * 100.0 };
+    s.push_str(&format!(
+        "Configured Capacity: {c} ({cd})\nPresent Capacity: {p} ({pd})\nDFS Remaining: {r} ({rd})\n\
+         DFS Used: {u} ({ud})\nDFS Used%: {pct}%\nReplicated Blocks:\n\tUnder replicated blocks: {under}\n\
+         \tBlocks with corrupt replicas: {corrupt}\n\tMissing blocks: {missing}\n\n\
+         -------------------------------------------------\n",
         c = stats.capacity,
-        ch = crate::format::human_bytes(stats.capacity) + " B",
+        cd = byte_desc(stats.capacity),
+        p = present,
+        pd = byte_desc(present),
         r = stats.remaining,
-        rh = crate::format::human_bytes(stats.remaining) + " B",
+        rd = byte_desc(stats.remaining),
         u = stats.used,
-        uh = crate::format::human_bytes(stats.used) + " B",
-        cid = info.cluster_id,
-        sm = if info.safe_mode { "ON" } else { "OFF" },
-        fd = stats.files + stats.directories,
-        f = stats.files,
-        d = stats.directories,
-        b = stats.blocks,
-        tx = stats.last_txid,
-    );
+        ud = byte_desc(stats.used),
+        pct = java_fixed(pct, 2),
+        under = stats.under_replicated_blocks,
+        corrupt = stats.corrupt_blocks,
+        missing = stats.missing_blocks,
+    ));
+    let all = !live && !dead;
+    for (on, kind, label) in
+        [(live, DatanodeReportType::DatanodeReportLive, "Live"), (dead, DatanodeReportType::DatanodeReportDead, "Dead")]
+    {
+        if !(all || on) {
+            continue;
+        }
+        let nodes = client.datanode_report(kind).await?;
+        if !nodes.is_empty() || on {
+            s.push_str(&format!("{label} datanodes ({}):\n\n", nodes.len()));
+        }
+        for d in &nodes {
+            s.push_str(&datanode_report(d, &chrono::Local));
+            s.push_str("\n\n");
+        }
+    }
+    let _ = write!(io.out, "{s}");
     Ok(())
+}
+
+/// Hadoop's `DatanodeInfo.getDatanodeReport()` (ends with a newline).
+pub fn datanode_report<Tz: chrono::TimeZone>(d: &DatanodeInfo, tz: &Tz) -> String {
+    let c = d.capacity;
+    let (u, r) = (d.dfs_used, d.remaining);
+    let non_dfs = c.saturating_sub(u).saturating_sub(r);
+    let percent = |n: u64, empty: f32| {
+        let v = if c == 0 { empty } else { n as f32 * 100.0 / c as f32 };
+        format!("{}%", java_fixed(f64::from(v), 2))
+    };
+    let mut s = format!("Name: {}:{} ({})\nHostname: {}\n", d.ip_addr, d.xfer_port, d.hostname, d.hostname);
+    if !d.rack.is_empty() && d.rack != "/default-rack" {
+        s.push_str(&format!("Rack: {}\n", d.rack));
+    }
+    let last = match tz.timestamp_millis_opt(d.last_update_ms) {
+        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => java_date(&t),
+        chrono::LocalResult::None => d.last_update_ms.to_string(),
+    };
+    s.push_str(&format!(
+        "Decommission Status : Normal\nConfigured Capacity: {c} ({})\nDFS Used: {u} ({})\n\
+         Non DFS Used: {non_dfs} ({})\nDFS Remaining: {r} ({})\nDFS Used%: {}\nDFS Remaining%: {}\n\
+         Configured Cache Capacity: 0 (0 B)\nCache Used: 0 (0 B)\nCache Remaining: 0 (0 B)\n\
+         Cache Used%: 100.00%\nCache Remaining%: 0.00%\nXceivers: {}\nLast contact: {last}\n\
+         Num of Blocks: {}\n",
+        byte_desc(c),
+        byte_desc(u),
+        byte_desc(non_dfs),
+        byte_desc(r),
+        percent(u, 100.0),
+        percent(r, 0.0),
+        d.active_transfers,
+        d.num_blocks,
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_datanode() {
+        let d = DatanodeInfo {
+            datanode_uuid: "u-1".into(),
+            hostname: "localhost".into(),
+            ip_addr: "127.0.0.1".into(),
+            xfer_port: 9866,
+            capacity: 499_963_174_912,
+            dfs_used: 24_576,
+            remaining: 450_760_462_336,
+            active_transfers: 1,
+            last_update_ms: 1_795_363_614_000,
+            live: true,
+            num_blocks: 7,
+            ..Default::default()
+        };
+        assert_eq!(
+            datanode_report(&d, &chrono::Utc),
+            "Name: 127.0.0.1:9866 (localhost)\nHostname: localhost\nDecommission Status : Normal\n\
+             Configured Capacity: 499963174912 (465.63 GB)\nDFS Used: 24576 (24 KB)\n\
+             Non DFS Used: 49202688000 (45.82 GB)\nDFS Remaining: 450760462336 (419.80 GB)\n\
+             DFS Used%: 0.00%\nDFS Remaining%: 90.16%\nConfigured Cache Capacity: 0 (0 B)\n\
+             Cache Used: 0 (0 B)\nCache Remaining: 0 (0 B)\nCache Used%: 100.00%\nCache Remaining%: 0.00%\n\
+             Xceivers: 1\nLast contact: Sun Nov 22 16:06:54 UTC 2026\nNum of Blocks: 7\n"
+        );
+    }
 }

@@ -28,6 +28,32 @@ pub fn parse(name: &str, args: &[String]) -> Result<ParsedArgs, String> {
         }
         "count" => parse_args(name, args, 1, ANY, &["q", "h", "v", "u"], &[]),
         "chmod" | "chown" | "chgrp" => parse_args(name, args, 2, ANY, &["R"], &[]),
+        "put" | "copyFromLocal" | "moveFromLocal" => parse_args(name, args, 1, ANY, &["f", "p", "l", "d"], &["t", "q"]),
+        "get" | "copyToLocal" => parse_args(name, args, 1, ANY, &["f", "p", "crc", "ignoreCrc"], &["t", "q"]),
+        "cat" => parse_args(name, args, 1, ANY, &["ignoreCrc"], &[]),
+        "head" => parse_args(name, args, 1, 1, &[], &[]),
+        "tail" => parse_args(name, args, 1, 1, &["f"], &["s"]),
+        "getmerge" => parse_args(name, args, 2, ANY, &["nl", "skip-empty-file"], &[]),
+        "cp" => {
+            // Hadoop's popPreserveOption: the first "-p..." before "--" is -p[topax].
+            let mut rest = args.to_vec();
+            let mut preserve = None;
+            if let Some(i) = rest.iter().take_while(|a| a.as_str() != "--").position(|a| a.starts_with("-p")) {
+                let letters = rest.remove(i)[2..].to_owned();
+                if let Some(bad) = letters.chars().find(|c| !"topax".contains(*c)) {
+                    return Err(format!("No enum constant for preserve attribute '{bad}'"));
+                }
+                preserve = Some(letters);
+            }
+            let mut p = parse_args(name, &rest, 2, ANY, &["f", "d"], &["t", "q"])?;
+            if let Some(l) = preserve {
+                p.values.insert("p".into(), l);
+            }
+            Ok(p)
+        }
+        "setrep" => parse_args(name, args, 2, ANY, &["R", "w"], &[]),
+        "du" => parse_args(name, args, 0, ANY, &["h", "s", "v", "x"], &[]),
+        "df" => parse_args(name, args, 0, ANY, &["h"], &[]),
         _ => Err("Unknown command".into()),
     }
 }
@@ -44,13 +70,53 @@ pub async fn dispatch(sh: &mut Shell, p: &ParsedArgs, io: &mut Io<'_>) -> Result
         "test" => return Ok(test(sh, p).await),
         "count" => count(sh, p, io).await,
         "chmod" | "chown" | "chgrp" => return change_attrs(sh, p, io).await,
+        "put" | "copyFromLocal" | "moveFromLocal" => {
+            crate::copy::put(sh, p, io).await;
+            0
+        }
+        "get" | "copyToLocal" => {
+            crate::copy::get(sh, p, io).await;
+            0
+        }
+        "cp" => {
+            crate::copy::cp(sh, p, io).await;
+            0
+        }
+        "cat" => {
+            crate::data::cat(sh, p, io).await;
+            0
+        }
+        "head" => {
+            crate::data::head(sh, p, io).await;
+            0
+        }
+        "tail" => {
+            crate::data::tail(sh, p, io).await?;
+            0
+        }
+        "getmerge" => {
+            crate::data::getmerge(sh, p, io).await;
+            0
+        }
+        "setrep" => {
+            crate::data::setrep(sh, p, io).await?;
+            0
+        }
+        "du" => {
+            crate::data::du(sh, p, io).await;
+            0
+        }
+        "df" => {
+            crate::data::df(sh, p, io).await;
+            0
+        }
         other => return Err(format!("Unknown command {other}")),
     };
     let _ = code;
     Ok(if sh.failed { 1 } else { 0 })
 }
 
-fn is_dir(st: &FileStatus) -> bool {
+pub(crate) fn is_dir(st: &FileStatus) -> bool {
     st.file_type == FileType::Directory as i32
 }
 
@@ -69,7 +135,7 @@ fn view(st: &FileStatus) -> StatView {
 }
 
 /// How a child is shown: Hadoop shows the children of `.` by their bare names.
-fn child_path(parent: &str, name: &str) -> String {
+pub(crate) fn child_path(parent: &str, name: &str) -> String {
     if parent == "." {
         name.to_owned()
     } else if parent.ends_with('/') {
@@ -80,7 +146,7 @@ fn child_path(parent: &str, name: &str) -> String {
 }
 
 /// Expands every operand; failures are reported and skipped.
-async fn targets(sh: &mut Shell, operands: &[String], io: &mut Io<'_>) -> Vec<Target> {
+pub(crate) async fn targets(sh: &mut Shell, operands: &[String], io: &mut Io<'_>) -> Vec<Target> {
     let mut out = Vec::new();
     for arg in operands {
         match sh.expand(arg).await {
@@ -95,7 +161,7 @@ async fn targets(sh: &mut Shell, operands: &[String], io: &mut Io<'_>) -> Vec<Ta
 }
 
 /// Targets that exist, with their status.
-async fn existing(sh: &mut Shell, operands: &[String], io: &mut Io<'_>) -> Vec<(Target, FileStatus)> {
+pub(crate) async fn existing(sh: &mut Shell, operands: &[String], io: &mut Io<'_>) -> Vec<(Target, FileStatus)> {
     let mut out = Vec::new();
     for t in targets(sh, operands, io).await {
         match sh.client.file_info(&t.abs).await {

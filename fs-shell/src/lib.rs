@@ -10,9 +10,13 @@
 pub mod admin;
 pub mod args;
 mod commands;
+mod copy;
+mod data;
 pub mod format;
+pub mod fsck;
 pub mod glob;
 pub mod mode;
+pub mod report;
 
 use std::io::Write;
 use tusk_client::{Client, ClientError};
@@ -40,30 +44,25 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "chmod", usage: "[-R] <MODE[,MODE]... | OCTALMODE> PATH...", help: "Changes permissions of a file." },
     CommandSpec { name: "chown", usage: "[-R] [OWNER][:[GROUP]] PATH...", help: "Changes owner and group of a file." },
     CommandSpec { name: "chgrp", usage: "[-R] GROUP PATH...", help: "This is equivalent to -chown ... :GROUP ..." },
+    CommandSpec { name: "cat", usage: "[-ignoreCrc] <src> ...", help: "Fetch all files that match the file pattern <src> and display their content on stdout." },
+    CommandSpec { name: "copyFromLocal", usage: "[-f] [-p] [-l] [-d] [-t <thread count>] [-q <thread pool queue size>] <localsrc> ... <dst>", help: "Copy files from the local file system into fs." },
+    CommandSpec { name: "copyToLocal", usage: "[-f] [-p] [-crc] [-ignoreCrc] [-t <thread count>] [-q <thread pool queue size>] <src> ... <localdst>", help: "Identical to the -get command." },
+    CommandSpec { name: "cp", usage: "[-f] [-p | -p[topax]] [-d] [-t <thread count>] [-q <thread pool queue size>] <src> ... <dst>", help: "Copy files that match the file pattern <src> to a destination." },
+    CommandSpec { name: "df", usage: "[-h] [<path> ...]", help: "Shows the capacity, free and used space of the filesystem." },
+    CommandSpec { name: "du", usage: "[-s] [-h] [-v] [-x] <path> ...", help: "Show the amount of space, in bytes, used by the files that match the specified file pattern." },
+    CommandSpec { name: "get", usage: "[-f] [-p] [-crc] [-ignoreCrc] [-t <thread count>] [-q <thread pool queue size>] <src> ... <localdst>", help: "Copy files that match the file pattern <src> to the local name." },
+    CommandSpec { name: "getmerge", usage: "[-nl] [-skip-empty-file] <src> <localdst>", help: "Get all the files in the directories that match the source file pattern and merge and sort them to only one file on local fs." },
+    CommandSpec { name: "head", usage: "<file>", help: "Show the first 1KB of the file." },
+    CommandSpec { name: "moveFromLocal", usage: "[-f] [-p] [-l] [-d] <localsrc> ... <dst>", help: "Same as -put, except that the source is deleted after it's copied." },
+    CommandSpec { name: "put", usage: "[-f] [-p] [-l] [-d] [-t <thread count>] [-q <thread pool queue size>] <localsrc> ... <dst>", help: "Copy files from the local file system into fs." },
+    CommandSpec { name: "setrep", usage: "[-R] [-w] <rep> <path> ...", help: "Set the replication level of a file. If <path> is a directory then the command recursively changes the replication factor of all files under the directory tree rooted at <path>." },
+    CommandSpec { name: "tail", usage: "[-f] [-s <sleep interval>] <file>", help: "Show the last 1KB of the file." },
     CommandSpec { name: "help", usage: "[cmd ...]", help: "Displays help for given command or all commands if none is specified." },
     CommandSpec { name: "usage", usage: "[cmd ...]", help: "Displays the usage for given command or all commands if none is specified." },
 ];
 
-/// Commands of `hdfs dfs` that need block storage, which this build does not have yet.
-const NOT_YET: &[&str] = &[
-    "put",
-    "get",
-    "cat",
-    "copyFromLocal",
-    "copyToLocal",
-    "moveFromLocal",
-    "cp",
-    "du",
-    "df",
-    "tail",
-    "head",
-    "setrep",
-    "getmerge",
-    "text",
-    "appendToFile",
-    "checksum",
-    "truncate",
-];
+/// Commands of `hdfs dfs` this build does not have yet.
+const NOT_YET: &[&str] = &["text", "appendToFile", "checksum", "truncate"];
 
 pub fn usage_line(spec: &CommandSpec) -> String {
     format!("Usage: tusk fs [generic options] -{} {}", spec.name, spec.usage)
@@ -116,10 +115,7 @@ pub async fn run(
         return 0;
     }
     if NOT_YET.contains(&name) {
-        let _ = writeln!(
-            io.err,
-            "-{name}: not available yet: this Tusk build has no block storage (datanodes); see issue 3"
-        );
+        let _ = writeln!(io.err, "-{name}: not available yet in this Tusk build");
         return EXIT_USAGE;
     }
     let Some(spec) = COMMANDS.iter().find(|c| c.name == name) else {
@@ -133,6 +129,15 @@ pub async fn run(
             return EXIT_USAGE;
         }
     };
+    if name == "setrep" {
+        if let Err((number_error, msg)) = data::parse_replication(&parsed.operands[0]) {
+            if number_error {
+                let _ = writeln!(io.err, "setrep: Illegal replication, a positive integer expected");
+            }
+            let _ = writeln!(io.err, "-{name}: {msg}\n{}", usage_line(spec));
+            return EXIT_USAGE;
+        }
+    }
     let client = match Client::connect(namenode, user, conf).await {
         Ok(c) => c,
         Err(e) => {
@@ -140,7 +145,8 @@ pub async fn run(
             return 1;
         }
     };
-    let mut sh = Shell { client, name: name.to_owned(), failed: false };
+    let mut sh =
+        Shell { client, name: name.to_owned(), failed: false, replication: conf.replication, block_size: conf.block_size };
     match commands::dispatch(&mut sh, &parsed, io).await {
         Ok(code) => code,
         Err(msg) => {
@@ -155,6 +161,10 @@ pub struct Shell {
     pub client: Client,
     pub name: String,
     pub failed: bool,
+    /// Replication and block size of files this command creates (0 = the namenode's
+    /// default; set by `-D dfs.replication=N` / `-D dfs.blocksize=N`).
+    pub replication: u32,
+    pub block_size: u64,
 }
 
 impl Shell {

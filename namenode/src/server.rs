@@ -35,7 +35,7 @@ pub async fn run(
                 }
                 n += 1;
                 let fsn = fsn.clone();
-                let _ = tokio::task::spawn_blocking(move || fsn.block_management_tick(n % 3 == 0)).await;
+                let _ = tokio::task::spawn_blocking(move || fsn.block_management_tick(n.is_multiple_of(3))).await;
             }
         })
     };

@@ -1,6 +1,8 @@
 //! Helpers for end-to-end tests: run the real `tusk` binary the way a user does.
 #![allow(dead_code)]
 
+pub mod minicluster;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

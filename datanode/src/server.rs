@@ -1,0 +1,141 @@
+//! [`start`] opens the store, then runs the data transfer server and the namenode actor as
+//! tasks; [`DatanodeHandle`] stops them. One stop signal serves both ways of stopping: the
+//! handle's `shutdown`, and the actor stopping the datanode by itself (a namenode's
+//! Shutdown command, an incompatible cluster id).
+
+use crate::error::DatanodeError;
+use crate::namenode_actor::NamenodeActor;
+use crate::store::Store;
+use crate::xfer::{self, XferContext};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tusk_common::config::DatanodeConfig;
+
+/// Data directory used when none is configured.
+pub const DEFAULT_DATA_DIR: &str = "./tusk-data/data";
+/// How long `shutdown` waits for stragglers (blocking disk work of cancelled writes) to let
+/// go of the store, so the index is closed when it returns.
+const RELEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// The receiving end of the stop signal.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Resolves once the stop signal is given (or its sender is gone).
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+/// The sending end: anyone holding it can stop the datanode.
+#[derive(Clone)]
+pub struct StopSignal(Arc<watch::Sender<bool>>);
+
+impl StopSignal {
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// A running datanode.
+pub struct DatanodeHandle {
+    xfer_addr: SocketAddr,
+    store: Arc<Store>,
+    stop: StopSignal,
+    stopped: watch::Receiver<bool>,
+}
+
+impl DatanodeHandle {
+    /// Where the data transfer server listens.
+    pub fn xfer_addr(&self) -> SocketAddr {
+        self.xfer_addr
+    }
+
+    /// The datanode's id, kept in every volume's VERSION file.
+    pub fn uuid(&self) -> String {
+        self.store.uuid()
+    }
+
+    /// Stops gracefully: stops serving (aborting transfers in progress, whose unfinished
+    /// replicas are removed), flushes the index, and returns once the store is closed.
+    pub async fn shutdown(self) {
+        self.stop.stop();
+        self.stopped().await;
+        let DatanodeHandle { store, .. } = self;
+        let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+        while Arc::strong_count(&store) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if Arc::strong_count(&store) > 1 {
+            tracing::warn!("datanode store still in use after shutdown");
+        }
+    }
+
+    /// Resolves when the datanode has stopped: by itself (the namenode's Shutdown command, an
+    /// incompatible cluster id) or through [`DatanodeHandle::shutdown`].
+    pub async fn stopped(&self) {
+        let mut rx = self.stopped.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Test hook: the finalized block file of a replica this datanode holds.
+    pub fn block_file(&self, block_id: u64) -> Option<PathBuf> {
+        self.store.block_file(block_id)
+    }
+}
+
+/// Starts a datanode serving data transfers on `xfer_listener`. Fails (changing nothing)
+/// when a data directory cannot be created or written or belongs to another datanode or
+/// cluster. An unreachable namenode is not an error: the actor keeps trying.
+pub async fn start(conf: DatanodeConfig, xfer_listener: TcpListener) -> Result<DatanodeHandle, DatanodeError> {
+    let dirs = if conf.data_dirs.is_empty() { vec![PathBuf::from(DEFAULT_DATA_DIR)] } else { conf.data_dirs.clone() };
+    let sync_on_close = conf.sync_on_close;
+    let store = tokio::task::spawn_blocking(move || Store::open(&dirs, sync_on_close))
+        .await
+        .map_err(|e| DatanodeError::Fatal(format!("store start-up task failed: {e}")))??;
+    let store = Arc::new(store);
+    let xfer_addr = xfer_listener
+        .local_addr()
+        .map_err(|e| DatanodeError::Fatal(format!("data transfer listener has no address: {e}")))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = StopSignal(Arc::new(stop_tx));
+    let (stopped_tx, stopped_rx) = watch::channel(false);
+    let uuid = store.uuid();
+    tracing::info!(%uuid, %xfer_addr, namenode = %conf.namenode, "datanode starting");
+    let ctx = Arc::new(XferContext {
+        store: Arc::clone(&store),
+        active: AtomicU32::new(0),
+        client_name: format!("datanode-{uuid}"),
+    });
+    let server =
+        tokio::spawn(xfer::serve(xfer_listener, Arc::clone(&ctx), conf.max_transfers, Shutdown(stop_rx.clone())));
+    let actor = NamenodeActor::new(conf, xfer_addr.port(), Arc::clone(&ctx), Shutdown(stop_rx), stop.clone());
+    let actor = tokio::spawn(actor.run());
+    let flush_store = Arc::clone(&store);
+    let stop_all = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!("data transfer server task failed: {e}");
+        }
+        // The server ends only when stopping; make sure the actor follows.
+        stop_all.stop();
+        if let Err(e) = actor.await {
+            tracing::error!("namenode actor task failed: {e}");
+        }
+        drop(ctx);
+        match tokio::task::spawn_blocking(move || flush_store.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("cannot flush the replica index: {e}"),
+            Err(e) => tracing::warn!("index flush task failed: {e}"),
+        }
+        tracing::info!("datanode stopped");
+        stopped_tx.send_replace(true);
+    });
+    Ok(DatanodeHandle { xfer_addr, store, stop, stopped: stopped_rx })
+}

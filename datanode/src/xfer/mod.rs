@@ -1,0 +1,118 @@
+//! The data transfer server: accepts connections on the xfer listener, one task each, at
+//! most `max_transfers` at once; reads the op header and hands the connection to
+//! [`read::read_block`] or [`write::write_block`]. Framing is `tusk_proto::data_transfer`.
+
+pub mod read;
+pub mod write;
+
+use crate::server::Shutdown;
+use crate::store::Store;
+use prost::Message;
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+use tusk_proto::data_transfer::{self, Opcode};
+use tusk_proto::transfer::{BlockOpResponse, OpStatus, ReadBlockRequest, WriteBlockRequest};
+
+/// How long a peer may stay silent in the middle of an operation.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long connecting to the next datanode of a pipeline may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every connection handler shares.
+pub struct XferContext {
+    pub store: Arc<Store>,
+    /// Operations in progress (reads, writes, replications), reported in heartbeats.
+    pub active: AtomicU32,
+    /// Name this datanode gives itself as the writer of a replication.
+    pub client_name: String,
+}
+
+/// Counts one active transfer while alive.
+pub struct ActiveGuard<'a>(&'a AtomicU32);
+
+impl<'a> ActiveGuard<'a> {
+    pub fn new(counter: &'a AtomicU32) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard(counter)
+    }
+}
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves until `shutdown`; then aborts the connections still open (an aborted write
+/// removes its unfinished replica) and waits for them.
+pub async fn serve(listener: TcpListener, ctx: Arc<XferContext>, max_transfers: usize, mut shutdown: Shutdown) {
+    let limit = Arc::new(Semaphore::new(max_transfers.max(1)));
+    let mut conns = JoinSet::new();
+    loop {
+        while conns.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            p = Arc::clone(&limit).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.wait() => break,
+        };
+        let (socket, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("data transfer accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait() => break,
+        };
+        let ctx = Arc::clone(&ctx);
+        conns.spawn(async move {
+            let _permit = permit;
+            if let Err(e) = handle_connection(socket, &ctx).await {
+                tracing::debug!(%peer, "data transfer connection ended: {e}");
+            }
+        });
+    }
+    conns.shutdown().await;
+    tracing::info!("data transfer server stopped");
+}
+
+async fn handle_connection(mut socket: TcpStream, ctx: &Arc<XferContext>) -> io::Result<()> {
+    socket.set_nodelay(true)?;
+    let (op, body) = tokio::time::timeout(IO_TIMEOUT, data_transfer::read_op(&mut socket))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no op header"))??;
+    let _active = ActiveGuard::new(&ctx.active);
+    match op {
+        Opcode::ReadBlock => {
+            let Ok(req) = ReadBlockRequest::decode(&body[..]) else {
+                return reply_error(&mut socket, OpStatus::OpErrorInvalid, "undecodable ReadBlockRequest").await;
+            };
+            let block_id = req.block.as_ref().map(|b| b.block_id).unwrap_or_default();
+            read::read_block(socket, req, ctx).instrument(tracing::info_span!("read_block", block_id)).await
+        }
+        Opcode::WriteBlock => {
+            let Ok(req) = WriteBlockRequest::decode(&body[..]) else {
+                return reply_error(&mut socket, OpStatus::OpErrorInvalid, "undecodable WriteBlockRequest").await;
+            };
+            let block_id = req.block.as_ref().map(|b| b.block_id).unwrap_or_default();
+            write::write_block(socket, req, ctx).instrument(tracing::info_span!("write_block", block_id)).await
+        }
+    }
+}
+
+/// Answers an op header with an error.
+pub async fn reply_error(socket: &mut TcpStream, status: OpStatus, message: &str) -> io::Result<()> {
+    let resp = BlockOpResponse { status: status as i32, message: message.to_owned(), ..Default::default() };
+    data_transfer::write_msg(socket, &resp).await
+}

@@ -1,0 +1,120 @@
+//! Block storage in-process: a MiniCluster (namenode + 3 datanodes) written to and read
+//! from through the client library; replicas corrupted, datanodes stopped and restarted.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::minicluster::MiniCluster;
+use tusk_client::Client;
+
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+async fn write_file(c: &Client, path: &str, data: &[u8], block_size: u64) {
+    let mut w = c.create(path, false, 3, block_size).await.expect("create");
+    for chunk in data.chunks(100_000) {
+        w.write(chunk).await.expect("write");
+    }
+    assert_eq!(w.close().await.expect("close"), data.len() as u64);
+}
+
+async fn read_all(c: &Client, path: &str) -> Vec<u8> {
+    let mut r = c.open(path).await.expect("open");
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 70_000];
+    loop {
+        let n = r.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_read_corrupt_and_restart() {
+    let mut mc = MiniCluster::start(3).await;
+    let c = mc.client("root").await;
+    // 3.5 blocks of 1 MiB, replicated three times.
+    let data = pattern(3 * 1024 * 1024 + 512 * 1024 + 17, 42);
+    write_file(&c, "/f", &data, 1 << 20).await;
+    assert_eq!(read_all(&c, "/f").await, data);
+    let locs = c.get_block_locations("/f", 0, u64::MAX).await.unwrap();
+    assert_eq!(locs.file_length, data.len() as u64);
+    assert_eq!(locs.blocks.len(), 4);
+    for b in &locs.blocks {
+        let mut ids: Vec<&str> = b.locations.iter().map(|d| d.datanode_uuid.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 3, "block on 3 distinct datanodes: {b:?}");
+    }
+    // Positional reads across a block boundary.
+    let r = c.open("/f").await.unwrap();
+    let mut buf = vec![0u8; 4000];
+    let n = r.pread((1 << 20) - 1000, &mut buf).await.unwrap();
+    assert_eq!(&buf[..n], &data[(1 << 20) - 1000..(1 << 20) - 1000 + n]);
+
+    // Corrupt the first replica of block 1: reads still return the right bytes and the
+    // namenode learns of the bad replica.
+    let b1 = locs.blocks[1].block.clone().unwrap();
+    let first = mc.index_of(&locs.blocks[1].locations[0].datanode_uuid).unwrap();
+    assert!(mc.corrupt_replica(first, b1.block_id));
+    // Replicas are offered in random order: read until a reader has hit the bad one.
+    let bad_uuid = locs.blocks[1].locations[0].datanode_uuid.clone();
+    let mut learnt = false;
+    for _ in 0..40 {
+        assert_eq!(read_all(&c, "/f").await, data);
+        let now = c.get_block_locations("/f", 0, u64::MAX).await.unwrap();
+        if now.blocks[1].corrupt_locations.iter().any(|d| d.datanode_uuid == bad_uuid) {
+            assert!(!now.blocks[1].locations.iter().any(|d| d.datanode_uuid == bad_uuid), "a corrupt replica is never offered");
+            learnt = true;
+            break;
+        }
+    }
+    assert!(learnt, "the namenode never learnt of the corrupt replica");
+
+    // Stop a datanode: reads fail over to the others.
+    mc.stop_datanode(2).await;
+    assert_eq!(read_all(&c, "/f").await, data);
+    mc.restart_datanode(2).await;
+    mc.wait_live(3).await;
+    assert_eq!(read_all(&c, "/f").await, data);
+
+    // Deleting the file deletes the replicas on the datanodes.
+    let b0 = locs.blocks[0].block.clone().unwrap().block_id;
+    assert!(c.delete("/f", false).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mc.datanodes.iter().flatten().any(|d| d.block_file(b0).is_some()) {
+        assert!(Instant::now() < deadline, "replicas of a deleted file remain");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replication_above_cluster_size_still_writes() {
+    let mc = MiniCluster::start(2).await;
+    let c = mc.client("root").await;
+    let data = pattern(200_000, 7);
+    write_file(&c, "/r3", &data, 1 << 20).await; // asks for 3, only 2 datanodes
+    assert_eq!(read_all(&c, "/r3").await, data);
+    let locs = c.get_block_locations("/r3", 0, u64::MAX).await.unwrap();
+    assert_eq!(locs.blocks[0].locations.len(), 2);
+    let stats = c.fs_stats().await.unwrap();
+    assert_eq!(stats.under_replicated_blocks, 1, "{stats:?}");
+    // An empty file has no block at all.
+    let w = c.create("/empty", false, 3, 0).await.unwrap();
+    assert_eq!(w.close().await.unwrap(), 0);
+    assert_eq!(read_all(&c, "/empty").await, Vec::<u8>::new());
+    mc.shutdown().await;
+}
