@@ -66,7 +66,7 @@ async fn write_read_corrupt_and_restart() {
 
     // Corrupt the first replica of block 1: reads still return the right bytes and the
     // namenode learns of the bad replica.
-    let b1 = locs.blocks[1].block.clone().unwrap();
+    let b1 = locs.blocks[1].block.unwrap();
     let first = mc.index_of(&locs.blocks[1].locations[0].datanode_uuid).unwrap();
     assert!(mc.corrupt_replica(first, b1.block_id));
     // Replicas are offered in random order: read until a reader has hit the bad one.
@@ -76,7 +76,10 @@ async fn write_read_corrupt_and_restart() {
         assert_eq!(read_all(&c, "/f").await, data);
         let now = c.get_block_locations("/f", 0, u64::MAX).await.unwrap();
         if now.blocks[1].corrupt_locations.iter().any(|d| d.datanode_uuid == bad_uuid) {
-            assert!(!now.blocks[1].locations.iter().any(|d| d.datanode_uuid == bad_uuid), "a corrupt replica is never offered");
+            assert!(
+                !now.blocks[1].locations.iter().any(|d| d.datanode_uuid == bad_uuid),
+                "a corrupt replica is never offered"
+            );
             learnt = true;
             break;
         }
@@ -91,7 +94,7 @@ async fn write_read_corrupt_and_restart() {
     assert_eq!(read_all(&c, "/f").await, data);
 
     // Deleting the file deletes the replicas on the datanodes.
-    let b0 = locs.blocks[0].block.clone().unwrap().block_id;
+    let b0 = locs.blocks[0].block.unwrap().block_id;
     assert!(c.delete("/f", false).await.unwrap());
     let deadline = Instant::now() + Duration::from_secs(20);
     while mc.datanodes.iter().flatten().any(|d| d.block_file(b0).is_some()) {

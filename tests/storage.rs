@@ -40,7 +40,10 @@ impl Cluster {
         });
         let addr = rx.recv_timeout(Duration::from_secs(60)).expect("cluster up prints the namenode address");
         let c = Cluster { child, addr };
-        c.wait_for(|| tusk(&c.addr, SU, &["dfsadmin", "-report"]).stdout.contains("Live datanodes (3):"), "3 live datanodes");
+        c.wait_for(
+            || tusk(&c.addr, SU, &["dfsadmin", "-report"]).stdout.contains("Live datanodes (3):"),
+            "3 live datanodes",
+        );
         c
     }
 
@@ -84,7 +87,10 @@ fn block_files(dir: &Path, out: &mut Vec<PathBuf>) {
             let p = e.path();
             if p.is_dir() {
                 block_files(&p, out);
-            } else if p.file_name().unwrap().to_string_lossy().starts_with("blk_") && p.extension().is_none() && p.to_string_lossy().contains("finalized") {
+            } else if p.file_name().unwrap().to_string_lossy().starts_with("blk_")
+                && p.extension().is_none()
+                && p.to_string_lossy().contains("finalized")
+            {
                 out.push(p);
             }
         }
@@ -132,10 +138,15 @@ fn put_get_fsck_corrupt_and_kill_the_cluster() {
     let want = std::fs::read(&local).unwrap();
     let mut seen = false;
     for _ in 0..30 {
-        let out = Command::new(tusk_bin()).args(["fs", "-cat", "/big"]).env("TUSK_NAMENODE", &a).env("TUSK_USER", SU).output().unwrap();
+        let out = Command::new(tusk_bin())
+            .args(["fs", "-cat", "/big"])
+            .env("TUSK_NAMENODE", &a)
+            .env("TUSK_USER", SU)
+            .output()
+            .unwrap();
         assert!(out.status.success());
         assert!(out.stdout == want, "-cat returned wrong bytes");
-        let r = tusk(&a, SU, &["fsck", "/", "-files", "-blocks", "-locations"]);
+        let r = tusk(&a, SU, &["fsck", "/", "-files", "-blocks", "-replicaDetails"]);
         if r.stdout.contains("(CORRUPT)") {
             // Two good replicas remain: the file is still whole.
             assert!(r.stdout.contains("is HEALTHY"), "{r:?}");
@@ -149,7 +160,10 @@ fn put_get_fsck_corrupt_and_kill_the_cluster() {
     cluster.sigkill();
     let cluster = Cluster::start(&dir);
     let a = cluster.addr.clone();
-    cluster.wait_for(|| tusk(&a, SU, &["dfsadmin", "-safemode", "get"]).stdout == "Safe mode is OFF\n", "safe mode to end by itself");
+    cluster.wait_for(
+        || tusk(&a, SU, &["dfsadmin", "-safemode", "get"]).stdout == "Safe mode is OFF\n",
+        "safe mode to end by itself",
+    );
     let back2 = tmp.path().join("back2");
     ok(&tusk(&a, SU, &["fs", "-get", "/big", back2.to_str().unwrap()]));
     assert!(std::fs::read(&local).unwrap() == std::fs::read(&back2).unwrap(), "bytes differ after the restart");

@@ -126,7 +126,11 @@ fn init_logging(default: &str) {
 
 /// Takes Hadoop's generic options (`-fs ADDR`, `-D key=value`) off the front. Understood
 /// keys: fs.defaultFS, dfs.blocksize, dfs.replication; others are refused.
-fn generic_options(args: &mut Vec<String>, namenode: &mut Option<String>, client: &mut tusk_common::config::ClientConfig) -> Result<()> {
+fn generic_options(
+    args: &mut Vec<String>,
+    namenode: &mut Option<String>,
+    client: &mut tusk_common::config::ClientConfig,
+) -> Result<()> {
     loop {
         match args.first().map(String::as_str) {
             Some("-fs") | Some("--namenode") if args.len() > 1 => {
@@ -146,7 +150,9 @@ fn generic_options(args: &mut Vec<String>, namenode: &mut Option<String>, client
                     "dfs.replication" => {
                         client.replication = value.parse().map_err(|_| anyhow::anyhow!("-D {v}: not a number"))?
                     }
-                    _ => anyhow::bail!("-D {key}: unknown setting (known: fs.defaultFS, dfs.blocksize, dfs.replication)"),
+                    _ => {
+                        anyhow::bail!("-D {key}: unknown setting (known: fs.defaultFS, dfs.blocksize, dfs.replication)")
+                    }
                 }
             }
             _ => break,

@@ -257,7 +257,7 @@ mod tests {
         assert_eq!(c.namenode.name_dirs.len(), 2);
         let env = vec![
             ("TUSK_CLIENT__UMASK".to_string(), "027".to_string()),
-            ("TUSK_DATANODE__LATER".to_string(), "1".to_string()),
+            ("TUSK_JOBTRACKER__LATER".to_string(), "1".to_string()),
         ];
         assert_eq!(Config::load(None, env).unwrap().client.umask, 0o27);
         let env = vec![("TUSK_NAMENODE__NO_SUCH_KEY".to_string(), "1".to_string())];

@@ -184,7 +184,11 @@ async fn write_remote(
     } else {
         Target { shown: format!("{}{COPYING}", target.shown), abs: format!("{}{COPYING}", target.abs) }
     };
-    let mut w = sh.client.create(&tmp.abs, true, sh.replication, sh.block_size).await.map_err(|e| Shell::path_error(&tmp.shown, &e))?;
+    let mut w = sh
+        .client
+        .create(&tmp.abs, true, sh.replication, sh.block_size)
+        .await
+        .map_err(|e| Shell::path_error(&tmp.shown, &e))?;
     let mut buf = vec![0u8; BUF_SIZE];
     let mut failure = None;
     loop {

@@ -145,8 +145,13 @@ pub async fn run(
             return 1;
         }
     };
-    let mut sh =
-        Shell { client, name: name.to_owned(), failed: false, replication: conf.replication, block_size: conf.block_size };
+    let mut sh = Shell {
+        client,
+        name: name.to_owned(),
+        failed: false,
+        replication: conf.replication,
+        block_size: conf.block_size,
+    };
     match commands::dispatch(&mut sh, &parsed, io).await {
         Ok(code) => code,
         Err(msg) => {

@@ -32,6 +32,8 @@ pub struct Datanode {
     pub last_heartbeat: Instant,
     pub last_update_ms: i64,
     pub live: bool,
+    /// Set by the first heartbeat; until then the space figures are unknown.
+    pub reported_storage: bool,
     pub blocks: HashSet<u64>,
     pending_deletes: Vec<u64>,
     pending_transfers: VecDeque<(ExtendedBlock, Vec<DnIdx>)>,
@@ -145,10 +147,9 @@ impl BlockMap {
     /// Live replicas of a block, with the datanodes' addresses.
     pub fn locations(&self, id: u64) -> (Vec<DatanodeInfo>, Vec<DatanodeInfo>) {
         match self.blocks.get(&id) {
-            Some(b) => (
-                b.replicas.iter().map(|&d| self.info(d)).collect(),
-                b.corrupt.iter().map(|&d| self.info(d)).collect(),
-            ),
+            Some(b) => {
+                (b.replicas.iter().map(|&d| self.info(d)).collect(), b.corrupt.iter().map(|&d| self.info(d)).collect())
+            }
             None => (Vec::new(), Vec::new()),
         }
     }
@@ -250,14 +251,27 @@ impl BlockMap {
     pub fn find_by_addr(&self, addr: &str) -> Option<DnIdx> {
         self.nodes
             .iter()
-            .position(|n| n.xfer_addr() == addr || format!("{}:{}", n.hostname, n.xfer_port) == addr || format!("{}:{}", n.ip, n.ipc_port) == addr)
+            .position(|n| {
+                n.xfer_addr() == addr
+                    || format!("{}:{}", n.hostname, n.xfer_port) == addr
+                    || format!("{}:{}", n.ip, n.ipc_port) == addr
+            })
             .map(|i| i as DnIdx)
     }
 
     /// Registers (or re-registers) a datanode. A different datanode that claimed the same
     /// address before is dropped: that machine was wiped and came back.
     #[allow(clippy::too_many_arguments)]
-    pub fn register(&mut self, uuid: &str, hostname: &str, ip: &str, xfer_port: u32, http_port: u32, ipc_port: u32, now: Instant) -> DnIdx {
+    pub fn register(
+        &mut self,
+        uuid: &str,
+        hostname: &str,
+        ip: &str,
+        xfer_port: u32,
+        http_port: u32,
+        ipc_port: u32,
+        now: Instant,
+    ) -> DnIdx {
         let addr = format!("{ip}:{xfer_port}");
         let stale: Vec<DnIdx> = self
             .nodes
@@ -287,6 +301,7 @@ impl BlockMap {
                     last_heartbeat: now,
                     last_update_ms: tusk_common::now_ms(),
                     live: true,
+                    reported_storage: false,
                     blocks: HashSet::new(),
                     pending_deletes: Vec::new(),
                     pending_transfers: VecDeque::new(),
@@ -312,12 +327,21 @@ impl BlockMap {
 
     /// A heartbeat: fresh numbers in, waiting commands out. `None` when the datanode must
     /// register first.
-    pub fn heartbeat(&mut self, uuid: &str, capacity: u64, dfs_used: u64, remaining: u64, active: u32, now: Instant) -> Option<Vec<Command>> {
+    pub fn heartbeat(
+        &mut self,
+        uuid: &str,
+        capacity: u64,
+        dfs_used: u64,
+        remaining: u64,
+        active: u32,
+        now: Instant,
+    ) -> Option<Vec<Command>> {
         let dn = *self.by_uuid.get(uuid)?;
         let node = &mut self.nodes[dn as usize];
         if !node.live {
             return None;
         }
+        node.reported_storage = true;
         node.capacity = capacity;
         node.dfs_used = dfs_used;
         node.remaining = remaining;
@@ -439,7 +463,14 @@ impl BlockMap {
             .iter()
             .enumerate()
             .filter(|(_, d)| d.live && !excluded.contains(&d.uuid))
-            .map(|(i, d)| Candidate { dn: i as DnIdx, ip: d.ip.clone(), remaining: d.remaining, load: d.active_transfers })
+            .map(|(i, d)| Candidate {
+                dn: i as DnIdx,
+                ip: d.ip.clone(),
+                // Registered but no heartbeat yet (due in seconds): assume room, ranked
+                // below the datanodes known to have it.
+                remaining: if d.reported_storage { d.remaining } else { block_size },
+                load: d.active_transfers,
+            })
             .collect();
         choose_targets(&candidates, n, writer_ip, block_size)
     }
@@ -460,13 +491,16 @@ impl BlockMap {
             if live > 0 && live < expected && scheduled < max_copies && !self.pending_replication.contains_key(&id) {
                 let holders = b.replicas.clone();
                 let block = ExtendedBlock { block_id: id, generation_stamp: b.genstamp, num_bytes: b.num_bytes };
-                let excluded: Vec<String> = holders.iter().chain(&b.corrupt).map(|&d| self.nodes[d as usize].uuid.clone()).collect();
+                let excluded: Vec<String> =
+                    holders.iter().chain(&b.corrupt).map(|&d| self.nodes[d as usize].uuid.clone()).collect();
                 let targets = self.choose(expected - live, None, &excluded, b.num_bytes);
                 if targets.is_empty() {
                     continue;
                 }
                 // The least busy holder sends.
-                let Some(&src) = holders.iter().min_by_key(|&&d| self.nodes[d as usize].active_transfers) else { continue };
+                let Some(&src) = holders.iter().min_by_key(|&&d| self.nodes[d as usize].active_transfers) else {
+                    continue;
+                };
                 self.nodes[src as usize].pending_transfers.push_back((block, targets));
                 self.pending_replication.insert(id, now);
                 scheduled += 1;
@@ -530,7 +564,12 @@ mod tests {
 
     #[test]
     fn placement_prefers_writer_then_space_then_load() {
-        let c = vec![cand(0, "10.0.0.1", 10, 0), cand(1, "10.0.0.2", 50, 5), cand(2, "10.0.0.3", 50, 1), cand(3, "10.0.0.4", 0, 0)];
+        let c = vec![
+            cand(0, "10.0.0.1", 10, 0),
+            cand(1, "10.0.0.2", 50, 5),
+            cand(2, "10.0.0.3", 50, 1),
+            cand(3, "10.0.0.4", 0, 0),
+        ];
         assert_eq!(choose_targets(&c, 3, Some("10.0.0.1"), 1 << 27), vec![0, 2, 1]);
         assert_eq!(choose_targets(&c, 2, None, 1 << 27), vec![2, 1]);
         // The full node never gets a block; asking for more than there are gives fewer.

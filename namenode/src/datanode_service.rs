@@ -101,7 +101,13 @@ impl DatanodeNamenode for DatanodeService {
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
         let r = req.into_inner();
         let s = r.storage.unwrap_or_default();
-        let commands = match self.fsn.heartbeat(uuid(&r.datanode_uuid)?, s.capacity, s.dfs_used, s.remaining, r.active_transfers) {
+        let commands = match self.fsn.heartbeat(
+            uuid(&r.datanode_uuid)?,
+            s.capacity,
+            s.dfs_used,
+            s.remaining,
+            r.active_transfers,
+        ) {
             Some(c) => to_pb(c),
             None => reregister(),
         };
@@ -118,7 +124,10 @@ impl DatanodeNamenode for DatanodeService {
         Ok(Response::new(BlockReportResponse { commands }))
     }
 
-    async fn block_received_and_deleted(&self, req: Request<BlockReceivedAndDeletedRequest>) -> Reply<BlockReceivedAndDeletedResponse> {
+    async fn block_received_and_deleted(
+        &self,
+        req: Request<BlockReceivedAndDeletedRequest>,
+    ) -> Reply<BlockReceivedAndDeletedResponse> {
         let r = req.into_inner();
         let received = reported(&r.received)?;
         if self.fsn.received_and_deleted(uuid(&r.datanode_uuid)?, &received, &r.deleted).is_none() {

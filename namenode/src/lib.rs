@@ -7,8 +7,8 @@
 //! `fsimage` and replays the edits after it with the very same `Namespace::apply`.
 
 pub mod blocks;
-pub mod edit_log;
 pub mod datanode_service;
+pub mod edit_log;
 pub mod error;
 pub mod fsimage;
 pub mod inode;

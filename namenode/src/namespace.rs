@@ -331,8 +331,11 @@ impl Namespace {
             Op::UpdateBlocks(u) => {
                 let path = Self::parse(&u.path)?;
                 let idx = self.lookup(&path).ok_or_else(|| NnError::FileNotFound(path.to_string()))?;
-                let blocks: Vec<Block> =
-                    u.blocks.iter().map(|b| Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes }).collect();
+                let blocks: Vec<Block> = u
+                    .blocks
+                    .iter()
+                    .map(|b| Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes })
+                    .collect();
                 let Kind::File(f) = &mut self.inodes.get_mut(idx).kind else {
                     return Err(NnError::IsDirectory(path.to_string()));
                 };

@@ -481,7 +481,13 @@ impl Namesystem {
 
     /// Closes a file once every block has `min_replication` reported replicas; `Ok(false)`
     /// means "not yet, ask again" (the datanodes' reports are on their way).
-    pub async fn complete(&self, _caller: &Caller, path: &str, client_name: &str, last: Option<ExtendedBlock>) -> NnResult<bool> {
+    pub async fn complete(
+        &self,
+        _caller: &Caller,
+        path: &str,
+        client_name: &str,
+        last: Option<ExtendedBlock>,
+    ) -> NnResult<bool> {
         let path = Self::parse(path)?;
         let closed = self
             .mutate(|ns| {
@@ -520,7 +526,11 @@ impl Namesystem {
                 drop(blocks);
                 let pb = list
                     .iter()
-                    .map(|b| tusk_proto::storage::Block { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len })
+                    .map(|b| tusk_proto::storage::Block {
+                        block_id: b.id,
+                        generation_stamp: b.genstamp,
+                        num_bytes: b.len,
+                    })
                     .collect();
                 let close = OpClose { path: path.to_string(), time_ms: tusk_common::now_ms(), blocks: pb };
                 Ok((vec![op(Op::Close(close))], Some(true)))
@@ -870,7 +880,9 @@ impl Namesystem {
             let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
             let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
             if f.under_construction.as_deref() != Some(client_name) {
-                return Err(NnError::LeaseConflict(format!("No lease on {path}: File is not open for writing by {client_name}")));
+                return Err(NnError::LeaseConflict(format!(
+                    "No lease on {path}: File is not open for writing by {client_name}"
+                )));
             }
             let mut list = f.blocks.clone();
             if list.last().map(|b| b.id) != Some(block.block_id) {
@@ -889,7 +901,14 @@ impl Namesystem {
 
     /// The blocks of `path` overlapping `[offset, offset + length)`, replicas nearest to the
     /// reader first. Returns (file length, blocks, under construction).
-    pub fn block_locations(&self, caller: &Caller, path: &str, offset: u64, length: u64, reader_ip: Option<&str>) -> NnResult<(u64, Vec<LocatedBlock>, bool)> {
+    pub fn block_locations(
+        &self,
+        caller: &Caller,
+        path: &str,
+        offset: u64,
+        length: u64,
+        reader_ip: Option<&str>,
+    ) -> NnResult<(u64, Vec<LocatedBlock>, bool)> {
         let path = Self::parse(path)?;
         let ns = self.ns.read();
         let res = ns.resolve(&path);
@@ -942,7 +961,15 @@ impl Namesystem {
                 reg.cluster_id
             )));
         }
-        self.blocks.lock().register(&reg.uuid, &reg.hostname, &reg.ip, reg.xfer_port, reg.http_port, reg.ipc_port, Instant::now());
+        self.blocks.lock().register(
+            &reg.uuid,
+            &reg.hostname,
+            &reg.ip,
+            reg.xfer_port,
+            reg.http_port,
+            reg.ipc_port,
+            Instant::now(),
+        );
         Ok(())
     }
 
@@ -984,7 +1011,8 @@ impl Namesystem {
     pub fn cluster_stats(&self) -> ClusterStats {
         let in_safe_mode = self.safe_mode.lock().is_on();
         let blocks = self.blocks.lock();
-        let mut s = ClusterStats { capacity: 0, used: 0, remaining: 0, live: 0, dead: 0, blocks: blocks.stats(in_safe_mode) };
+        let mut s =
+            ClusterStats { capacity: 0, used: 0, remaining: 0, live: 0, dead: 0, blocks: blocks.stats(in_safe_mode) };
         for (_, d) in blocks.datanodes() {
             if d.live {
                 s.live += 1;

@@ -43,7 +43,9 @@ pub async fn run(
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .tcp_nodelay(true)
         .add_service(ClientNamenodeServer::new(ClientService::new(fsn.clone())).max_decoding_message_size(256 << 20))
-        .add_service(DatanodeNamenodeServer::new(DatanodeService::new(fsn.clone())).max_decoding_message_size(256 << 20))
+        .add_service(
+            DatanodeNamenodeServer::new(DatanodeService::new(fsn.clone())).max_decoding_message_size(256 << 20),
+        )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     let _ = stop_tx.send(true);

@@ -127,7 +127,12 @@ impl PacketHeader {
         off.copy_from_slice(&h[4..12]);
         let mut seq = [0u8; 8];
         seq.copy_from_slice(&h[12..20]);
-        Ok(PacketHeader { data_len, offset_in_block: u64::from_be_bytes(off), seqno: u64::from_be_bytes(seq), flags: h[20] })
+        Ok(PacketHeader {
+            data_len,
+            offset_in_block: u64::from_be_bytes(off),
+            seqno: u64::from_be_bytes(seq),
+            flags: h[20],
+        })
     }
 }
 
@@ -152,7 +157,12 @@ pub fn verify_checksums(data: &[u8], checksums: &[u8]) -> Result<(), usize> {
 }
 
 /// Sends one packet (header, checksums, data) in a single write.
-pub async fn write_packet<W: AsyncWrite + Unpin>(w: &mut W, header: &PacketHeader, checksums: &[u8], data: &[u8]) -> io::Result<()> {
+pub async fn write_packet<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    header: &PacketHeader,
+    checksums: &[u8],
+    data: &[u8],
+) -> io::Result<()> {
     debug_assert_eq!(header.data_len as usize, data.len());
     debug_assert_eq!(header.checksum_bytes(), checksums.len());
     let mut buf = Vec::with_capacity(PACKET_HEADER_BYTES + checksums.len() + data.len());
@@ -163,7 +173,11 @@ pub async fn write_packet<W: AsyncWrite + Unpin>(w: &mut W, header: &PacketHeade
 }
 
 /// Reads one packet into `checksums` and `data` (resized), returning its header.
-pub async fn read_packet<R: AsyncRead + Unpin>(r: &mut R, checksums: &mut Vec<u8>, data: &mut Vec<u8>) -> io::Result<PacketHeader> {
+pub async fn read_packet<R: AsyncRead + Unpin>(
+    r: &mut R,
+    checksums: &mut Vec<u8>,
+    data: &mut Vec<u8>,
+) -> io::Result<PacketHeader> {
     let mut h = [0u8; PACKET_HEADER_BYTES];
     r.read_exact(&mut h).await?;
     let header = PacketHeader::decode(&h)?;

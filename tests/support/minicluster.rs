@@ -32,7 +32,9 @@ impl MiniCluster {
     pub async fn start(datanodes: usize) -> MiniCluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let conf = nn_config(tmp.path().join("name"));
-        let fsn = Arc::new(tokio::task::spawn_blocking(move || Namesystem::open(conf)).await.unwrap().expect("namenode opens"));
+        let fsn = Arc::new(
+            tokio::task::spawn_blocking(move || Namesystem::open(conf)).await.unwrap().expect("namenode opens"),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let nn_addr = listener.local_addr().unwrap().to_string();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -46,7 +48,8 @@ impl MiniCluster {
             }
         });
         let dn_dirs: Vec<PathBuf> = (0..datanodes).map(|i| tmp.path().join(format!("data{i}"))).collect();
-        let mut mc = MiniCluster { tmp, nn_addr, fsn, nn_stop: Some(tx), nn_task: Some(task), datanodes: Vec::new(), dn_dirs };
+        let mut mc =
+            MiniCluster { tmp, nn_addr, fsn, nn_stop: Some(tx), nn_task: Some(task), datanodes: Vec::new(), dn_dirs };
         for i in 0..datanodes {
             let dn = mc.start_datanode_at(i).await;
             mc.datanodes.push(Some(dn));
