@@ -123,11 +123,3 @@ pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: u16) -
     nn_task.await.context("namenode task failed")?.context("namenode RPC server failed")?;
     Ok(0)
 }
-
-pub async fn dfsadmin(args: &[String], addr: &str, conf: &Config) -> Result<i32> {
-    let user = tusk_common::user::current_user();
-    let mut out = std::io::stdout();
-    let mut err = std::io::stderr();
-    let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
-    Ok(tusk_fs_shell::admin::run(args, addr, &user, &conf.client, &mut io).await)
-}

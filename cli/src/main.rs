@@ -244,44 +244,38 @@ fn run(command: Command, conf: Config) -> Result<i32> {
             }
             runtime()?.block_on(daemons::run_datanode(conf))
         }
-        Command::Fsck(mut a) => {
-            init_logging("warn");
-            let mut conf = conf;
-            generic_options(&mut a.args, &mut a.namenode, &mut conf.client)?;
-            let addr = namenode_addr(a.namenode, &conf);
-            let user = tusk_common::user::current_user();
-            let code = runtime()?.block_on(async {
-                let mut out = std::io::stdout();
-                let mut err = std::io::stderr();
-                let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
-                tusk_fs_shell::fsck::run(&a.args, &addr, &user, &conf.client, &mut io).await
-            });
-            Ok(code)
-        }
+        Command::Fsck(a) => run_client_tool(ClientTool::Fsck, a, conf),
         Command::Cluster { action: ClusterAction::Up { dir, datanodes, port } } => {
             init_logging("info");
             runtime()?.block_on(daemons::cluster_up(conf, dir, datanodes, port))
         }
-        Command::Fs(mut a) | Command::Dfs(mut a) => {
-            init_logging("warn");
-            let mut conf = conf;
-            generic_options(&mut a.args, &mut a.namenode, &mut conf.client)?;
-            let addr = namenode_addr(a.namenode, &conf);
-            let user = tusk_common::user::current_user();
-            let code = runtime()?.block_on(async {
-                let mut out = std::io::stdout();
-                let mut err = std::io::stderr();
-                let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
-                tusk_fs_shell::run(&a.args, &addr, &user, &conf.client, &mut io).await
-            });
-            Ok(code)
-        }
-        Command::Dfsadmin(mut a) => {
-            init_logging("warn");
-            let mut conf = conf;
-            generic_options(&mut a.args, &mut a.namenode, &mut conf.client)?;
-            let addr = namenode_addr(a.namenode, &conf);
-            runtime()?.block_on(daemons::dfsadmin(&a.args, &addr, &conf))
-        }
+        Command::Fs(a) | Command::Dfs(a) => run_client_tool(ClientTool::Fs, a, conf),
+        Command::Dfsadmin(a) => run_client_tool(ClientTool::Dfsadmin, a, conf),
     }
+}
+
+#[derive(Clone, Copy)]
+enum ClientTool {
+    Fs,
+    Fsck,
+    Dfsadmin,
+}
+
+/// The client commands share their set-up: generic options, namenode address, user.
+fn run_client_tool(tool: ClientTool, mut a: ShellArgs, mut conf: Config) -> Result<i32> {
+    init_logging("warn");
+    generic_options(&mut a.args, &mut a.namenode, &mut conf.client)?;
+    let addr = namenode_addr(a.namenode, &conf);
+    let user = tusk_common::user::current_user();
+    let code = runtime()?.block_on(async {
+        let mut out = std::io::stdout();
+        let mut err = std::io::stderr();
+        let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
+        match tool {
+            ClientTool::Fs => tusk_fs_shell::run(&a.args, &addr, &user, &conf.client, &mut io).await,
+            ClientTool::Fsck => tusk_fs_shell::fsck::run(&a.args, &addr, &user, &conf.client, &mut io).await,
+            ClientTool::Dfsadmin => tusk_fs_shell::admin::run(&a.args, &addr, &user, &conf.client, &mut io).await,
+        }
+    });
+    Ok(code)
 }
