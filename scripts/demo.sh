@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh libclang-dev
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
-cargo build --release -p tusk-cli
-TUSK="$CARGO_TARGET_DIR/release/tusk"
+# The same build (profile and features) as the test suite, so RocksDB's C++ is built once.
+cargo build --workspace --all-targets
+TUSK="$CARGO_TARGET_DIR/debug/tusk"
 PORT="${TUSK_DEMO_PORT:-9000}"
 export TUSK_NAMENODE="127.0.0.1:$PORT"
 "$TUSK" cluster up --dir ./tusk-data --port "$PORT" > ./tusk-data.log 2>&1 &
@@ -37,5 +38,6 @@ rm -f ./tusk-data.sample ./tusk-data.sample.back
 run fsck /user -files -blocks -locations
 run fs -rm -r /user/"$(id -un)"/demo
 run fs -ls /nope
+sleep 3  # the datanodes report their capacity with their next heartbeat
 run dfsadmin -report
 echo "demo done; the cluster log is in ./tusk-data.log"
