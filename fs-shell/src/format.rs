@@ -53,41 +53,6 @@ fn to_octal(perm: u16) -> u32 {
     ((n >> 9) & 1) * 1000 + ((n >> 6) & 7) * 100 + ((n >> 3) & 7) * 10 + (n & 7)
 }
 
-/// Java's `String.format("%.1f", v)` for a positive finite v: HALF_UP applied
-/// to the shortest round-trip digits, which differs from Rust's own rounding
-/// on ties (Java 1.25 -> "1.3", Rust -> "1.2").
-fn java_fixed1(v: f64) -> String {
-    let shortest = format!("{v}");
-    let (int_part, frac) = shortest.split_once('.').unwrap_or((&shortest, ""));
-    let mut fb = frac.bytes();
-    let first = fb.next().unwrap_or(b'0');
-    let round_up = fb.next().is_some_and(|d| d >= b'5');
-    // Digits of int_part followed by the first decimal, as one number.
-    let mut digits: Vec<u8> = int_part.bytes().chain(std::iter::once(first)).collect();
-    if round_up {
-        let mut i = digits.len();
-        loop {
-            if i == 0 {
-                digits.insert(0, b'1');
-                break;
-            }
-            i -= 1;
-            if digits[i] == b'9' {
-                digits[i] = b'0';
-            } else {
-                digits[i] += 1;
-                break;
-            }
-        }
-    }
-    let split = digits.len() - 1;
-    let mut out = String::with_capacity(digits.len() + 1);
-    out.extend(digits[..split].iter().map(|&b| char::from(b)));
-    out.push('.');
-    out.push(char::from(digits[split]));
-    out
-}
-
 const SYMBOLS: [char; 6] = ['K', 'M', 'G', 'T', 'P', 'E'];
 
 /// `TraditionalBinaryPrefix.long2String(n, "", 1)` on a sign and magnitude.
@@ -109,10 +74,10 @@ fn human_mag(negative: bool, mag: u64) -> String {
     if mag & ((1u64 << shift) - 1) == 0 {
         out.push_str(&(mag >> shift).to_string());
     } else {
-        let mut s = java_fixed1(mag as f64 / (1u64 << shift) as f64);
+        let mut s = crate::report::java_fixed(mag as f64 / (1u64 << shift) as f64, 1);
         if s.starts_with("1024") && k < SYMBOLS.len() {
             k += 1;
-            s = java_fixed1(mag as f64 / (1u64 << (10 * k as u32)) as f64);
+            s = crate::report::java_fixed(mag as f64 / (1u64 << (10 * k as u32)) as f64, 1);
         }
         out.push_str(&s);
     }
@@ -368,12 +333,12 @@ mod tests {
 
     #[test]
     fn java_fixed1_rounding() {
-        assert_eq!(java_fixed1(1.0), "1.0");
-        assert_eq!(java_fixed1(1.05), "1.1");
-        assert_eq!(java_fixed1(1.95), "2.0");
-        assert_eq!(java_fixed1(9.96), "10.0");
-        assert_eq!(java_fixed1(1023.95), "1024.0");
-        assert_eq!(java_fixed1(2.04), "2.0");
+        assert_eq!(crate::report::java_fixed(1.0, 1), "1.0");
+        assert_eq!(crate::report::java_fixed(1.05, 1), "1.1");
+        assert_eq!(crate::report::java_fixed(1.95, 1), "2.0");
+        assert_eq!(crate::report::java_fixed(9.96, 1), "10.0");
+        assert_eq!(crate::report::java_fixed(1023.95, 1), "1024.0");
+        assert_eq!(crate::report::java_fixed(2.04, 1), "2.0");
     }
 
     #[test]

@@ -1,59 +1,11 @@
 //! The data commands end to end: an in-process namenode and three datanodes, real blocks.
 
+#[path = "../../tests/support/minicluster.rs"]
+mod minicluster;
+
+use minicluster::MiniCluster as Cluster;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tusk_client::{Client, DatanodeReportType};
-use tusk_common::config::{ClientConfig, DatanodeConfig};
-use tusk_namenode::{Namesystem, NamesystemConfig};
-
-struct Cluster {
-    addr: String,
-    tmp: tempfile::TempDir,
-    dns: Vec<tusk_datanode::DatanodeHandle>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn cluster(n: usize) -> Cluster {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("name");
-    let mut c = NamesystemConfig::from_config(&Default::default(), dir.clone());
-    c.name_dirs = vec![dir];
-    c.superuser = "root".into();
-    c.safemode_extension = Duration::ZERO;
-    c.heartbeat_expiry = Duration::from_secs(4);
-    let fsn = Arc::new(tokio::task::spawn_blocking(move || Namesystem::open(c)).await.unwrap().unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = tusk_namenode::server::run(fsn, listener, async {
-            let _ = rx.await;
-        })
-        .await;
-    });
-    let mut dns = Vec::new();
-    for i in 0..n {
-        let conf = DatanodeConfig {
-            namenode: addr.clone(),
-            data_dirs: vec![tmp.path().join(format!("data{i}"))],
-            xfer_address: "127.0.0.1:0".into(),
-            heartbeat_interval_ms: 300,
-            ..Default::default()
-        };
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        dns.push(tusk_datanode::start(conf, l).await.unwrap());
-    }
-    let c = Client::connect(&addr, "root", &ClientConfig::default()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // Live, and with a heartbeat's worth of free space (placement needs a block's room).
-    let ready = |v: Vec<tusk_client::DatanodeInfo>| v.iter().filter(|d| d.remaining >= 128 << 20).count();
-    while c.datanode_report(DatanodeReportType::DatanodeReportLive).await.map(ready).unwrap_or(0) < n {
-        assert!(Instant::now() < deadline, "datanodes did not register");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Cluster { addr, tmp, dns, _stop: tx }
-}
+use tusk_common::config::ClientConfig;
 
 type Out = (i32, Vec<u8>, String);
 
@@ -62,7 +14,7 @@ async fn fs(c: &Cluster, args: &[&str]) -> Out {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = {
         let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
-        tusk_fs_shell::run(&argv, &c.addr, "root", &ClientConfig::default(), &mut io).await
+        tusk_fs_shell::run(&argv, &c.nn_addr, "root", &ClientConfig::default(), &mut io).await
     };
     (code, out, String::from_utf8_lossy(&err).into_owned())
 }
@@ -74,9 +26,9 @@ async fn tool(c: &Cluster, which: &str, args: &[&str]) -> (i32, String, String) 
         let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
         let conf = ClientConfig::default();
         if which == "fsck" {
-            tusk_fs_shell::fsck::run(&argv, &c.addr, "root", &conf, &mut io).await
+            tusk_fs_shell::fsck::run(&argv, &c.nn_addr, "root", &conf, &mut io).await
         } else {
-            tusk_fs_shell::admin::run(&argv, &c.addr, "root", &conf, &mut io).await
+            tusk_fs_shell::admin::run(&argv, &c.nn_addr, "root", &conf, &mut io).await
         }
     };
     (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
@@ -88,7 +40,7 @@ fn data(len: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn put_get_cat_fsck_with_datanodes() {
-    let c = cluster(3).await;
+    let c = Cluster::start(3).await;
     let local = |p: &str| -> PathBuf { c.tmp.path().join(p) };
     let s = |p: PathBuf| p.display().to_string();
     let big = data(3 * 1024 * 1024 + 123);
@@ -144,7 +96,5 @@ async fn put_get_cat_fsck_with_datanodes() {
     );
     assert!(String::from_utf8_lossy(&out).ends_with(" done\n"));
 
-    for dn in c.dns {
-        dn.shutdown().await;
-    }
+    c.shutdown().await;
 }

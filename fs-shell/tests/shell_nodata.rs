@@ -2,35 +2,15 @@
 //! empty, which exercises the control flow (targets, `._COPYING_` renames, messages, exit
 //! codes) and the report formats without block storage.
 
-use std::sync::Arc;
-use std::time::Duration;
+#[path = "../../tests/support/minicluster.rs"]
+mod minicluster;
+
+use minicluster::MiniCluster as Nn;
 use tusk_common::config::ClientConfig;
-use tusk_namenode::{Namesystem, NamesystemConfig};
 
-struct Nn {
-    addr: String,
-    _tmp: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
+/// A namenode and no datanode.
 async fn namenode() -> Nn {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("name");
-    let mut c = NamesystemConfig::from_config(&Default::default(), dir.clone());
-    c.name_dirs = vec![dir];
-    c.superuser = "root".into();
-    c.safemode_extension = Duration::ZERO;
-    let fsn = Arc::new(tokio::task::spawn_blocking(move || Namesystem::open(c)).await.unwrap().unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = tusk_namenode::server::run(fsn, listener, async {
-            let _ = rx.await;
-        })
-        .await;
-    });
-    Nn { addr, _tmp: tmp, _stop: tx }
+    Nn::start(0).await
 }
 
 async fn fs(nn: &Nn, args: &[&str]) -> (i32, String, String) {
@@ -38,7 +18,7 @@ async fn fs(nn: &Nn, args: &[&str]) -> (i32, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = {
         let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
-        tusk_fs_shell::run(&argv, &nn.addr, "root", &ClientConfig::default(), &mut io).await
+        tusk_fs_shell::run(&argv, &nn.nn_addr, "root", &ClientConfig::default(), &mut io).await
     };
     (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
 }
@@ -48,7 +28,7 @@ async fn fsck(nn: &Nn, args: &[&str]) -> (i32, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = {
         let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
-        tusk_fs_shell::fsck::run(&argv, &nn.addr, "root", &ClientConfig::default(), &mut io).await
+        tusk_fs_shell::fsck::run(&argv, &nn.nn_addr, "root", &ClientConfig::default(), &mut io).await
     };
     (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
 }
@@ -85,7 +65,7 @@ async fn data_commands_on_empty_files() {
     let (code, out, _) = fs(&nn, &["-df"]).await;
     assert_eq!(code, 0);
     assert!(out.starts_with("Filesystem "), "{out}");
-    assert!(out.lines().nth(1).unwrap().starts_with(&format!("hdfs://{}  ", nn.addr)), "{out}");
+    assert!(out.lines().nth(1).unwrap().starts_with(&format!("hdfs://{}  ", nn.nn_addr)), "{out}");
     assert_eq!(fs(&nn, &["-df", "/nothere"]).await.2, "df: `/nothere': No such file or directory\n");
 
     assert_eq!(
@@ -146,7 +126,7 @@ async fn data_commands_on_empty_files() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(err.starts_with(&format!(
         "Connecting to namenode via hdfs://{}/fsck?ugi=root&files=1&blocks=1&path=%2Fd%2Ftree",
-        nn.addr
+        nn.nn_addr
     )));
     assert!(out.starts_with("FSCK started by root (auth:SIMPLE) from /127.0.0.1 for path /d/tree at "), "{out}");
     assert!(
