@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tusk/namenode_storage.proto",
         "proto/tusk/datanode_namenode.proto",
         "proto/tusk/data_transfer.proto",
+        "proto/tusk/checkpoint.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

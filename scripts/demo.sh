@@ -36,6 +36,8 @@ run fs -get /user/"$(id -un)"/demo/sample ./tusk-data.sample.back
 cmp ./tusk-data.sample ./tusk-data.sample.back && echo "get returned identical bytes"
 rm -f ./tusk-data.sample ./tusk-data.sample.back
 run fsck /user -files -blocks -locations
+# A checkpoint now (the cluster's own checkpointer waits for checkpoint.period or .txns).
+run checkpointer --once --namenode "$TUSK_NAMENODE" --dir ./tusk-data/checkpoint-demo
 run fs -rm -r /user/"$(id -un)"/demo
 run fs -ls /nope
 sleep 3  # the datanodes report their capacity with their next heartbeat

@@ -4,42 +4,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::minicluster::MiniCluster;
-use tusk_client::Client;
-
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-async fn write_file(c: &Client, path: &str, data: &[u8], block_size: u64) {
-    let mut w = c.create(path, false, 3, block_size).await.expect("create");
-    for chunk in data.chunks(100_000) {
-        w.write(chunk).await.expect("write");
-    }
-    assert_eq!(w.close().await.expect("close"), data.len() as u64);
-}
-
-async fn read_all(c: &Client, path: &str) -> Vec<u8> {
-    let mut r = c.open(path).await.expect("open");
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 70_000];
-    loop {
-        let n = r.read(&mut buf).await.expect("read");
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    out
-}
+use support::minicluster::{pattern, read_all, write_file, MiniCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn write_read_corrupt_and_restart() {

@@ -38,10 +38,30 @@ enum Bench {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Checkpoints: restart times without and with one after N transactions, then 10
+    /// checkpoints under a steady load of creates with the name directory's size after each.
+    Checkpoint {
+        /// Transactions before the checkpoint (each file is a create and a complete: two).
+        #[arg(long, default_value_t = 500_000)]
+        txns: u64,
+        /// Starts measured each way (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Checkpoints under load.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// Seconds of load between two checkpoints.
+        #[arg(long, default_value_t = 3)]
+        load_secs: u64,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
 }
 
 fn nn_config(dir: &Path) -> NamesystemConfig {
-    let mut c = NamesystemConfig::from_config(&Default::default(), dir.to_path_buf());
+    let mut c = NamesystemConfig::from_config(&Default::default(), &Default::default(), dir.to_path_buf());
     c.name_dirs = vec![dir.to_path_buf()];
     c
 }
@@ -62,13 +82,19 @@ fn tusk_bin() -> Result<PathBuf> {
 }
 
 fn start_namenode(dir: &Path) -> Result<Started> {
+    start_namenode_logging(dir, None)
+}
+
+/// Starts `tusk namenode` on `dir`; with `log`, its info-level log goes there.
+fn start_namenode_logging(dir: &Path, log: Option<&Path>) -> Result<Started> {
     let t0 = Instant::now();
-    let mut child = Command::new(tusk_bin()?)
-        .args(["namenode", "--rpc-address", "127.0.0.1:0", "--name-dir"])
-        .arg(dir)
-        .env("TUSK_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut cmd = Command::new(tusk_bin()?);
+    cmd.args(["namenode", "--rpc-address", "127.0.0.1:0", "--name-dir"]).arg(dir).stdout(Stdio::piped());
+    match log {
+        Some(l) => cmd.env("TUSK_LOG", "info").stderr(std::fs::File::create(l)?),
+        None => cmd.env("TUSK_LOG", "warn"),
+    };
+    let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     loop {
@@ -143,9 +169,166 @@ async fn build(fsn: Arc<Namesystem>, files: u64, threads: u64) -> Result<Duratio
     Ok(t0.elapsed())
 }
 
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// The `edits_replayed=N` of a namenode's "namespace loaded" log line.
+fn edits_replayed(log: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text.lines().find(|l| l.contains("namespace loaded"))?;
+    let rest = &line[line.find("edits_replayed=")? + "edits_replayed=".len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+fn run_checkpointer_once(addr: &str, dir: &Path) -> Result<Duration> {
+    let t0 = Instant::now();
+    let out = Command::new(tusk_bin()?)
+        .args(["checkpointer", "--once", "--namenode", addr, "--dir"])
+        .arg(dir)
+        .env("TUSK_LOG", "warn")
+        .output()?;
+    if !out.status.success() {
+        bail!("checkpointer --once failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(t0.elapsed())
+}
+
+fn append_report(report: &Option<PathBuf>, title: &str, table: &str) -> Result<()> {
+    let Some(r) = report else { return Ok(()) };
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(r)?;
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    writeln!(
+        f,
+        "\n### {title}, {} — commit {commit}, {} cores ({cpu})\n\n{table}",
+        chrono_like_now(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    )?;
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn checkpoint_bench(
+    txns: u64,
+    runs: usize,
+    rounds: usize,
+    load_secs: u64,
+    dir: Option<PathBuf>,
+    report: Option<PathBuf>,
+) -> Result<()> {
+    let base = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("tusk-bench-ck-{}", std::process::id())));
+    if base.exists() {
+        std::fs::remove_dir_all(&base)?;
+    }
+    let (name, ck, log) = (base.join("name"), base.join("checkpoint"), base.join("namenode.log"));
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let fsn = Arc::new(Namesystem::open(nn_config(&name)).map_err(|e| anyhow::anyhow!("{e}"))?);
+    rt.block_on(build(fsn.clone(), txns / 2, 64))?;
+    let built = fsn.last_txid();
+    fsn.close();
+    drop(fsn);
+    println!("built {} transactions", built);
+
+    // Without a checkpoint: every start replays every edit.
+    let mut without = Vec::new();
+    let mut replayed_without = 0;
+    let mut count_before = String::new();
+    for _ in 0..runs.max(1) {
+        let s = start_namenode_logging(&name, Some(&log))?;
+        without.push(s.elapsed);
+        replayed_without = edits_replayed(&log).unwrap_or(0);
+        count_before = count_root(&s.addr)?;
+        stop(s)?;
+    }
+    // One checkpoint by the real checkpointer.
+    let s = start_namenode(&name)?;
+    let ck_time = run_checkpointer_once(&s.addr, &ck)?;
+    stop(s)?;
+    let mut with = Vec::new();
+    let mut replayed_with = u64::MAX;
+    let mut count_after = String::new();
+    for _ in 0..runs.max(1) {
+        let s = start_namenode_logging(&name, Some(&log))?;
+        with.push(s.elapsed);
+        replayed_with = edits_replayed(&log).unwrap_or(u64::MAX);
+        count_after = count_root(&s.addr)?;
+        stop(s)?;
+    }
+    let (mw, mc) = (median(without), median(with));
+    let restart_table = format!(
+        "| transactions | start without checkpoint (median of {runs}) | edits replayed | checkpoint (`tusk checkpointer --once`) | start after it (median of {runs}) | edits replayed | speed-up | -count identical |\n\
+         |---|---|---|---|---|---|---|---|\n\
+         | {built} | {mw:.2?} | {replayed_without} | {ck_time:.2?} | {mc:.2?} | {replayed_with} | {:.1}x | {} |\n",
+        mw.as_secs_f64() / mc.as_secs_f64().max(1e-9),
+        count_before == count_after
+    );
+    print!("{restart_table}");
+
+    // Ten checkpoints under a steady load of creates over RPC.
+    let s = start_namenode(&name)?;
+    let addr = s.addr.clone();
+    let stop_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (addr, stop_flag) = (addr.clone(), stop_flag.clone());
+        rt.spawn(async move {
+            let c = tusk_client::Client::connect(&addr, "root", &Default::default()).await?;
+            let mut n = 0u64;
+            while !stop_flag.load(std::sync::atomic::Ordering::Relaxed) {
+                c.mkdirs(&format!("/load/{}/{n}", n / 1000), 0o755, true).await?;
+                n += 1;
+            }
+            Ok::<u64, anyhow::Error>(n)
+        })
+    };
+    let mut rows = String::from(
+        "| checkpoint | txid after | checkpoint took | name dir size | images | edit files |\n|---|---|---|---|---|---|\n",
+    );
+    for round in 1..=rounds {
+        std::thread::sleep(Duration::from_secs(load_secs));
+        let took = run_checkpointer_once(&addr, &ck)?;
+        let current = name.join("current");
+        let files: Vec<String> =
+            std::fs::read_dir(&current)?.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        let images = files.iter().filter(|n| n.starts_with("fsimage_")).count();
+        let edits = files.iter().filter(|n| n.starts_with("edits_")).count();
+        let txid = files.iter().filter_map(|n| n.strip_prefix("fsimage_")?.parse::<u64>().ok()).max().unwrap_or(0);
+        let row = format!(
+            "| {round} | {txid} | {took:.2?} | {:.1} MiB | {images} | {edits} |\n",
+            dir_bytes(&current) as f64 / (1 << 20) as f64
+        );
+        print!("{row}");
+        rows.push_str(&row);
+    }
+    stop_flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    let created = rt.block_on(load)??;
+    stop(s)?;
+    println!("{created} creates during the checkpoints");
+    let table = format!("{restart_table}\nThen {rounds} checkpoints, {load_secs} s of RPC creates (one client) before each, {created} creates in all:\n\n{rows}");
+    append_report(&report, "checkpoint", &table)?;
+    std::fs::remove_dir_all(&base).ok();
+    if count_before != count_after {
+        bail!("-count differs after the checkpoint");
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.bench {
+        Bench::Checkpoint { txns, runs, rounds, load_secs, dir, report } => {
+            checkpoint_bench(txns, runs, rounds, load_secs, dir, report)?;
+        }
         Bench::NnMillion { files, dir, threads, report } => {
             let tmp;
             let dir = match dir {

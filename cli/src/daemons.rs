@@ -24,7 +24,7 @@ pub async fn shutdown_signal() {
 }
 
 fn nn_config(conf: &Config, default_dir: PathBuf) -> NamesystemConfig {
-    NamesystemConfig::from_config(&conf.namenode, default_dir)
+    NamesystemConfig::from_config(&conf.namenode, &conf.checkpoint, default_dir)
 }
 
 pub fn format_namenode(conf: &Config, cluster_id: Option<String>, force: bool) -> Result<i32> {
@@ -36,6 +36,54 @@ pub fn format_namenode(conf: &Config, cluster_id: Option<String>, force: bool) -
         println!("Storage directory {} has been successfully formatted.", d.display());
     }
     println!("Cluster id: {}", storage.cluster_id);
+    Ok(0)
+}
+
+/// `tusk namenode --import-checkpoint [DIR]`: fills empty name directories from the
+/// checkpointer's newest image (DIR empty = checkpoint.dir).
+pub fn import_checkpoint(conf: &Config, dir: PathBuf) -> Result<()> {
+    let nc = nn_config(conf, PathBuf::from("./tusk-data/name"));
+    let from = if !dir.as_os_str().is_empty() {
+        dir
+    } else if !conf.checkpoint.dir.as_os_str().is_empty() {
+        conf.checkpoint.dir.clone()
+    } else {
+        PathBuf::from("./tusk-data/checkpoint")
+    };
+    let (cluster, txid) = tusk_namenode::storage::NameStorage::import_checkpoint(&nc.name_dirs, &from)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "Imported the checkpoint at txid {txid} (cluster {cluster}) from {} into {}; edits after it are not in it.",
+        from.display(),
+        nc.name_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(())
+}
+
+/// `tusk checkpointer [--once]`.
+pub async fn run_checkpointer(conf: Config, once: bool) -> Result<i32> {
+    let user = tusk_common::user::os_user_name();
+    let mut ck =
+        tusk_checkpointer::Checkpointer::open(conf.checkpoint.clone(), &user).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if once {
+        let outcome = ck.checkpoint().await.map_err(|e| anyhow::anyhow!("checkpoint failed: {e}"))?;
+        match outcome {
+            tusk_checkpointer::Outcome::Done { txid, from_txid, downloaded_bytes, image_bytes, elapsed_ms, .. } => {
+                println!(
+                    "Checkpoint done: image at txid {txid} ({image_bytes} bytes) merged from txid {from_txid}, \
+                     {downloaded_bytes} bytes downloaded, {elapsed_ms} ms"
+                )
+            }
+            tusk_checkpointer::Outcome::UpToDate { txid } => {
+                println!(
+                    "Nothing to checkpoint: the namenode's newest image already holds every transaction (txid {txid})"
+                )
+            }
+        }
+        return Ok(0);
+    }
+    println!("checkpointer: dir {}, namenode {}", ck.dir().root().display(), conf.checkpoint.namenode);
+    ck.run(shutdown_signal()).await;
     Ok(0)
 }
 
@@ -108,17 +156,31 @@ pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: u16) -
         let dn = tusk_datanode::start(dc, listener).await.map_err(|e| anyhow::anyhow!("datanode {i}: {e}"))?;
         dns.push(dn);
     }
+    let mut ck_conf = conf.checkpoint.clone();
+    ck_conf.namenode = bound.to_string();
+    if ck_conf.dir.as_os_str().is_empty() {
+        ck_conf.dir = dir.join("checkpoint");
+    }
+    let ck_dir = ck_conf.dir.clone();
+    let checkpointer = tusk_checkpointer::Checkpointer::open(ck_conf, &tusk_common::user::os_user_name())
+        .map_err(|e| anyhow::anyhow!("checkpointer: {e}"))?;
+    let mut ck_stop = stop_rx.clone();
+    let ck_task = tokio::spawn(checkpointer.run(async move {
+        let _ = ck_stop.changed().await;
+    }));
     println!("Tusk pseudo-cluster is up (state in {})", dir.display());
     println!("  namenode   {bound}   (cluster {cluster_id})");
     for (i, dn) in dns.iter().enumerate() {
         println!("  datanode {} {}", i + 1, dn.xfer_addr());
     }
+    println!("  checkpointer      (images in {})", ck_dir.display());
     println!("Try: tusk fs -put FILE / && tusk fsck / -files -blocks -locations     (Ctrl-C stops the cluster)");
     shutdown_signal().await;
     for dn in dns {
         dn.shutdown().await;
     }
     let _ = stop_tx.send(true);
+    let _ = ck_task.await;
     drop(stop_rx);
     nn_task.await.context("namenode task failed")?.context("namenode RPC server failed")?;
     Ok(0)

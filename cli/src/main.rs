@@ -29,6 +29,8 @@ enum Command {
     Namenode(NamenodeArgs),
     /// Run a datanode.
     Datanode(DatanodeArgs),
+    /// Run the checkpointer (secondary namenode), or take one checkpoint with --once.
+    Checkpointer(CheckpointerArgs),
     /// The embedded pseudo-cluster.
     Cluster {
         #[command(subcommand)]
@@ -64,6 +66,19 @@ struct DatanodeArgs {
 }
 
 #[derive(Args)]
+struct CheckpointerArgs {
+    /// The namenode's RPC address. Overrides checkpoint.namenode.
+    #[arg(long)]
+    namenode: Option<String>,
+    /// The checkpointer's directory. Overrides checkpoint.dir.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Take one checkpoint now and exit.
+    #[arg(long)]
+    once: bool,
+}
+
+#[derive(Args)]
 struct NamenodeArgs {
     /// A name directory (repeat for several; all are kept in step). Overrides the config.
     #[arg(long = "name-dir", value_name = "DIR")]
@@ -80,6 +95,10 @@ struct NamenodeArgs {
     /// With --format: the cluster id to use (default: a new random one).
     #[arg(long)]
     clusterid: Option<String>,
+    /// Fill the (empty) name directories from the newest image in a checkpointer's
+    /// directory (default: checkpoint.dir), then run. Edits after that checkpoint are lost.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    import_checkpoint: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -113,6 +132,7 @@ fn hadoop_style(argv: Vec<String>) -> Vec<String> {
     argv.into_iter()
         .map(|a| match a.as_str() {
             "-format" | "-force" | "-clusterid" if is_namenode => format!("-{a}"),
+            "-importCheckpoint" if is_namenode => "--import-checkpoint".into(),
             _ => a,
         })
         .collect()
@@ -224,6 +244,9 @@ fn run(command: Command, conf: Config) -> Result<i32> {
             if a.format {
                 return daemons::format_namenode(&conf, a.clusterid, a.force);
             }
+            if let Some(dir) = a.import_checkpoint {
+                daemons::import_checkpoint(&conf, dir)?;
+            }
             runtime()?.block_on(daemons::run_namenode(conf))
         }
         Command::Datanode(a) => {
@@ -243,6 +266,17 @@ fn run(command: Command, conf: Config) -> Result<i32> {
                 conf.datanode.xfer_address = x;
             }
             runtime()?.block_on(daemons::run_datanode(conf))
+        }
+        Command::Checkpointer(a) => {
+            init_logging("info");
+            let mut conf = conf;
+            if let Some(nn) = a.namenode {
+                conf.checkpoint.namenode = nn;
+            }
+            if let Some(d) = a.dir {
+                conf.checkpoint.dir = d;
+            }
+            runtime()?.block_on(daemons::run_checkpointer(conf, a.once))
         }
         Command::Fsck(a) => run_client_tool(ClientTool::Fsck, a, conf),
         Command::Cluster { action: ClusterAction::Up { dir, datanodes, port } } => {

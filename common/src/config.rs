@@ -16,7 +16,7 @@ pub enum ConfigError {
 }
 
 /// Sections `TUSK_<SECTION>__<KEY>` variables may set.
-const KNOWN_SECTIONS: &[&str] = &["namenode", "client", "datanode"];
+const KNOWN_SECTIONS: &[&str] = &["namenode", "client", "datanode", "checkpoint"];
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -24,6 +24,43 @@ pub struct Config {
     pub namenode: NamenodeConfig,
     pub client: ClientConfig,
     pub datanode: DatanodeConfig,
+    pub checkpoint: CheckpointConfig,
+}
+
+/// Checkpoints (HDFS's dfs.namenode.checkpoint.*): read by the checkpointer, and by the
+/// namenode for retention and its "no checkpoint for long" warning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// The namenode's RPC address, for the checkpointer.
+    pub namenode: String,
+    /// The checkpointer's directory (its images and the edits it fetched). Empty =
+    /// `./tusk-data/checkpoint`.
+    pub dir: PathBuf,
+    /// Seconds between checkpoints (HDFS: dfs.namenode.checkpoint.period = 3600).
+    pub period: u64,
+    /// Checkpoint as soon as this many transactions are not in an image yet
+    /// (dfs.namenode.checkpoint.txns = 1,000,000).
+    pub txns: u64,
+    /// Seconds between the checkpointer's looks at the namenode
+    /// (dfs.namenode.checkpoint.check.period = 60).
+    pub check_period: u64,
+    /// Images kept by the namenode and the checkpointer, with the edits needed to roll
+    /// forward from the oldest (dfs.namenode.num.checkpoints.retained = 2).
+    pub retained_images: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self {
+            namenode: "127.0.0.1:9000".into(),
+            dir: PathBuf::new(),
+            period: 3600,
+            txns: 1_000_000,
+            check_period: 60,
+            retained_images: 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

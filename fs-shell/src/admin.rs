@@ -2,6 +2,7 @@
 
 use crate::report::{byte_desc, java_date, java_fixed};
 use crate::{Io, EXIT_USAGE};
+use chrono::TimeZone;
 use tusk_client::SafeModeAction;
 use tusk_client::{Client, DatanodeInfo, DatanodeReportType};
 
@@ -102,7 +103,8 @@ async fn report(client: &Client, live: bool, dead: bool, io: &mut Io<'_>) -> Res
     s.push_str(&format!(
         "Configured Capacity: {c} ({cd})\nPresent Capacity: {p} ({pd})\nDFS Remaining: {r} ({rd})\n\
          DFS Used: {u} ({ud})\nDFS Used%: {pct}%\nReplicated Blocks:\n\tUnder replicated blocks: {under}\n\
-         \tBlocks with corrupt replicas: {corrupt}\n\tMissing blocks: {missing}\n\n\
+         \tBlocks with corrupt replicas: {corrupt}\n\tMissing blocks: {missing}\n\
+         Last checkpoint: {ck} (txid {ck_txid})\nUn-checkpointed transactions: {pending}\n\n\
          -------------------------------------------------\n",
         c = stats.capacity,
         cd = byte_desc(stats.capacity),
@@ -116,6 +118,12 @@ async fn report(client: &Client, live: bool, dead: bool, io: &mut Io<'_>) -> Res
         under = stats.under_replicated_blocks,
         corrupt = stats.corrupt_blocks,
         missing = stats.missing_blocks,
+        ck = match chrono::Local.timestamp_millis_opt(stats.last_checkpoint_ms) {
+            chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => java_date(&t),
+            chrono::LocalResult::None => stats.last_checkpoint_ms.to_string(),
+        },
+        ck_txid = stats.image_txid,
+        pending = stats.uncheckpointed_txns,
     ));
     let all = !live && !dead;
     for (on, kind, label) in

@@ -262,6 +262,52 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
     Ok((ns, summary))
 }
 
+/// Checks an image without building its namespace: magic, version, summary, length and the
+/// payload checksum against the trailer. What the namenode runs on an uploaded checkpoint.
+pub fn verify(path: &Path) -> Result<ImageSummary, ImageError> {
+    let shown = path.display().to_string();
+    let fail = |offset: u64, reason: String| ImageError { file: shown.clone(), offset, reason };
+    let file = std::fs::File::open(path).map_err(|e| fail(0, e.to_string()))?;
+    let total = file.metadata().map_err(|e| fail(0, e.to_string()))?.len();
+    if total < 12 + TRAILER_BYTES {
+        return Err(fail(0, "file too short".into()));
+    }
+    let mut r = BufReader::with_capacity(1 << 20, file);
+    let mut head = [0u8; 12];
+    r.read_exact(&mut head).map_err(|e| fail(0, e.to_string()))?;
+    if &head[..8] != IMAGE_MAGIC {
+        return Err(fail(0, "bad magic: not a Tusk fsimage".into()));
+    }
+    let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+    if version != IMAGE_VERSION {
+        return Err(fail(8, format!("unsupported image version {version}")));
+    }
+    let payload_len = total - 12 - TRAILER_BYTES;
+    let mut cr = CrcReader::new(r.take(payload_len));
+    let mut buf = Vec::new();
+    let summary: ImageSummary = read_delimited(&mut cr, &mut buf).map_err(|e| fail(12, format!("summary: {e}")))?;
+    io::copy(&mut cr, &mut io::sink()).map_err(|e| fail(12 + cr.read_bytes(), e.to_string()))?;
+    if cr.read_bytes() != payload_len {
+        return Err(fail(12 + cr.read_bytes(), "file shorter than its length".into()));
+    }
+    let crc = cr.crc();
+    let mut r = cr.into_inner().into_inner();
+    let mut trailer = [0u8; TRAILER_BYTES as usize];
+    r.read_exact(&mut trailer).map_err(|e| fail(total - TRAILER_BYTES, e.to_string()))?;
+    let stored_len = u64::from_le_bytes(trailer[..8].try_into().unwrap_or_default());
+    let stored_crc = u32::from_le_bytes(trailer[8..12].try_into().unwrap_or_default());
+    if &trailer[12..] != IMAGE_END || stored_len != payload_len {
+        return Err(fail(total - TRAILER_BYTES, "bad trailer (file truncated or not an image)".into()));
+    }
+    if stored_crc != crc {
+        return Err(fail(
+            total - TRAILER_BYTES,
+            format!("checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})"),
+        ));
+    }
+    Ok(summary)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

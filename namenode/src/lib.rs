@@ -7,6 +7,8 @@
 //! `fsimage` and replays the edits after it with the very same `Namespace::apply`.
 
 pub mod blocks;
+pub mod checkpoint;
+pub mod checkpoint_service;
 pub mod datanode_service;
 pub mod edit_log;
 pub mod error;

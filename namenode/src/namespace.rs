@@ -427,6 +427,15 @@ impl Namespace {
         (self.last_block_id + 1, self.generation_stamp + 1)
     }
 
+    /// A datanode holds block `id` with `genstamp`: new blocks must get larger ids and stamps,
+    /// even when this namespace is older than the datanode's data (a name directory rebuilt
+    /// from a checkpoint), so a new block can never collide with a left-over replica. In
+    /// memory only: the next block allocated carries the raised values into the edit log.
+    pub fn note_block_seen(&mut self, id: u64, genstamp: u64) {
+        self.last_block_id = self.last_block_id.max(id);
+        self.generation_stamp = self.generation_stamp.max(genstamp);
+    }
+
     pub fn take_removed_blocks(&mut self) -> Vec<u64> {
         std::mem::take(&mut self.removed_blocks)
     }

@@ -6,6 +6,7 @@
 //! edit log to be durable. Reads take the read lock and never wait for the disk.
 
 use crate::blocks::{BlockMap, BlockStats, Command, Reported};
+use crate::checkpoint::ImageMark;
 use crate::error::{NnError, NnResult};
 use crate::inode::{InodeIdx, Kind};
 use crate::journal::{Journal, JournalStats};
@@ -46,6 +47,8 @@ pub struct NamesystemConfig {
     pub autoroll_txns: u64,
     /// Images kept by -saveNamespace and checkpoints.
     pub retained_images: usize,
+    /// Expected time between checkpoints; a warning is logged after twice this without one.
+    pub checkpoint_period: Duration,
     /// A datanode silent this long is dead.
     pub heartbeat_expiry: Duration,
     /// Replicas every block needs before its file can be closed.
@@ -53,7 +56,12 @@ pub struct NamesystemConfig {
 }
 
 impl NamesystemConfig {
-    pub fn from_config(c: &tusk_common::config::NamenodeConfig, default_dir: PathBuf) -> Self {
+    /// `ck` supplies retention and the checkpoint period (the `[checkpoint]` section).
+    pub fn from_config(
+        c: &tusk_common::config::NamenodeConfig,
+        ck: &tusk_common::config::CheckpointConfig,
+        default_dir: PathBuf,
+    ) -> Self {
         NamesystemConfig {
             name_dirs: if c.name_dirs.is_empty() { vec![default_dir] } else { c.name_dirs.clone() },
             superuser: tusk_common::user::os_user_name(),
@@ -65,7 +73,8 @@ impl NamesystemConfig {
             ls_limit: c.ls_limit.max(1),
             max_directory_items: c.max_directory_items,
             autoroll_txns: 1_000_000,
-            retained_images: 2,
+            retained_images: ck.retained_images.max(1),
+            checkpoint_period: Duration::from_secs(ck.period),
             heartbeat_expiry: Duration::from_millis(c.heartbeat_expiry_ms),
             min_replication: c.min_replication.max(1),
         }
@@ -89,12 +98,18 @@ pub struct Listing {
 
 pub struct Namesystem {
     ns: RwLock<Namespace>,
-    journal: Journal,
-    storage: Mutex<NameStorage>,
+    pub(crate) journal: Journal,
+    pub(crate) storage: Mutex<NameStorage>,
+    /// The newest image: the last checkpoint (or -saveNamespace).
+    pub(crate) image: Mutex<ImageMark>,
+    /// Set while a checkpoint upload is being received.
+    pub(crate) upload_busy: Arc<std::sync::atomic::AtomicBool>,
+    /// When the "no checkpoint for long" warning was last logged.
+    pub(crate) checkpoint_warned: Mutex<Option<Instant>>,
     safe_mode: Mutex<SafeMode>,
     /// Block map and datanode registry; taken after `ns` when both are needed.
     blocks: Mutex<BlockMap>,
-    conf: NamesystemConfig,
+    pub(crate) conf: NamesystemConfig,
     groups: Mutex<GroupCache>,
     pub startup: StartupReport,
     pub start_time_ms: i64,
@@ -115,9 +130,18 @@ impl Namesystem {
         let t0 = Instant::now();
         let (storage, fill) = NameStorage::open(&conf.name_dirs, &conf.superuser, &conf.supergroup)?;
         let loaded = storage.load()?;
+        let mut image = ImageMark { txid: loaded.image_txid, written_ms: tusk_common::now_ms() };
         if loaded.needs_save || fill {
             tracing::info!(txid = loaded.last_txid, "name directories disagree; writing a fresh image to all of them");
             storage.save_image(&loaded.namespace, loaded.last_txid)?;
+            image.txid = loaded.last_txid;
+        } else if let Some(p) = storage.find(&crate::fsimage::image_name(image.txid)) {
+            // The last checkpoint happened when its image was written.
+            if let Ok(t) = std::fs::metadata(&p).and_then(|m| m.modified()) {
+                if let Ok(d) = t.duration_since(std::time::UNIX_EPOCH) {
+                    image.written_ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+                }
+            }
         }
         let journal = Journal::open(&storage.current_dirs(), loaded.last_txid + 1, conf.autoroll_txns)
             .map_err(|e| StorageError(format!("cannot start the edit log: {e}")))?;
@@ -153,6 +177,9 @@ impl Namesystem {
             ns: RwLock::new(loaded.namespace),
             journal,
             storage: Mutex::new(storage),
+            image: Mutex::new(image),
+            upload_busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            checkpoint_warned: Mutex::new(None),
             safe_mode: Mutex::new(safe_mode),
             blocks: Mutex::new(blocks),
             conf,
@@ -763,6 +790,7 @@ impl Namesystem {
         let txid = self.journal.roll().map_err(NnError::Unavailable)?;
         let storage = self.storage.lock();
         storage.save_image(&ns, txid).map_err(|e| NnError::Unavailable(e.to_string()))?;
+        *self.image.lock() = ImageMark { txid, written_ms: tusk_common::now_ms() };
         storage.purge(self.conf.retained_images).map_err(|e| NnError::Unavailable(e.to_string()))?;
         tracing::info!(txid, "namespace saved");
         Ok(txid)
@@ -978,7 +1006,23 @@ impl Namesystem {
         self.blocks.lock().heartbeat(uuid, capacity, used, remaining, active, Instant::now())
     }
 
+    /// Raises the next block id and generation stamp above every replica a datanode has.
+    fn note_reported(&self, reported: &[Reported]) {
+        let max_id = reported.iter().map(|r| r.id).max().unwrap_or(0);
+        let max_gs = reported.iter().map(|r| r.genstamp).max().unwrap_or(0);
+        let (next_id, next_gs) = self.ns.read().next_block();
+        if max_id >= next_id || max_gs >= next_gs {
+            tracing::warn!(
+                max_id,
+                max_gs,
+                "a datanode holds blocks newer than the namespace; new blocks skip past them"
+            );
+            self.ns.write().note_block_seen(max_id, max_gs);
+        }
+    }
+
     pub fn block_report(&self, uuid: &str, reported: &[Reported]) -> Option<Vec<Command>> {
+        self.note_reported(reported);
         let mut blocks = self.blocks.lock();
         blocks.block_report(uuid, reported)?;
         self.refresh_safe_mode(&blocks);
@@ -987,6 +1031,7 @@ impl Namesystem {
     }
 
     pub fn received_and_deleted(&self, uuid: &str, received: &[Reported], deleted: &[u64]) -> Option<()> {
+        self.note_reported(received);
         let mut blocks = self.blocks.lock();
         blocks.received_and_deleted(uuid, received, deleted)?;
         if self.safe_mode.lock().is_on() {

@@ -25,14 +25,20 @@ impl ClientService {
 
     #[allow(clippy::result_large_err)]
     fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
-        let user = req
-            .metadata()
-            .get(USER_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|u| tusk_common::user::valid_principal(u))
-            .ok_or_else(|| Status::invalid_argument(format!("missing or invalid `{USER_HEADER}` metadata")))?;
-        Ok(self.fsn.caller(user))
+        caller_of(&self.fsn, req)
     }
+}
+
+/// The caller named by a request's `tusk-user` metadata (simple authentication, as HDFS).
+#[allow(clippy::result_large_err)]
+pub fn caller_of<T>(fsn: &Namesystem, req: &Request<T>) -> Result<Caller, Status> {
+    let user = req
+        .metadata()
+        .get(USER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|u| tusk_common::user::valid_principal(u))
+        .ok_or_else(|| Status::invalid_argument(format!("missing or invalid `{USER_HEADER}` metadata")))?;
+    Ok(fsn.caller(user))
 }
 
 pub fn to_status(e: NnError) -> Status {
@@ -204,6 +210,7 @@ impl ClientNamenode for ClientService {
     async fn fs_stats(&self, _req: Request<FsStatsRequest>) -> Reply<FsStatsResponse> {
         let counts = self.fsn.counts();
         let s = self.fsn.cluster_stats();
+        let ck = self.fsn.checkpoint_info();
         Ok(Response::new(FsStatsResponse {
             files: counts.files,
             directories: counts.dirs,
@@ -217,6 +224,9 @@ impl ClientNamenode for ClientService {
             missing_blocks: s.blocks.missing,
             live_datanodes: s.live,
             dead_datanodes: s.dead,
+            image_txid: ck.image.txid,
+            last_checkpoint_ms: ck.image.written_ms,
+            uncheckpointed_txns: ck.uncheckpointed_txns,
         }))
     }
 

@@ -35,8 +35,13 @@ pub struct NameDir {
     _lock: File,
 }
 
+/// Prefix of an image being uploaded by the checkpointer, before it is checked and renamed
+/// to `fsimage_<txid>`. Left-overs of an interrupted upload are removed at start-up.
+pub const UPLOAD_PREFIX: &str = "fsimage.ckpt_";
+
 impl NameDir {
-    fn open(root: &Path) -> Result<NameDir, StorageError> {
+    /// Creates `root` if needed and takes its `in_use.lock` (one process per directory).
+    pub fn open(root: &Path) -> Result<NameDir, StorageError> {
         fs::create_dir_all(root).map_err(|e| io_err("cannot create name directory", root, e))?;
         let lock_path = root.join("in_use.lock");
         let lock = File::create(&lock_path).map_err(|e| io_err("cannot write to name directory", root, e))?;
@@ -81,7 +86,7 @@ impl NameDir {
         Ok(None)
     }
 
-    fn file_names(&self) -> Result<Vec<String>, StorageError> {
+    pub fn file_names(&self) -> Result<Vec<String>, StorageError> {
         Ok(fs::read_dir(&self.current)
             .map_err(|e| io_err("cannot list", &self.current, e))?
             .filter_map(Result::ok)
@@ -101,6 +106,21 @@ impl NameDir {
             .and_then(|(_, v)| v.parse().ok())
             .ok_or_else(|| StorageError(format!("{} is malformed", p.display())))
     }
+}
+
+/// Removes `fsimage.ckpt_*` files: uploads a crash or a killed checkpointer left behind.
+fn remove_interrupted_uploads(d: &NameDir) -> Result<(), StorageError> {
+    if !d.current.is_dir() {
+        return Ok(());
+    }
+    for n in d.file_names()? {
+        if n.starts_with(UPLOAD_PREFIX) {
+            let p = d.current.join(&n);
+            tracing::warn!(file = %p.display(), "removing an interrupted checkpoint upload");
+            fs::remove_file(&p).map_err(|e| io_err("cannot remove", &p, e))?;
+        }
+    }
+    Ok(())
 }
 
 fn dir_is_empty(p: &Path) -> bool {
@@ -135,6 +155,9 @@ impl NameStorage {
             return Err(StorageError("no name directory configured".into()));
         }
         let dirs = roots.iter().map(|r| NameDir::open(r)).collect::<Result<Vec<_>, _>>()?;
+        for d in &dirs {
+            remove_interrupted_uploads(d)?;
+        }
         let mut cluster: Option<String> = None;
         let mut any_empty = false;
         for d in &dirs {
@@ -410,22 +433,143 @@ impl NameStorage {
     /// the oldest of them; removes the rest.
     pub fn purge(&self, retain: usize) -> Result<(), StorageError> {
         for d in &self.dirs {
-            let names = d.file_names()?;
-            let images: BTreeSet<u64> = names.iter().filter_map(|n| parse_image_name(n)).collect();
-            let keep: Vec<u64> = images.iter().rev().take(retain.max(1)).copied().collect();
-            let Some(&oldest_kept) = keep.last() else { continue };
-            for n in &names {
-                let remove = match (parse_image_name(n), parse_segment_name(n)) {
-                    (Some(t), _) => t < oldest_kept,
-                    (_, Some(SegmentName::Finished { last, .. })) => last <= oldest_kept,
-                    _ => false,
-                };
-                if remove {
-                    fs::remove_file(d.current.join(n)).map_err(|e| io_err("cannot remove", &d.current.join(n), e))?;
-                    tracing::info!(file = %d.current.join(n).display(), "purged");
-                }
-            }
+            purge_dir(&d.current, retain)?;
         }
         Ok(())
     }
+
+    /// The newest image present in any directory: its txid and one path to it.
+    pub fn newest_image(&self) -> Result<Option<(u64, PathBuf)>, StorageError> {
+        let mut best: Option<(u64, PathBuf)> = None;
+        for d in &self.dirs {
+            for n in d.file_names()? {
+                if let Some(t) = parse_image_name(&n) {
+                    if best.as_ref().is_none_or(|(b, _)| t > *b) {
+                        best = Some((t, d.current.join(n)));
+                    }
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// A path to the file `name` in the first directory that has it.
+    pub fn find(&self, name: &str) -> Option<PathBuf> {
+        self.dirs.iter().map(|d| d.current.join(name)).find(|p| p.is_file())
+    }
+
+    /// The finished segments that carry txids `after + 1 ..= upto`, in order, chained from
+    /// what all directories hold; an error names the first missing txid.
+    pub fn segments_between(&self, after: u64, upto: u64) -> Result<Vec<(u64, u64)>, StorageError> {
+        let mut finished = BTreeSet::new();
+        for d in &self.dirs {
+            for n in d.file_names()? {
+                if let Some(SegmentName::Finished { first, last }) = parse_segment_name(&n) {
+                    finished.insert((first, last));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut next = after + 1;
+        while next <= upto {
+            let seg = finished
+                .iter()
+                .filter(|(f, l)| *f == next && *l <= upto)
+                .max_by_key(|(_, l)| *l)
+                .copied()
+                .ok_or_else(|| StorageError(format!("no finished edit segment starts at txid {next}")))?;
+            out.push(seg);
+            next = seg.1 + 1;
+        }
+        Ok(out)
+    }
+
+    /// Where an upload of the image at `txid` is written in each directory.
+    pub fn upload_paths(&self, txid: u64) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.current.join(format!("{UPLOAD_PREFIX}{txid:019}"))).collect()
+    }
+
+    /// Renames checked uploads (from [`upload_paths`](Self::upload_paths)) to `fsimage_<txid>`,
+    /// each directory's rename made durable before the next.
+    pub fn install_uploaded(&self, txid: u64) -> Result<(), StorageError> {
+        for (d, from) in self.dirs.iter().zip(self.upload_paths(txid)) {
+            let to = d.current.join(image_name(txid));
+            fs::rename(&from, &to).map_err(|e| io_err("cannot install checkpoint image", &to, e))?;
+            fsync_dir(&d.current).map_err(|e| io_err("cannot sync", &d.current, e))?;
+        }
+        Ok(())
+    }
+
+    /// `tusk namenode --import-checkpoint`: fills empty name directories from the newest
+    /// image in a checkpointer's directory (its `current/`), checked by loading it whole.
+    /// Refuses directories that already hold a file system. Returns (cluster id, txid).
+    pub fn import_checkpoint(roots: &[PathBuf], checkpoint_dir: &Path) -> Result<(String, u64), StorageError> {
+        if roots.is_empty() {
+            return Err(StorageError("no name directory configured".into()));
+        }
+        let from = checkpoint_dir.join("current");
+        let names: Vec<String> = fs::read_dir(&from)
+            .map_err(|e| io_err("cannot read the checkpoint directory", &from, e))?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        let txid = names.iter().filter_map(|n| parse_image_name(n)).max().ok_or_else(|| {
+            StorageError(format!("{} holds no fsimage: nothing to import (has a checkpoint run?)", from.display()))
+        })?;
+        let src = from.join(image_name(txid));
+        let (ns, summary) = fsimage::load(&src).map_err(|e| StorageError(format!("cannot import: {e}")))?;
+        ns.check_invariants().map_err(|e| StorageError(format!("cannot import {}: {e}", src.display())))?;
+        let dirs = roots.iter().map(|r| NameDir::open(r)).collect::<Result<Vec<_>, _>>()?;
+        for d in &dirs {
+            if d.state()?.is_some() {
+                return Err(StorageError(format!(
+                    "name directory {} already holds a file system; importing a checkpoint needs empty name \
+                     directories (move it away first)",
+                    d.root.display()
+                )));
+            }
+        }
+        let storage = NameStorage { dirs, cluster_id: summary.cluster_id.clone() };
+        for d in &storage.dirs {
+            fs::create_dir_all(&d.current).map_err(|e| io_err("cannot create", &d.current, e))?;
+            let to = d.current.join(image_name(txid));
+            write_atomic(&to, |w| {
+                let mut f = File::open(&src)?;
+                std::io::copy(&mut f, w).map(|_| ())
+            })
+            .map_err(|e| io_err("cannot copy the checkpoint image to", &to, e))?;
+            fsimage::verify(&to).map_err(|e| StorageError(format!("copied image is damaged: {e}")))?;
+            write_properties(&d.current.join("seen_txid"), &[("seenTxid", txid.to_string())])
+                .map_err(|e| io_err("cannot write", &d.current, e))?;
+            storage.write_version(d)?;
+            fsync_dir(&d.root).map_err(|e| io_err("cannot sync", &d.root, e))?;
+        }
+        tracing::info!(txid, cluster_id = %summary.cluster_id, from = %src.display(), "checkpoint imported");
+        Ok((summary.cluster_id, txid))
+    }
+}
+
+/// Retention in one `current/` directory (a name directory's or the checkpointer's): keeps
+/// the newest `retain` images and the finished edits after the oldest of them.
+pub fn purge_dir(current: &Path, retain: usize) -> Result<(), StorageError> {
+    let names: Vec<String> = fs::read_dir(current)
+        .map_err(|e| io_err("cannot list", current, e))?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    let images: BTreeSet<u64> = names.iter().filter_map(|n| parse_image_name(n)).collect();
+    let keep: Vec<u64> = images.iter().rev().take(retain.max(1)).copied().collect();
+    let Some(&oldest_kept) = keep.last() else { return Ok(()) };
+    for n in &names {
+        let remove = match (parse_image_name(n), parse_segment_name(n)) {
+            (Some(t), _) => t < oldest_kept,
+            (_, Some(SegmentName::Finished { last, .. })) => last <= oldest_kept,
+            _ => false,
+        };
+        if remove {
+            fs::remove_file(current.join(n)).map_err(|e| io_err("cannot remove", &current.join(n), e))?;
+            tracing::info!(file = %current.join(n).display(), "purged");
+        }
+    }
+    Ok(())
 }

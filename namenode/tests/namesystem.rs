@@ -25,6 +25,7 @@ fn conf(dirs: &[PathBuf]) -> NamesystemConfig {
         max_directory_items: 1 << 20,
         autoroll_txns: 1_000_000,
         retained_images: 2,
+        checkpoint_period: Duration::from_secs(3600),
         heartbeat_expiry: Duration::from_secs(630),
         min_replication: 1,
     }

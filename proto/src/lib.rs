@@ -19,6 +19,11 @@ pub mod transfer {
 
 pub mod data_transfer;
 
+/// Checkpointer <-> namenode service (roll, image and edit download, image upload).
+pub mod checkpoint {
+    tonic::include_proto!("tusk.checkpoint");
+}
+
 /// Edit-log and fsimage records.
 pub mod storage {
     tonic::include_proto!("tusk.storage");

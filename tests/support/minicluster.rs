@@ -13,7 +13,7 @@ use tusk_namenode::{Namesystem, NamesystemConfig};
 pub struct MiniCluster {
     pub tmp: tempfile::TempDir,
     pub nn_addr: String,
-    pub fsn: Arc<Namesystem>,
+    fsn: Option<Arc<Namesystem>>,
     nn_stop: Option<tokio::sync::oneshot::Sender<()>>,
     nn_task: Option<tokio::task::JoinHandle<()>>,
     pub datanodes: Vec<Option<DatanodeHandle>>,
@@ -21,7 +21,7 @@ pub struct MiniCluster {
 }
 
 pub fn nn_config(dir: PathBuf) -> NamesystemConfig {
-    let mut c = NamesystemConfig::from_config(&Default::default(), dir.clone());
+    let mut c = NamesystemConfig::from_config(&Default::default(), &Default::default(), dir.clone());
     c.name_dirs = vec![dir];
     c.superuser = "root".into();
     c.heartbeat_expiry = Duration::from_secs(4);
@@ -31,12 +31,56 @@ pub fn nn_config(dir: PathBuf) -> NamesystemConfig {
 impl MiniCluster {
     pub async fn start(datanodes: usize) -> MiniCluster {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let conf = nn_config(tmp.path().join("name"));
-        let fsn = Arc::new(
-            tokio::task::spawn_blocking(move || Namesystem::open(conf)).await.unwrap().expect("namenode opens"),
-        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let nn_addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let dn_dirs: Vec<PathBuf> = (0..datanodes).map(|i| tmp.path().join(format!("data{i}"))).collect();
+        let mut mc =
+            MiniCluster { tmp, nn_addr, fsn: None, nn_stop: None, nn_task: None, datanodes: Vec::new(), dn_dirs };
+        mc.start_namenode().await;
+        for i in 0..datanodes {
+            let dn = mc.start_datanode_at(i).await;
+            mc.datanodes.push(Some(dn));
+        }
+        mc.wait_live(datanodes).await;
+        mc
+    }
+
+    /// The running namenode's namesystem.
+    pub fn fsn(&self) -> &Arc<Namesystem> {
+        self.fsn.as_ref().expect("the namenode is running")
+    }
+
+    pub fn name_dir(&self) -> PathBuf {
+        self.tmp.path().join("name")
+    }
+
+    /// Starts the namenode on `nn_addr` from the name directory (a restart when it ran
+    /// before: datanodes find it again at the same address).
+    pub async fn start_namenode(&mut self) {
+        assert!(self.fsn.is_none(), "the namenode is already running");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let fsn = loop {
+            let conf = nn_config(self.name_dir());
+            match tokio::task::spawn_blocking(move || Namesystem::open(conf)).await.unwrap() {
+                Ok(f) => break Arc::new(f),
+                // The previous namenode's last tasks may still hold the directory lock.
+                Err(e) if e.to_string().contains("in use") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("namenode does not open: {e}"),
+            }
+        };
+        let listener = loop {
+            match tokio::net::TcpListener::bind(&self.nn_addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("cannot bind {}: {e}", self.nn_addr),
+            }
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn({
             let fsn = fsn.clone();
@@ -47,15 +91,25 @@ impl MiniCluster {
                 .await;
             }
         });
-        let dn_dirs: Vec<PathBuf> = (0..datanodes).map(|i| tmp.path().join(format!("data{i}"))).collect();
-        let mut mc =
-            MiniCluster { tmp, nn_addr, fsn, nn_stop: Some(tx), nn_task: Some(task), datanodes: Vec::new(), dn_dirs };
-        for i in 0..datanodes {
-            let dn = mc.start_datanode_at(i).await;
-            mc.datanodes.push(Some(dn));
+        self.fsn = Some(fsn);
+        self.nn_stop = Some(tx);
+        self.nn_task = Some(task);
+    }
+
+    /// Stops the namenode (its edit log flushed and closed); datanodes keep running.
+    pub async fn stop_namenode(&mut self) {
+        if let Some(tx) = self.nn_stop.take() {
+            let _ = tx.send(());
         }
-        mc.wait_live(datanodes).await;
-        mc
+        if let Some(t) = self.nn_task.take() {
+            let _ = t.await;
+        }
+        self.fsn = None;
+    }
+
+    pub async fn restart_namenode(&mut self) {
+        self.stop_namenode().await;
+        self.start_namenode().await;
     }
 
     fn dn_config(&self, i: usize) -> DatanodeConfig {
@@ -123,11 +177,43 @@ impl MiniCluster {
         for i in 0..self.datanodes.len() {
             self.stop_datanode(i).await;
         }
-        if let Some(tx) = self.nn_stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.nn_task.take() {
-            let _ = t.await;
-        }
+        self.stop_namenode().await;
     }
+}
+
+/// Reproducible pseudo-random bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Writes `data` as `path` with replication 3 and `block_size`.
+pub async fn write_file(c: &Client, path: &str, data: &[u8], block_size: u64) {
+    let mut w = c.create(path, false, 3, block_size).await.expect("create");
+    for chunk in data.chunks(100_000) {
+        w.write(chunk).await.expect("write");
+    }
+    assert_eq!(w.close().await.expect("close"), data.len() as u64);
+}
+
+/// Reads `path` whole.
+pub async fn read_all(c: &Client, path: &str) -> Vec<u8> {
+    let mut r = c.open(path).await.expect("open");
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 70_000];
+    loop {
+        let n = r.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
 }
