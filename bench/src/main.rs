@@ -55,6 +55,9 @@ enum Bench {
         load_secs: u64,
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Leave the work directory in place (name directory and checkpoint) afterwards.
+        #[arg(long)]
+        keep: bool,
         #[arg(long)]
         report: Option<PathBuf>,
     },
@@ -225,6 +228,7 @@ fn checkpoint_bench(
     rounds: usize,
     load_secs: u64,
     dir: Option<PathBuf>,
+    keep: bool,
     report: Option<PathBuf>,
 ) -> Result<()> {
     let base = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("tusk-bench-ck-{}", std::process::id())));
@@ -292,7 +296,7 @@ fn checkpoint_bench(
         })
     };
     let mut rows = String::from(
-        "| checkpoint | txid after | checkpoint took | name dir size | images | edit files |\n|---|---|---|---|---|---|\n",
+        "| checkpoint | txid after | checkpoint took | name dir size | images (bytes) | edit files (bytes) |\n|---|---|---|---|---|---|\n",
     );
     for round in 1..=rounds {
         std::thread::sleep(Duration::from_secs(load_secs));
@@ -300,11 +304,16 @@ fn checkpoint_bench(
         let current = name.join("current");
         let files: Vec<String> =
             std::fs::read_dir(&current)?.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
-        let images = files.iter().filter(|n| n.starts_with("fsimage_")).count();
-        let edits = files.iter().filter(|n| n.starts_with("edits_")).count();
+        let size_of = |prefix: &str| -> (usize, u64) {
+            let sel: Vec<&String> = files.iter().filter(|n| n.starts_with(prefix)).collect();
+            let bytes = sel.iter().filter_map(|n| std::fs::metadata(current.join(n)).ok()).map(|m| m.len()).sum();
+            (sel.len(), bytes)
+        };
+        let (images, image_bytes) = size_of("fsimage_");
+        let (edits, edit_bytes) = size_of("edits_");
         let txid = files.iter().filter_map(|n| n.strip_prefix("fsimage_")?.parse::<u64>().ok()).max().unwrap_or(0);
         let row = format!(
-            "| {round} | {txid} | {took:.2?} | {:.1} MiB | {images} | {edits} |\n",
+            "| {round} | {txid} | {took:.2?} | {:.1} MiB | {images} ({image_bytes}) | {edits} ({edit_bytes}) |\n",
             dir_bytes(&current) as f64 / (1 << 20) as f64
         );
         print!("{row}");
@@ -316,7 +325,9 @@ fn checkpoint_bench(
     println!("{created} creates during the checkpoints");
     let table = format!("{restart_table}\nThen {rounds} checkpoints, {load_secs} s of RPC creates (one client) before each, {created} creates in all:\n\n{rows}");
     append_report(&report, "checkpoint", &table)?;
-    std::fs::remove_dir_all(&base).ok();
+    if !keep {
+        std::fs::remove_dir_all(&base).ok();
+    }
     if count_before != count_after {
         bail!("-count differs after the checkpoint");
     }
@@ -326,8 +337,8 @@ fn checkpoint_bench(
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.bench {
-        Bench::Checkpoint { txns, runs, rounds, load_secs, dir, report } => {
-            checkpoint_bench(txns, runs, rounds, load_secs, dir, report)?;
+        Bench::Checkpoint { txns, runs, rounds, load_secs, dir, keep, report } => {
+            checkpoint_bench(txns, runs, rounds, load_secs, dir, keep, report)?;
         }
         Bench::NnMillion { files, dir, threads, report } => {
             let tmp;

@@ -122,6 +122,7 @@ impl Checkpointer {
     /// The second half: upload the merged image; the namenode checks and installs it. Then
     /// this directory keeps what retention says.
     pub async fn upload(&mut self, m: Merged) -> Result<Outcome> {
+        tracing::info!(txid = m.txid, "uploading the merged image");
         let installed = match self.link.upload_image(&m.path, &m.cluster_id, m.txid).await {
             Ok(t) => t,
             Err(e) => {
@@ -161,9 +162,11 @@ impl Checkpointer {
         if self.merger().txid() != Some(from) {
             let path = self.dir.image_path(from);
             if !path.exists() {
+                tracing::info!(txid = from, "downloading the namenode's image");
                 downloaded_bytes += self.link.download_image(from, &self.dir).await?;
                 image_downloaded = true;
             }
+            tracing::info!(txid = from, "loading the image");
             let (m, c) = (self.merger.clone(), cluster.clone());
             blocking(move || m.lock().unwrap_or_else(|p| p.into_inner()).load_image(&path, from, &c)).await?;
         }
@@ -179,9 +182,11 @@ impl Checkpointer {
             }
             let path = self.dir.segment_path(first, last);
             if !path.exists() {
+                tracing::info!(first, last, "downloading edits");
                 downloaded_bytes += self.link.download_segment(first, last, &self.dir).await?;
                 segments_downloaded += 1;
             }
+            tracing::info!(first, last, "replaying edits");
             let m = self.merger.clone();
             blocking(move || m.lock().unwrap_or_else(|p| p.into_inner()).replay(&path, first, last)).await?;
             next = last + 1;
@@ -191,6 +196,7 @@ impl Checkpointer {
         }
         // 3. The new image, written here, then uploaded.
         let out = self.dir.image_path(to);
+        tracing::info!(txid = to, "writing the merged image");
         let (m, c, o) = (self.merger.clone(), cluster.clone(), out.clone());
         blocking(move || m.lock().unwrap_or_else(|p| p.into_inner()).save(&o, &c)).await?;
         let image_bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);

@@ -141,7 +141,9 @@ fn hadoop_style(argv: Vec<String>) -> Vec<String> {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TUSK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only on a terminal: a log file gets plain `key=value` fields.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
 /// Takes Hadoop's generic options (`-fs ADDR`, `-D key=value`) off the front. Understood
@@ -268,7 +270,8 @@ fn run(command: Command, conf: Config) -> Result<i32> {
             runtime()?.block_on(daemons::run_datanode(conf))
         }
         Command::Checkpointer(a) => {
-            init_logging("info");
+            // --once is a command: its outcome is printed; the daemon logs what it does.
+            init_logging(if a.once { "warn" } else { "info" });
             let mut conf = conf;
             if let Some(nn) = a.namenode {
                 conf.checkpoint.namenode = nn;
