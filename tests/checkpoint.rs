@@ -75,11 +75,41 @@ async fn put(mc: &MiniCluster, txid: u64, bytes: &[u8], total: u64, crc: u32) ->
     raw(mc).await.put_image(raw_request(stream)).await.map(|r| r.into_inner().installed_txid)
 }
 
+/// Starts uploading `image` as the image at `txid` and sends only its first half; returns
+/// once the namenode has begun writing it. Dropping the sender or aborting the task breaks
+/// the upload off.
+async fn half_upload(
+    mc: &MiniCluster,
+    txid: u64,
+    image: &[u8],
+) -> (
+    tokio::task::JoinHandle<Result<tonic::Response<PutImageResponse>, tonic::Status>>,
+    tokio::sync::mpsc::Sender<PutImageRequest>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let cluster_id = mc.fsn().cluster_id();
+    let mut client = raw(mc).await;
+    let call = tokio::spawn(async move { client.put_image(raw_request(ReceiverStream::new(rx))).await });
+    tx.send(PutImageRequest { part: Some(Part::Header(PutImageHeader { cluster_id, txid })) }).await.unwrap();
+    tx.send(PutImageRequest { part: Some(Part::Data(image[..image.len() / 2].to_vec())) }).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while uploads_left(mc).is_empty() {
+        assert!(Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (call, tx)
+}
+
 async fn ready(ck: &mut Checkpointer) -> Merged {
     match ck.merge().await.expect("merge") {
         Merge::Ready(m) => m,
         Merge::UpToDate(t) => panic!("nothing to merge at txid {t}"),
     }
+}
+
+async fn block_ids(c: &Client, path: &str) -> Vec<u64> {
+    let locs = c.get_block_locations(path, 0, u64::MAX).await.unwrap();
+    locs.blocks.iter().filter_map(|b| b.block.map(|b| b.block_id)).collect()
 }
 
 async fn wait_out_of_safe_mode(c: &Client) {
@@ -211,18 +241,8 @@ async fn interrupted_transfers_and_bad_uploads_leave_the_namenode_on_its_image()
     let (len, crc) = (image.len() as u64, crc32c(&image));
 
     // An upload broken off mid-stream (a checkpointer killed while uploading).
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let cluster_id = mc.fsn().cluster_id();
-    let mut client = raw(&mc).await;
-    let call = tokio::spawn(async move { client.put_image(raw_request(ReceiverStream::new(rx))).await });
-    let send = |p: Part| PutImageRequest { part: Some(p) };
-    tx.send(send(Part::Header(PutImageHeader { cluster_id, txid: m.txid }))).await.unwrap();
-    tx.send(send(Part::Data(image[..image.len() / 2].to_vec()))).await.unwrap();
+    let (call, tx) = half_upload(&mc, m.txid, &image).await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while uploads_left(&mc).is_empty() {
-        assert!(Instant::now() < deadline, "the upload never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     call.abort();
     drop(tx);
     while !uploads_left(&mc).is_empty() {
@@ -300,17 +320,7 @@ async fn a_namenode_restarted_during_a_checkpoint_loses_nothing() {
         ready(&mut ck).await
     };
     let image = std::fs::read(&m2.path).unwrap();
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let cluster_id = mc.fsn().cluster_id();
-    let mut client = raw(&mc).await;
-    let call = tokio::spawn(async move { client.put_image(raw_request(ReceiverStream::new(rx))).await });
-    tx.send(PutImageRequest { part: Some(Part::Header(PutImageHeader { cluster_id, txid: m2.txid })) }).await.unwrap();
-    tx.send(PutImageRequest { part: Some(Part::Data(image[..image.len() / 2].to_vec())) }).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while uploads_left(&mc).is_empty() {
-        assert!(Instant::now() < deadline, "the upload never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (call, tx) = half_upload(&mc, m2.txid, &image).await;
     mc.restart_namenode().await;
     drop(tx);
     assert!(call.await.unwrap().is_err(), "an upload cut by a restart fails");
@@ -350,23 +360,16 @@ async fn a_lost_name_directory_is_rebuilt_from_the_checkpointer() {
     let Outcome::Done { txid: t, .. } = ck.checkpoint().await.unwrap() else { panic!("no checkpoint") };
     // Written after the last checkpoint: lost with the name directory.
     write_file(&c, "/lost", &pattern(1_200_000, 99), 1 << 20).await;
-    let lost_blocks: Vec<u64> = c
-        .get_block_locations("/lost", 0, u64::MAX)
-        .await
-        .unwrap()
-        .blocks
-        .iter()
-        .filter_map(|b| b.block.map(|b| b.block_id))
-        .collect();
+    let lost_blocks: Vec<u64> = block_ids(&c, "/lost").await;
     drop(c);
 
     mc.stop_namenode().await;
     let name: PathBuf = mc.name_dir();
     std::fs::remove_dir_all(&name).unwrap();
-    // Importing refuses a directory that still holds a file system.
     let (cid, txid) =
         tusk_namenode::storage::NameStorage::import_checkpoint(std::slice::from_ref(&name), &ck_dir).expect("import");
     assert_eq!(txid, t);
+    // A second import is refused: the directory now holds a file system.
     assert!(tusk_namenode::storage::NameStorage::import_checkpoint(std::slice::from_ref(&name), &ck_dir)
         .unwrap_err()
         .to_string()
@@ -392,14 +395,7 @@ async fn a_lost_name_directory_is_rebuilt_from_the_checkpointer() {
     }
     // ... and new blocks never reuse their ids.
     write_file(&c, "/new", &pattern(1_100_000, 7), 1 << 20).await;
-    let new_ids: Vec<u64> = c
-        .get_block_locations("/new", 0, u64::MAX)
-        .await
-        .unwrap()
-        .blocks
-        .iter()
-        .filter_map(|b| b.block.map(|b| b.block_id))
-        .collect();
+    let new_ids: Vec<u64> = block_ids(&c, "/new").await;
     assert!(new_ids.iter().all(|id| id > lost_blocks.iter().max().unwrap()), "{new_ids:?} vs {lost_blocks:?}");
     assert_eq!(read_all(&c, "/new").await, pattern(1_100_000, 7));
     mc.shutdown().await;

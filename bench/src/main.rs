@@ -406,28 +406,7 @@ fn main() -> Result<()> {
                 nb = name_bytes >> 20,
             );
             print!("{table}");
-            if let Some(r) = report {
-                let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&r)?;
-                let commit = Command::new("git")
-                    .args(["rev-parse", "--short", "HEAD"])
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-                    .unwrap_or_default();
-                let cpu = std::fs::read_to_string("/proc/cpuinfo")
-                    .ok()
-                    .and_then(|c| {
-                        c.lines()
-                            .find(|l| l.starts_with("model name"))
-                            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-                    })
-                    .unwrap_or_default();
-                writeln!(
-                    f,
-                    "\n### nn-million, {} — commit {commit}, {} cores ({cpu})\n\n{table}",
-                    chrono_like_now(),
-                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
-                )?;
-            }
+            append_report(&report, "nn-million", &table)?;
             std::fs::remove_dir_all(&dir).ok();
             if !same {
                 bail!("-count differs after restart");

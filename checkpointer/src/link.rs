@@ -149,13 +149,14 @@ impl NamenodeLink {
             }
             let (mut crc, mut total) = (0u32, 0u64);
             loop {
-                let mut buf = vec![0u8; CHUNK_BYTES];
-                let n =
-                    read_full(&mut file, &mut buf).map_err(|e| CheckpointError(format!("cannot read {shown}: {e}")))?;
+                let mut buf = Vec::with_capacity(CHUNK_BYTES);
+                let n = (&mut file)
+                    .take(CHUNK_BYTES as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| CheckpointError(format!("cannot read {shown}: {e}")))?;
                 if n == 0 {
                     break;
                 }
-                buf.truncate(n);
                 crc = crc32c_append(crc, &buf);
                 total += n as u64;
                 if !send(Part::Data(buf)) {
@@ -169,17 +170,4 @@ impl NamenodeLink {
         reader.await.map_err(|e| CheckpointError(format!("upload reader failed: {e}")))??;
         call.map(|r| r.into_inner().installed_txid).map_err(|s| self.err("upload image", s))
     }
-}
-
-fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }

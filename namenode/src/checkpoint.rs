@@ -92,14 +92,7 @@ fn refuse(msg: String) -> NnError {
 
 impl Namesystem {
     fn require_checkpoint_caller(&self, caller: &Caller) -> NnResult<()> {
-        if caller.superuser {
-            Ok(())
-        } else {
-            Err(NnError::PermissionDenied(format!(
-                "Access denied for user {}. Superuser privilege is required to checkpoint",
-                caller.user
-            )))
-        }
+        self.require_superuser(caller, "checkpoint")
     }
 
     pub fn checkpoint_info(&self) -> CheckpointStatus {

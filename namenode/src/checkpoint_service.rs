@@ -50,20 +50,14 @@ fn stream_file(path: PathBuf) -> ChunkStream {
         };
         let (mut crc, mut total) = (0u32, 0u64);
         loop {
-            let mut buf = vec![0u8; CHUNK_BYTES];
-            let mut n = 0;
-            while n < buf.len() {
-                match f.read(&mut buf[n..]) {
-                    Ok(0) => break,
-                    Ok(k) => n += k,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return send_err(format!("cannot read {}: {e}", path.display())),
-                }
-            }
+            let mut buf = Vec::with_capacity(CHUNK_BYTES);
+            let n = match (&mut f).take(CHUNK_BYTES as u64).read_to_end(&mut buf) {
+                Ok(n) => n,
+                Err(e) => return send_err(format!("cannot read {}: {e}", path.display())),
+            };
             if n == 0 {
                 break;
             }
-            buf.truncate(n);
             crc = crc32c_append(crc, &buf);
             total += n as u64;
             if tx.blocking_send(Ok(FileChunk { data: buf, ..Default::default() })).is_err() {

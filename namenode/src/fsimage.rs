@@ -131,45 +131,92 @@ fn read_delimited<M: Message + Default, R: Read>(r: &mut R, buf: &mut Vec<u8>) -
     M::decode(&buf[..]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// An image opened for reading: header checked, positioned at the payload, which is read
+/// through a checksumming reader limited to its length.
+struct Opened {
+    shown: String,
+    total: u64,
+    payload_len: u64,
+    payload: CrcReader<io::Take<BufReader<std::fs::File>>>,
+}
+
+impl Opened {
+    fn fail(&self, offset: u64, reason: String) -> ImageError {
+        ImageError { file: self.shown.clone(), offset, reason }
+    }
+
+    fn open(path: &Path) -> Result<Opened, ImageError> {
+        let shown = path.display().to_string();
+        let fail = |offset: u64, reason: String| ImageError { file: shown.clone(), offset, reason };
+        let file = std::fs::File::open(path).map_err(|e| fail(0, e.to_string()))?;
+        let total = file.metadata().map_err(|e| fail(0, e.to_string()))?.len();
+        if total < 12 + TRAILER_BYTES {
+            return Err(fail(0, "file too short".into()));
+        }
+        let mut r = BufReader::with_capacity(1 << 20, file);
+        let mut head = [0u8; 12];
+        r.read_exact(&mut head).map_err(|e| fail(0, e.to_string()))?;
+        if &head[..8] != IMAGE_MAGIC {
+            return Err(fail(0, "bad magic: not a Tusk fsimage".into()));
+        }
+        let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+        if version != IMAGE_VERSION {
+            return Err(fail(8, format!("unsupported image version {version}")));
+        }
+        let payload_len = total - 12 - TRAILER_BYTES;
+        Ok(Opened { shown, total, payload_len, payload: CrcReader::new(r.take(payload_len)) })
+    }
+
+    /// Offset in the file of the next payload byte.
+    fn at(&self) -> u64 {
+        12 + self.payload.read_bytes()
+    }
+
+    /// After the whole payload has been read: the trailer's length and checksum must match.
+    fn check_trailer(self) -> Result<(), ImageError> {
+        if self.payload.read_bytes() != self.payload_len {
+            return Err(self.fail(self.at(), "unexpected bytes after the last inode".into()));
+        }
+        let crc = self.payload.crc();
+        let at = self.total - TRAILER_BYTES;
+        let fail = |reason: String| ImageError { file: self.shown.clone(), offset: at, reason };
+        let mut r = self.payload.into_inner().into_inner();
+        let mut trailer = [0u8; TRAILER_BYTES as usize];
+        r.read_exact(&mut trailer).map_err(|e| fail(e.to_string()))?;
+        let stored_len = u64::from_le_bytes(trailer[..8].try_into().unwrap_or_default());
+        let stored_crc = u32::from_le_bytes(trailer[8..12].try_into().unwrap_or_default());
+        if &trailer[12..] != IMAGE_END || stored_len != self.payload_len {
+            return Err(fail("bad trailer (file truncated or not an image)".into()));
+        }
+        if stored_crc != crc {
+            return Err(fail(format!("checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})")));
+        }
+        Ok(())
+    }
+}
+
 /// Loads an image, verifying its checksum before returning anything.
 pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
-    let shown = path.display().to_string();
-    let fail = |offset: u64, reason: String| ImageError { file: shown.clone(), offset, reason };
-    let file = std::fs::File::open(path).map_err(|e| fail(0, e.to_string()))?;
-    let total = file.metadata().map_err(|e| fail(0, e.to_string()))?.len();
-    if total < 12 + TRAILER_BYTES {
-        return Err(fail(0, "file too short".into()));
-    }
-    let mut r = BufReader::with_capacity(1 << 20, file);
-    let mut head = [0u8; 12];
-    r.read_exact(&mut head).map_err(|e| fail(0, e.to_string()))?;
-    if &head[..8] != IMAGE_MAGIC {
-        return Err(fail(0, "bad magic: not a Tusk fsimage".into()));
-    }
-    let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-    if version != IMAGE_VERSION {
-        return Err(fail(8, format!("unsupported image version {version}")));
-    }
-    let payload_len = total - 12 - TRAILER_BYTES;
-    let mut cr = CrcReader::new(r.take(payload_len));
+    let mut img = Opened::open(path)?;
     let mut buf = Vec::new();
-    let at = |cr: &CrcReader<_>| 12 + cr.read_bytes();
-    let summary: ImageSummary = read_delimited(&mut cr, &mut buf).map_err(|e| fail(12, format!("summary: {e}")))?;
+    let summary: ImageSummary =
+        read_delimited(&mut img.payload, &mut buf).map_err(|e| img.fail(12, format!("summary: {e}")))?;
     let mut inodes = InodeTable::default();
     let mut names = Interner::default();
     let mut counts = Counts::default();
     // (directory slot, children still to read)
     let mut stack: Vec<(InodeIdx, u64)> = Vec::new();
     for n in 0..summary.inode_count {
-        let offset = at(&cr);
-        let rec: ImageInode = read_delimited(&mut cr, &mut buf).map_err(|e| fail(offset, format!("inode {n}: {e}")))?;
+        let offset = img.at();
+        let rec: ImageInode =
+            read_delimited(&mut img.payload, &mut buf).map_err(|e| img.fail(offset, format!("inode {n}: {e}")))?;
         let parent = match stack.last_mut() {
             Some((p, left)) => {
                 *left -= 1;
                 *p
             }
             None if n == 0 => ROOT,
-            None => return Err(fail(offset, "inode outside the tree".into())),
+            None => return Err(img.fail(offset, "inode outside the tree".into())),
         };
         let kind = if rec.is_dir {
             counts.dirs += 1;
@@ -178,7 +225,7 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
             counts.files += 1;
             counts.blocks += rec.blocks.len() as u64;
             let replication =
-                u16::try_from(rec.replication).map_err(|_| fail(offset, "replication out of range".into()))?;
+                u16::try_from(rec.replication).map_err(|_| img.fail(offset, "replication out of range".into()))?;
             Kind::File(Box::new(FileMeta {
                 replication,
                 block_size: rec.block_size,
@@ -192,7 +239,7 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
         };
         if n > 0 {
             if let Err(why) = tusk_common::path::validate_component(&rec.name) {
-                return Err(fail(offset, format!("bad name {:?}: {why}", rec.name)));
+                return Err(img.fail(offset, format!("bad name {:?}: {why}", rec.name)));
             }
         }
         let idx = inodes.insert(Inode {
@@ -208,7 +255,7 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
         });
         if n == 0 {
             if idx != ROOT || !rec.is_dir {
-                return Err(fail(offset, "the first inode is not the root directory".into()));
+                return Err(img.fail(offset, "the first inode is not the root directory".into()));
             }
         } else {
             let name_ok = match inodes.get(parent).children().last() {
@@ -216,7 +263,7 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
                 None => true,
             };
             if !name_ok {
-                return Err(fail(offset, "children out of order".into()));
+                return Err(img.fail(offset, "children out of order".into()));
             }
             if let Kind::Dir(c) = &mut inodes.get_mut(parent).kind {
                 c.push(idx);
@@ -230,26 +277,9 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
         }
     }
     if !stack.is_empty() {
-        return Err(fail(at(&cr), "image ends inside a directory".into()));
+        return Err(img.fail(img.at(), "image ends inside a directory".into()));
     }
-    if cr.read_bytes() != payload_len {
-        return Err(fail(at(&cr), "unexpected bytes after the last inode".into()));
-    }
-    let crc = cr.crc();
-    let mut r = cr.into_inner().into_inner();
-    let mut trailer = [0u8; TRAILER_BYTES as usize];
-    r.read_exact(&mut trailer).map_err(|e| fail(total - TRAILER_BYTES, e.to_string()))?;
-    let stored_len = u64::from_le_bytes(trailer[..8].try_into().unwrap_or_default());
-    let stored_crc = u32::from_le_bytes(trailer[8..12].try_into().unwrap_or_default());
-    if &trailer[12..] != IMAGE_END || stored_len != payload_len {
-        return Err(fail(total - TRAILER_BYTES, "bad trailer (file truncated or not an image)".into()));
-    }
-    if stored_crc != crc {
-        return Err(fail(
-            total - TRAILER_BYTES,
-            format!("checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})"),
-        ));
-    }
+    img.check_trailer()?;
     let ns = Namespace {
         inodes,
         names,
@@ -265,46 +295,12 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
 /// Checks an image without building its namespace: magic, version, summary, length and the
 /// payload checksum against the trailer. What the namenode runs on an uploaded checkpoint.
 pub fn verify(path: &Path) -> Result<ImageSummary, ImageError> {
-    let shown = path.display().to_string();
-    let fail = |offset: u64, reason: String| ImageError { file: shown.clone(), offset, reason };
-    let file = std::fs::File::open(path).map_err(|e| fail(0, e.to_string()))?;
-    let total = file.metadata().map_err(|e| fail(0, e.to_string()))?.len();
-    if total < 12 + TRAILER_BYTES {
-        return Err(fail(0, "file too short".into()));
-    }
-    let mut r = BufReader::with_capacity(1 << 20, file);
-    let mut head = [0u8; 12];
-    r.read_exact(&mut head).map_err(|e| fail(0, e.to_string()))?;
-    if &head[..8] != IMAGE_MAGIC {
-        return Err(fail(0, "bad magic: not a Tusk fsimage".into()));
-    }
-    let version = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-    if version != IMAGE_VERSION {
-        return Err(fail(8, format!("unsupported image version {version}")));
-    }
-    let payload_len = total - 12 - TRAILER_BYTES;
-    let mut cr = CrcReader::new(r.take(payload_len));
+    let mut img = Opened::open(path)?;
     let mut buf = Vec::new();
-    let summary: ImageSummary = read_delimited(&mut cr, &mut buf).map_err(|e| fail(12, format!("summary: {e}")))?;
-    io::copy(&mut cr, &mut io::sink()).map_err(|e| fail(12 + cr.read_bytes(), e.to_string()))?;
-    if cr.read_bytes() != payload_len {
-        return Err(fail(12 + cr.read_bytes(), "file shorter than its length".into()));
-    }
-    let crc = cr.crc();
-    let mut r = cr.into_inner().into_inner();
-    let mut trailer = [0u8; TRAILER_BYTES as usize];
-    r.read_exact(&mut trailer).map_err(|e| fail(total - TRAILER_BYTES, e.to_string()))?;
-    let stored_len = u64::from_le_bytes(trailer[..8].try_into().unwrap_or_default());
-    let stored_crc = u32::from_le_bytes(trailer[8..12].try_into().unwrap_or_default());
-    if &trailer[12..] != IMAGE_END || stored_len != payload_len {
-        return Err(fail(total - TRAILER_BYTES, "bad trailer (file truncated or not an image)".into()));
-    }
-    if stored_crc != crc {
-        return Err(fail(
-            total - TRAILER_BYTES,
-            format!("checksum mismatch (stored {stored_crc:08x}, computed {crc:08x})"),
-        ));
-    }
+    let summary: ImageSummary =
+        read_delimited(&mut img.payload, &mut buf).map_err(|e| img.fail(12, format!("summary: {e}")))?;
+    io::copy(&mut img.payload, &mut io::sink()).map_err(|e| img.fail(img.at(), e.to_string()))?;
+    img.check_trailer()?;
     Ok(summary)
 }
 

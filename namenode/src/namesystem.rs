@@ -747,7 +747,7 @@ impl Namesystem {
 
     // ---- administration ----
 
-    fn require_superuser(&self, caller: &Caller, what: &str) -> NnResult<()> {
+    pub(crate) fn require_superuser(&self, caller: &Caller, what: &str) -> NnResult<()> {
         if caller.superuser {
             Ok(())
         } else {
