@@ -4,7 +4,7 @@
 //! tests; the RPC handlers deliver them. Protected by one mutex, always taken after the
 //! namespace lock when both are needed.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 use tusk_proto::client::{DatanodeInfo, ExtendedBlock};
 
@@ -12,10 +12,49 @@ pub type DnIdx = u32;
 
 /// Largest number of block ids in one delete command.
 const MAX_DELETES_PER_COMMAND: usize = 1000;
-/// Replications scheduled per datanode per heartbeat (a limit on everything).
+/// Copies one datanode sends at once (HDFS: dfs.namenode.replication.max-streams-hard-limit);
+/// also the most handed out on one heartbeat.
 const MAX_TRANSFERS_PER_NODE: usize = 4;
-/// A scheduled replication not confirmed within this time is scheduled again.
+/// A scheduled replication not confirmed within this time is scheduled again
+/// (HDFS: dfs.namenode.reconstruction.pending.timeout-sec).
 const PENDING_TIMEOUT: Duration = Duration::from_secs(300);
+/// Blocks looked at per queue level and round, so a round stays short with millions queued.
+const SCAN_PER_LEVEL: usize = 10_000;
+
+/// Queue levels of blocks short of replicas, HDFS's `LowRedundancyBlocks`: served in order.
+pub const PRIORITY_ONE_REPLICA: usize = 0;
+/// Fewer than a third of the replicas it should have.
+pub const PRIORITY_VERY_UNDER: usize = 1;
+pub const PRIORITY_UNDER: usize = 2;
+/// Enough replicas, badly placed (racks); reserved.
+pub const PRIORITY_BADLY_PLACED: usize = 3;
+/// No good replica left (missing, or only corrupt ones): nothing to copy from.
+pub const PRIORITY_NO_GOOD_REPLICA: usize = 4;
+const LEVELS: usize = 5;
+
+/// The queue level a complete block with `live` good replicas of `expected` belongs to.
+pub fn priority(live: usize, expected: usize) -> Option<usize> {
+    if live >= expected {
+        None
+    } else if live == 0 {
+        Some(PRIORITY_NO_GOOD_REPLICA)
+    } else if live == 1 {
+        Some(PRIORITY_ONE_REPLICA)
+    } else if live * 3 < expected {
+        Some(PRIORITY_VERY_UNDER)
+    } else {
+        Some(PRIORITY_UNDER)
+    }
+}
+
+/// A copy scheduled and not yet confirmed.
+#[derive(Debug, Clone)]
+struct Pending {
+    at: Instant,
+    src: DnIdx,
+    /// Replicas still to arrive.
+    copies: usize,
+}
 
 #[derive(Debug, Clone)]
 pub struct Datanode {
@@ -37,6 +76,8 @@ pub struct Datanode {
     pub blocks: HashSet<u64>,
     pending_deletes: Vec<u64>,
     pending_transfers: VecDeque<(ExtendedBlock, Vec<DnIdx>)>,
+    /// Copies this datanode has been asked to send and that are not confirmed yet.
+    in_flight: usize,
     pub shutdown_requested: bool,
     pub report_requested: bool,
 }
@@ -58,6 +99,10 @@ pub struct BlockInfo {
     pub replicas: Vec<DnIdx>,
     /// Datanodes holding a replica found corrupt.
     pub corrupt: Vec<DnIdx>,
+    /// The replication queue level it sits in.
+    queued: Option<u8>,
+    /// In the set of blocks with replicas to remove (extra or corrupt ones).
+    excess: bool,
 }
 
 /// What a datanode is told on its next heartbeat.
@@ -84,7 +129,13 @@ pub struct BlockMap {
     nodes: Vec<Datanode>,
     by_uuid: HashMap<String, DnIdx>,
     blocks: HashMap<u64, BlockInfo>,
-    pending_replication: HashMap<u64, Instant>,
+    /// Complete blocks short of replicas, by priority level (see [`priority`]).
+    needed: [BTreeSet<u64>; LEVELS],
+    /// Where the last round stopped in each level: the next one goes on from there.
+    cursor: [u64; LEVELS],
+    /// Complete blocks with more good replicas than expected, or with corrupt ones to drop.
+    excess: BTreeSet<u64>,
+    pending_replication: HashMap<u64, Pending>,
 }
 
 /// A replica a datanode says it has.
@@ -111,7 +162,54 @@ impl BlockMap {
             complete,
             replicas: Vec::new(),
             corrupt: Vec::new(),
+            queued: None,
+            excess: false,
         });
+        self.requeue(id);
+    }
+
+    /// Puts a block in the queue level its replicas call for (or takes it out), and in or
+    /// out of the excess set. Called after every change to a block's replicas or target.
+    fn requeue(&mut self, id: u64) {
+        let Some(b) = self.blocks.get_mut(&id) else { return };
+        let live = b.replicas.len();
+        let expected = b.expected as usize;
+        let want = if b.complete { priority(live, expected).map(|p| p as u8) } else { None };
+        if b.queued != want {
+            if let Some(old) = b.queued {
+                self.needed[old as usize].remove(&id);
+            }
+            if let Some(new) = want {
+                self.needed[new as usize].insert(id);
+            }
+            b.queued = want;
+        }
+        let excess = b.complete && (live > expected || (!b.corrupt.is_empty() && live >= expected));
+        if excess != b.excess {
+            b.excess = excess;
+            if excess {
+                self.excess.insert(id);
+            } else {
+                self.excess.remove(&id);
+            }
+        }
+    }
+
+    /// Blocks queued at each priority level.
+    pub fn queue_lengths(&self) -> [usize; LEVELS] {
+        std::array::from_fn(|i| self.needed[i].len())
+    }
+
+    /// Copies scheduled and not confirmed yet.
+    pub fn pending_replications(&self) -> usize {
+        self.pending_replication.len()
+    }
+
+    fn drop_pending(&mut self, id: u64) {
+        if let Some(p) = self.pending_replication.remove(&id) {
+            let n = &mut self.nodes[p.src as usize];
+            n.in_flight = n.in_flight.saturating_sub(1);
+        }
     }
 
     pub fn block(&self, id: u64) -> Option<&BlockInfo> {
@@ -123,12 +221,14 @@ impl BlockMap {
             b.complete = true;
             b.num_bytes = num_bytes;
         }
+        self.requeue(id);
     }
 
     pub fn set_expected(&mut self, id: u64, expected: u16) {
         if let Some(b) = self.blocks.get_mut(&id) {
             b.expected = expected;
         }
+        self.requeue(id);
     }
 
     /// Forgets a block (its file was deleted, or the block abandoned) and has every holder
@@ -140,8 +240,14 @@ impl BlockMap {
                 node.blocks.remove(&id);
                 node.pending_deletes.push(id);
             }
+            if let Some(level) = b.queued {
+                self.needed[level as usize].remove(&id);
+            }
+            if b.excess {
+                self.excess.remove(&id);
+            }
         }
-        self.pending_replication.remove(&id);
+        self.drop_pending(id);
     }
 
     /// Live replicas of a block, with the datanodes' addresses.
@@ -169,9 +275,19 @@ impl BlockMap {
             b.replicas.retain(|&d| d != dn);
         } else if !b.replicas.contains(&dn) && !b.corrupt.contains(&dn) {
             b.replicas.push(dn);
-            self.pending_replication.remove(&r.id);
+            let arrived = match self.pending_replication.get_mut(&r.id) {
+                Some(p) => {
+                    p.copies = p.copies.saturating_sub(1);
+                    p.copies == 0
+                }
+                None => false,
+            };
+            if arrived {
+                self.drop_pending(r.id);
+            }
         }
         self.nodes[dn as usize].blocks.insert(r.id);
+        self.requeue(r.id);
         true
     }
 
@@ -181,6 +297,7 @@ impl BlockMap {
             b.corrupt.retain(|&d| d != dn);
         }
         self.nodes[dn as usize].blocks.remove(&id);
+        self.requeue(id);
     }
 
     /// A client or scanner found `dn`'s replica of `id` corrupt.
@@ -192,6 +309,7 @@ impl BlockMap {
             b.corrupt.push(dn);
         }
         tracing::warn!(block = id, datanode = %self.nodes[dn as usize].xfer_addr(), "replica marked corrupt");
+        self.requeue(id);
         true
     }
 
@@ -305,6 +423,7 @@ impl BlockMap {
                     blocks: HashSet::new(),
                     pending_deletes: Vec::new(),
                     pending_transfers: VecDeque::new(),
+                    in_flight: 0,
                     shutdown_requested: false,
                     report_requested: false,
                 });
@@ -390,6 +509,13 @@ impl BlockMap {
                 b.replicas.retain(|&d| d != dn);
                 b.corrupt.retain(|&d| d != dn);
             }
+            self.requeue(id);
+        }
+        // Copies it was to send will not come: schedule them again at once.
+        let sending: Vec<u64> =
+            self.pending_replication.iter().filter(|(_, p)| p.src == dn).map(|(&id, _)| id).collect();
+        for id in sending {
+            self.drop_pending(id);
         }
         tracing::warn!(datanode = %self.nodes[dn as usize].xfer_addr(), "datanode is dead; its replicas no longer count");
     }
@@ -475,54 +601,104 @@ impl BlockMap {
         choose_targets(&candidates, n, writer_ip, block_size)
     }
 
-    /// Schedules copies of under-replicated blocks and removal of extra and corrupt
-    /// replicas; returns how many copies were scheduled. Runs on a timer.
+    /// One round of the replication monitor: copies for queued blocks, highest priority
+    /// first, each sent by the least busy holder that has a free stream (at most
+    /// [`MAX_TRANSFERS_PER_NODE`] in flight per datanode), at most `max_copies` in all; copies
+    /// not confirmed within [`PENDING_TIMEOUT`] are scheduled again; then extra and corrupt
+    /// replicas are removed. Returns how many copies were scheduled.
     pub fn replication_work(&mut self, now: Instant, max_copies: usize) -> usize {
-        self.pending_replication.retain(|_, at| now.duration_since(*at) < PENDING_TIMEOUT);
+        let expired: Vec<u64> = self
+            .pending_replication
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.at) >= PENDING_TIMEOUT)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            tracing::info!(block = id, "replication not confirmed in time; scheduling it again");
+            self.drop_pending(id);
+        }
         let mut scheduled = 0;
-        let ids: Vec<u64> = self.blocks.keys().copied().collect();
-        for id in ids {
-            let Some(b) = self.blocks.get(&id) else { continue };
-            if !b.complete {
-                continue;
+        for level in [PRIORITY_ONE_REPLICA, PRIORITY_VERY_UNDER, PRIORITY_UNDER] {
+            if scheduled >= max_copies {
+                break;
             }
-            let live = b.replicas.len();
-            let expected = b.expected as usize;
-            if live > 0 && live < expected && scheduled < max_copies && !self.pending_replication.contains_key(&id) {
-                let holders = b.replicas.clone();
-                let block = ExtendedBlock { block_id: id, generation_stamp: b.genstamp, num_bytes: b.num_bytes };
-                let excluded: Vec<String> =
-                    holders.iter().chain(&b.corrupt).map(|&d| self.nodes[d as usize].uuid.clone()).collect();
-                let targets = self.choose(expected - live, None, &excluded, b.num_bytes);
-                if targets.is_empty() {
-                    continue;
+            let from = self.cursor[level];
+            let ids: Vec<u64> = self.needed[level]
+                .range(from.saturating_add(1)..)
+                .chain(self.needed[level].range(..=from))
+                .take(SCAN_PER_LEVEL)
+                .copied()
+                .collect();
+            for id in ids {
+                if scheduled >= max_copies {
+                    break;
                 }
-                // The least busy holder sends.
-                let Some(&src) = holders.iter().min_by_key(|&&d| self.nodes[d as usize].active_transfers) else {
-                    continue;
-                };
-                self.nodes[src as usize].pending_transfers.push_back((block, targets));
-                self.pending_replication.insert(id, now);
-                scheduled += 1;
-            } else if live >= expected && !b.corrupt.is_empty() {
-                // Enough good copies: the corrupt ones can go.
-                let corrupt = b.corrupt.clone();
-                for dn in corrupt {
-                    self.remove_replica(dn, id);
-                    self.nodes[dn as usize].pending_deletes.push(id);
-                }
-            } else if live > expected {
-                // Remove from the fullest holder; never below the target.
-                let b = &self.blocks[&id];
-                let mut holders = b.replicas.clone();
-                holders.sort_by_key(|&d| self.nodes[d as usize].remaining);
-                for dn in holders.into_iter().take(live - expected) {
-                    self.remove_replica(dn, id);
-                    self.nodes[dn as usize].pending_deletes.push(id);
+                self.cursor[level] = id;
+                if self.schedule_copy(id, now) {
+                    scheduled += 1;
                 }
             }
         }
+        let excess: Vec<u64> = self.excess.iter().copied().collect();
+        for id in excess {
+            self.remove_extra_replicas(id);
+        }
         scheduled
+    }
+
+    /// Schedules copies of `id` to reach its target, when it has none pending, a holder with
+    /// a free stream and somewhere to copy to.
+    fn schedule_copy(&mut self, id: u64, now: Instant) -> bool {
+        if self.pending_replication.contains_key(&id) {
+            return false;
+        }
+        let Some(b) = self.blocks.get(&id) else { return false };
+        let (live, expected) = (b.replicas.len(), b.expected as usize);
+        if live == 0 || live >= expected {
+            return false;
+        }
+        let Some(src) = b
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&d| self.nodes[d as usize].in_flight < MAX_TRANSFERS_PER_NODE)
+            .min_by_key(|&d| (self.nodes[d as usize].in_flight, self.nodes[d as usize].active_transfers))
+        else {
+            return false;
+        };
+        let excluded: Vec<String> =
+            b.replicas.iter().chain(&b.corrupt).map(|&d| self.nodes[d as usize].uuid.clone()).collect();
+        let block = ExtendedBlock { block_id: id, generation_stamp: b.genstamp, num_bytes: b.num_bytes };
+        let targets = self.choose(expected - live, None, &excluded, b.num_bytes);
+        if targets.is_empty() {
+            return false;
+        }
+        let copies = targets.len();
+        let node = &mut self.nodes[src as usize];
+        node.pending_transfers.push_back((block, targets));
+        node.in_flight += 1;
+        self.pending_replication.insert(id, Pending { at: now, src, copies });
+        true
+    }
+
+    /// Drops corrupt replicas once enough good ones exist, and extra good ones from the
+    /// fullest holders; never below the target, never the last good copy.
+    fn remove_extra_replicas(&mut self, id: u64) {
+        let Some(b) = self.blocks.get(&id) else { return };
+        let (live, expected) = (b.replicas.len(), b.expected as usize);
+        let mut drop = Vec::new();
+        if live >= expected {
+            drop.extend(b.corrupt.iter().copied());
+        }
+        if live > expected {
+            let mut holders = b.replicas.clone();
+            holders.sort_by_key(|&d| self.nodes[d as usize].remaining);
+            drop.extend(holders.into_iter().take(live - expected));
+        }
+        for dn in drop {
+            self.remove_replica(dn, id);
+            self.nodes[dn as usize].pending_deletes.push(id);
+        }
     }
 }
 
@@ -630,5 +806,65 @@ mod tests {
         m.replication_work(now, 10);
         // The only copy is corrupt: it is kept (and reported), not deleted.
         assert_eq!(m.block(6).unwrap().corrupt.len(), 1);
+    }
+
+    #[test]
+    fn queue_levels_follow_replicas_and_the_neediest_go_first() {
+        assert_eq!(priority(3, 3), None);
+        assert_eq!(priority(0, 3), Some(PRIORITY_NO_GOOD_REPLICA));
+        assert_eq!(priority(1, 3), Some(PRIORITY_ONE_REPLICA));
+        assert_eq!(priority(2, 10), Some(PRIORITY_VERY_UNDER));
+        assert_eq!(priority(2, 3), Some(PRIORITY_UNDER));
+        let mut m = BlockMap::new();
+        let now = Instant::now();
+        for (u, port) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
+            m.register(u, "h", "127.0.0.1", port, 0, 0, now);
+            m.heartbeat(u, 1 << 40, 0, 1 << 40, 0, now).unwrap();
+        }
+        // Block 1 has two replicas of three, block 2 only one: block 2 is copied first.
+        m.add_block(1, 1001, 10, 3, true);
+        m.add_block(2, 1001, 10, 3, true);
+        m.add_block(3, 1001, 10, 3, false);
+        for u in ["a", "b"] {
+            m.received_and_deleted(u, &[rep(1, 10)], &[]).unwrap();
+        }
+        m.received_and_deleted("c", &[rep(2, 10), rep(3, 10)], &[]).unwrap();
+        assert_eq!(m.queue_lengths(), [1, 0, 1, 0, 0], "an unfinished block is not queued");
+        assert_eq!(m.replication_work(now, 1), 1);
+        let c = m.find("c").unwrap();
+        assert!(matches!(&m.take_commands(c)[..], [Command::Transfer(b, t)] if b.block_id == 2 && t.len() == 2));
+        // Confirmed copies take it out of the queue.
+        m.received_and_deleted("a", &[rep(2, 10)], &[]).unwrap();
+        assert_eq!(m.queue_lengths(), [0, 0, 2, 0, 0]);
+        assert_eq!(m.pending_replications(), 1, "one of two copies still to come");
+        m.received_and_deleted("d", &[rep(2, 10)], &[]).unwrap();
+        assert_eq!(m.pending_replications(), 0);
+        assert_eq!(m.queue_lengths(), [0, 0, 1, 0, 0]);
+        // Losing its only holder leaves a block with nothing to copy from.
+        m.add_block(4, 1001, 10, 2, true);
+        m.received_and_deleted("b", &[rep(4, 10)], &[]).unwrap();
+        assert_eq!(m.check_heartbeats(now + Duration::from_secs(700), Duration::from_secs(630)), 4);
+        assert_eq!(m.queue_lengths(), [0, 0, 0, 0, 3], "every complete block; the unfinished one is not queued");
+    }
+
+    #[test]
+    fn a_holder_sends_a_bounded_number_of_copies_and_late_ones_are_rescheduled() {
+        let mut m = BlockMap::new();
+        let now = Instant::now();
+        for (u, port) in [("a", 1), ("b", 2)] {
+            m.register(u, "h", "127.0.0.1", port, 0, 0, now);
+            m.heartbeat(u, 1 << 40, 0, 1 << 40, 0, now).unwrap();
+        }
+        for id in 1..=10 {
+            m.add_block(id, 1001, 10, 2, true);
+            m.received_and_deleted("a", &[rep(id, 10)], &[]).unwrap();
+        }
+        assert_eq!(m.replication_work(now, 100), MAX_TRANSFERS_PER_NODE);
+        assert_eq!(m.replication_work(now, 100), 0, "the only holder is busy");
+        // Never confirmed: after the timeout they are scheduled again.
+        let later = now + PENDING_TIMEOUT;
+        assert_eq!(m.replication_work(later, 100), MAX_TRANSFERS_PER_NODE);
+        let a = m.find("a").unwrap();
+        assert_eq!(m.take_commands(a).len(), MAX_TRANSFERS_PER_NODE);
     }
 }
