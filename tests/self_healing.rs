@@ -19,17 +19,11 @@ async fn blocks_of_a_dead_datanode_are_copied_back_while_readers_read() {
     for (p, d) in &files {
         write_file(&c, p, d, 1 << 20).await;
     }
-    let victim = mc.datanodes[0].as_ref().unwrap().uuid().to_owned();
-    // A file with a replica on the victim, read without pause while it dies.
-    let mut on_victim = None;
-    for (p, d) in &files {
-        let locs = c.get_block_locations(p, 0, u64::MAX).await.unwrap();
-        if locs.blocks.iter().any(|b| b.locations.iter().any(|l| l.datanode_uuid == victim)) {
-            on_victim = Some((p.clone(), d.clone()));
-            break;
-        }
-    }
-    let (read_path, read_data) = on_victim.expect("the victim holds some replica");
+    // The victim holds a replica of the first file, which is read without pause while it dies.
+    let locs = c.get_block_locations(&files[0].0, 0, u64::MAX).await.unwrap();
+    let victim = locs.blocks[0].locations[0].datanode_uuid.clone();
+    let victim_idx = mc.index_of(&victim).unwrap();
+    let (read_path, read_data) = files[0].clone();
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
     let reader = {
@@ -43,7 +37,7 @@ async fn blocks_of_a_dead_datanode_are_copied_back_while_readers_read() {
         })
     };
 
-    mc.stop_datanode(0).await;
+    mc.stop_datanode(victim_idx).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while c.datanode_report(DatanodeReportType::DatanodeReportDead).await.unwrap().len() != 1 {
         assert!(Instant::now() < deadline, "the stopped datanode is never declared dead");
@@ -83,4 +77,59 @@ async fn blocks_of_a_dead_datanode_are_copied_back_while_readers_read() {
         assert_eq!(&read_all(&c, p).await, d, "{p}");
     }
     mc.shutdown().await;
+}
+
+/// Test hook: the block scanner finds a flipped byte, the namenode has a good copy made on
+/// another datanode, then deletes the bad one; the bad replica is never offered to readers.
+async fn scanner_finds_and_replaces(datanodes: usize) {
+    let mut mc = MiniCluster::start(datanodes).await;
+    mc.scan_period_secs = 1;
+    for i in 0..datanodes {
+        mc.restart_datanode(i).await;
+    }
+    mc.wait_live(datanodes).await;
+    let c = mc.client("root").await;
+    let data = pattern(2_500_000, 77);
+    write_file(&c, "/scanned", &data, 1 << 20).await;
+    let locs = c.get_block_locations("/scanned", 0, u64::MAX).await.unwrap();
+    let b1 = locs.blocks[1].block.unwrap().block_id;
+    let bad_uuid = locs.blocks[1].locations[0].datanode_uuid.clone();
+    let bad = mc.index_of(&bad_uuid).unwrap();
+    assert!(mc.corrupt_replica(bad, b1));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen_corrupt = false;
+    loop {
+        let locs = c.get_block_locations("/scanned", 0, u64::MAX).await.unwrap();
+        let b = &locs.blocks[1];
+        if b.corrupt_locations.iter().any(|d| d.datanode_uuid == bad_uuid) {
+            seen_corrupt = true;
+            assert!(!b.locations.iter().any(|d| d.datanode_uuid == bad_uuid), "a corrupt replica is offered");
+        }
+        // Healed: three good replicas, none known corrupt, and the bad file gone or replaced.
+        let healed = b.locations.len() == 3
+            && b.corrupt_locations.is_empty()
+            && mc.datanodes[bad].as_ref().unwrap().block_file(b1).is_none_or(|p| {
+                let on_disk = std::fs::read(p).unwrap_or_default();
+                on_disk == data[1 << 20..2 << 20]
+            });
+        if seen_corrupt && healed {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not healed: seen corrupt {seen_corrupt}, block {b:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(read_all(&c, "/scanned").await, data);
+    let st = c.fs_stats().await.unwrap();
+    assert_eq!((st.corrupt_blocks, st.missing_blocks, st.under_replicated_blocks), (0, 0, 0));
+    mc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn scanner_finds_a_corrupt_replica_and_it_is_replaced_elsewhere() {
+    scanner_finds_and_replaces(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_three_datanodes_the_corrupt_replica_makes_room_for_a_good_one() {
+    scanner_finds_and_replaces(3).await;
 }

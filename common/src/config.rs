@@ -82,6 +82,12 @@ pub struct DatanodeConfig {
     pub sync_on_close: bool,
     /// Concurrent data transfer connections served (a limit on everything).
     pub max_transfers: usize,
+    /// Seconds between two passes of the block scanner over every replica
+    /// (HDFS: dfs.datanode.scan.period.hours = 504, three weeks). 0 disables it.
+    pub scan_period_secs: u64,
+    /// Average read rate of the block scanner in bytes per second
+    /// (HDFS: dfs.block.scanner.volume.bytes.per.second = 1 MiB). 0 = unlimited.
+    pub scan_bytes_per_sec: u64,
 }
 
 impl Default for DatanodeConfig {
@@ -95,6 +101,8 @@ impl Default for DatanodeConfig {
             block_report_interval_ms: 6 * 3600 * 1000,
             sync_on_close: true,
             max_transfers: 4096,
+            scan_period_secs: 504 * 3600,
+            scan_bytes_per_sec: 1 << 20,
         }
     }
 }

@@ -9,7 +9,8 @@
 //! recorded in the RocksDB [`replica_index`]; the [`namenode_actor`] reports it to the
 //! namenode at once. READ_BLOCK streams a finalized replica's chunks with their stored
 //! checksums. The actor also heartbeats, sends full block reports, and executes the
-//! namenode's commands (delete, replicate, re-register, report, shut down).
+//! namenode's commands (delete, replicate, re-register, report, shut down). The [`scanner`]
+//! re-reads every replica against its checksums in the background and reports bad ones.
 //!
 //! [`start`] runs a datanode in-process on an already-bound listener and returns a
 //! [`DatanodeHandle`].
@@ -18,6 +19,7 @@ pub mod error;
 pub mod meta;
 pub mod namenode_actor;
 pub mod replica_index;
+pub mod scanner;
 pub mod server;
 pub mod store;
 pub mod volume;

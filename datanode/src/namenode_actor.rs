@@ -266,6 +266,27 @@ impl NamenodeActor {
             next.full_report = true;
             return Ok(());
         }
+        if !pending.bad.is_empty() {
+            let me = tusk_proto::client::DatanodeInfo { datanode_uuid: self.store().uuid(), ..Default::default() };
+            let blocks = pending
+                .bad
+                .iter()
+                .map(|(id, r)| tusk_proto::client::LocatedBlock {
+                    block: Some(tusk_proto::client::ExtendedBlock {
+                        block_id: *id,
+                        generation_stamp: r.genstamp,
+                        num_bytes: r.len,
+                    }),
+                    locations: vec![me.clone()],
+                    ..Default::default()
+                })
+                .collect();
+            if let Err(s) = nn.report_bad_blocks(tusk_proto::client::ReportBadBlocksRequest { blocks }).await {
+                self.store().requeue(pending);
+                return Err(status_failed("ReportBadBlocks", &s));
+            }
+            tracing::warn!(count = pending.bad.len(), "reported corrupt replicas to the namenode");
+        }
         if pending.received.is_empty() && pending.deleted.is_empty() {
             return Ok(());
         }

@@ -24,7 +24,7 @@ const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
 /// The receiving end of the stop signal.
 #[derive(Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
+pub struct Shutdown(pub(crate) watch::Receiver<bool>);
 
 impl Shutdown {
     /// Resolves once the stop signal is given (or its sender is gone).
@@ -115,6 +115,11 @@ pub async fn start(conf: DatanodeConfig, xfer_listener: TcpListener) -> Result<D
     });
     let server =
         tokio::spawn(xfer::serve(xfer_listener, Arc::clone(&ctx), conf.max_transfers, Shutdown(stop_rx.clone())));
+    let scan = crate::scanner::ScanConfig {
+        period: Duration::from_secs(conf.scan_period_secs),
+        bytes_per_sec: conf.scan_bytes_per_sec,
+    };
+    let scanner = tokio::spawn(crate::scanner::Scanner::new(Arc::clone(&store), scan).run(Shutdown(stop_rx.clone())));
     let actor = NamenodeActor::new(conf, xfer_addr.port(), Arc::clone(&ctx), Shutdown(stop_rx), stop.clone());
     let actor = tokio::spawn(actor.run());
     let flush_store = Arc::clone(&store);
@@ -127,6 +132,9 @@ pub async fn start(conf: DatanodeConfig, xfer_listener: TcpListener) -> Result<D
         stop_all.stop();
         if let Err(e) = actor.await {
             tracing::error!("namenode actor task failed: {e}");
+        }
+        if let Err(e) = scanner.await {
+            tracing::error!("block scanner task failed: {e}");
         }
         drop(ctx);
         match tokio::task::spawn_blocking(move || flush_store.flush()).await {

@@ -12,7 +12,7 @@ use crate::error::DatanodeError;
 use crate::meta;
 use crate::replica_index::{Entry, ReplicaIndex, ReplicaInfo, ReplicaState};
 use crate::volume::{self, ReplicaFile, Space, VersionInfo, Volume};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -34,6 +34,8 @@ const READ_BUFFER: usize = 1 << 20;
 pub struct PendingReports {
     pub received: Vec<(u64, ReplicaInfo)>,
     pub deleted: Vec<u64>,
+    /// Replicas found corrupt here (by the block scanner), to report as bad blocks.
+    pub bad: Vec<(u64, ReplicaInfo)>,
     /// Too much piled up: send a full report instead.
     pub overflowed: bool,
 }
@@ -56,6 +58,8 @@ pub struct Store {
     next_volume: AtomicUsize,
     sync_on_close: bool,
     pending: Mutex<PendingReports>,
+    /// Replicas found corrupt: never served again, reported, deleted when the namenode says.
+    bad: Mutex<HashSet<u64>>,
     /// Woken when a report is pending.
     pub report_ready: Notify,
     stats: ReconcileStats,
@@ -134,6 +138,7 @@ impl Store {
             next_volume: AtomicUsize::new(0),
             sync_on_close,
             pending: Mutex::new(PendingReports::default()),
+            bad: Mutex::new(HashSet::new()),
             report_ready: Notify::new(),
             stats: ReconcileStats::default(),
         };
@@ -324,6 +329,36 @@ impl Store {
         Ok(rbw)
     }
 
+    /// Finalized replicas' ids, in order (what a scanner pass walks).
+    pub fn finalized_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = lock(&self.replicas)
+            .iter()
+            .filter(|(_, r)| r.state == ReplicaState::Finalized)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// A finalized replica with its block and meta file paths.
+    pub fn finalized_files(&self, block_id: u64) -> Option<(ReplicaInfo, PathBuf, PathBuf)> {
+        let info = self.get(block_id).filter(|i| i.state == ReplicaState::Finalized)?;
+        let v = self.volume(info.volume).ok()?;
+        Some((info, v.finalized_block(block_id), v.finalized_meta(block_id, info.genstamp)))
+    }
+
+    /// Records that the replica `info` of `block_id` failed its checksums: it is not served
+    /// again and is reported to the namenode, which deletes it once a good copy exists.
+    pub fn mark_bad(&self, block_id: u64, info: ReplicaInfo) {
+        if lock(&self.bad).insert(block_id) {
+            self.push_report(|p| p.bad.push((block_id, info)));
+        }
+    }
+
+    pub fn is_bad(&self, block_id: u64) -> bool {
+        lock(&self.bad).contains(&block_id)
+    }
+
     /// Opens a finalized replica for reading, checking its files against what the store knows.
     pub fn open_reader(&self, block_id: u64) -> Result<ReplicaReader, DatanodeError> {
         let info = self.get(block_id).ok_or(DatanodeError::ReplicaNotFound { block_id })?;
@@ -331,6 +366,12 @@ impl Store {
             return Err(DatanodeError::Invalid(format!("replica of block {block_id} is still being written")));
         }
         let v = self.volume(info.volume)?;
+        if self.is_bad(block_id) {
+            return Err(DatanodeError::Corrupt {
+                path: v.finalized_block(block_id),
+                reason: "found corrupt by the block scanner; not served".into(),
+            });
+        }
         ReplicaReader::open(info, v.finalized_block(block_id), v.finalized_meta(block_id, info.genstamp))
     }
 
@@ -361,6 +402,7 @@ impl Store {
                 Err(e) => tracing::warn!(block_id, "cannot remove {}: {e}", path.display()),
             }
         }
+        lock(&self.bad).remove(&block_id);
         self.push_report(|p| p.deleted.push(block_id));
         tracing::info!(block_id, "deleted replica");
         Ok(true)
@@ -371,7 +413,9 @@ impl Store {
             let mut p = lock(&self.pending);
             f(&mut p);
             if p.received.len() + p.deleted.len() > MAX_PENDING_REPORTS {
-                *p = PendingReports { overflowed: true, ..Default::default() };
+                // A full report replaces received and deleted; bad replicas are not in it.
+                let bad = std::mem::take(&mut p.bad);
+                *p = PendingReports { overflowed: true, bad, ..Default::default() };
             }
         }
         self.report_ready.notify_one();
@@ -387,6 +431,7 @@ impl Store {
         let mut p = lock(&self.pending);
         reports.received.append(&mut p.received);
         reports.deleted.append(&mut p.deleted);
+        reports.bad.append(&mut p.bad);
         reports.overflowed |= p.overflowed;
         *p = reports;
     }

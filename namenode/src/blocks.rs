@@ -671,6 +671,14 @@ impl BlockMap {
         let block = ExtendedBlock { block_id: id, generation_stamp: b.genstamp, num_bytes: b.num_bytes };
         let targets = self.choose(expected - live, None, &excluded, b.num_bytes);
         if targets.is_empty() {
+            // Every other datanode holds it, some only a corrupt copy (a small cluster): drop
+            // the corrupt copies so that those datanodes can take a good one next round.
+            let corrupt = b.corrupt.clone();
+            for dn in corrupt {
+                tracing::info!(block = id, datanode = %self.nodes[dn as usize].xfer_addr(), "no other target: deleting a corrupt replica to make room for a good one");
+                self.remove_replica(dn, id);
+                self.nodes[dn as usize].pending_deletes.push(id);
+            }
             return false;
         }
         let copies = targets.len();

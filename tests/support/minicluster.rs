@@ -18,6 +18,9 @@ pub struct MiniCluster {
     nn_task: Option<tokio::task::JoinHandle<()>>,
     pub datanodes: Vec<Option<DatanodeHandle>>,
     dn_dirs: Vec<PathBuf>,
+    /// Block scanner period of datanodes started from now on (0: no scanner, the default
+    /// here so that tests do not scan behind each other's backs).
+    pub scan_period_secs: u64,
 }
 
 pub fn nn_config(dir: PathBuf) -> NamesystemConfig {
@@ -35,8 +38,16 @@ impl MiniCluster {
         let nn_addr = listener.local_addr().unwrap().to_string();
         drop(listener);
         let dn_dirs: Vec<PathBuf> = (0..datanodes).map(|i| tmp.path().join(format!("data{i}"))).collect();
-        let mut mc =
-            MiniCluster { tmp, nn_addr, fsn: None, nn_stop: None, nn_task: None, datanodes: Vec::new(), dn_dirs };
+        let mut mc = MiniCluster {
+            tmp,
+            nn_addr,
+            fsn: None,
+            nn_stop: None,
+            nn_task: None,
+            datanodes: Vec::new(),
+            dn_dirs,
+            scan_period_secs: 0,
+        };
         mc.start_namenode().await;
         for i in 0..datanodes {
             let dn = mc.start_datanode_at(i).await;
@@ -118,6 +129,8 @@ impl MiniCluster {
             data_dirs: vec![self.dn_dirs[i].clone()],
             xfer_address: "127.0.0.1:0".into(),
             heartbeat_interval_ms: 300,
+            scan_period_secs: self.scan_period_secs,
+            scan_bytes_per_sec: 0,
             ..Default::default()
         }
     }

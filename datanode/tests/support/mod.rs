@@ -21,6 +21,7 @@ pub fn conf(data_dir: &Path, namenode: &str) -> DatanodeConfig {
         block_report_interval_ms: 3_600_000,
         sync_on_close: true,
         max_transfers: 64,
+        ..Default::default()
     }
 }
 
