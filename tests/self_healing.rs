@@ -133,3 +133,36 @@ async fn scanner_finds_a_corrupt_replica_and_it_is_replaced_elsewhere() {
 async fn on_three_datanodes_the_corrupt_replica_makes_room_for_a_good_one() {
     scanner_finds_and_replaces(3).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_two_racks_every_block_spans_both() {
+    let mc = MiniCluster::start_with_racks(&["/r1", "/r1", "/r2", "/r2"]).await;
+    let c = mc.client("root").await;
+    let data = pattern(5 * (1 << 20) + 333, 5);
+    write_file(&c, "/racked", &data, 1 << 20).await;
+    let locs = c.get_block_locations("/racked", 0, u64::MAX).await.unwrap();
+    assert_eq!(locs.blocks.len(), 6);
+    for b in &locs.blocks {
+        let racks: std::collections::BTreeSet<&str> = b.locations.iter().map(|d| d.rack.as_str()).collect();
+        assert_eq!(b.locations.len(), 3, "{b:?}");
+        assert_eq!(racks.len(), 2, "every block on both racks: {b:?}");
+    }
+    // What an operator sees: fsck -racks and dfsadmin -printTopology.
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
+    let args: Vec<String> = ["/racked", "-files", "-blocks", "-racks"].iter().map(|s| s.to_string()).collect();
+    let code = tusk_fs_shell::fsck::run(&args, &mc.nn_addr, "root", &Default::default(), &mut io).await;
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("/r1/127.0.0.") && out.contains("/r2/127.0.0."), "{out}");
+    assert!(out.contains("Number of racks:\t\t2"), "{out}");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
+    let args = vec!["-printTopology".to_string()];
+    assert_eq!(tusk_fs_shell::admin::run(&args, &mc.nn_addr, "root", &Default::default(), &mut io).await, 0);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("Rack: /r1\n   127.0.0.1:"), "{out}");
+    assert!(out.contains("\nRack: /r2\n   127.0.0.3:"), "{out}");
+    assert_eq!(read_all(&c, "/racked").await, data);
+    mc.shutdown().await;
+}

@@ -27,6 +27,18 @@ fn nn_config(conf: &Config, default_dir: PathBuf) -> NamesystemConfig {
     NamesystemConfig::from_config(&conf.namenode, &conf.checkpoint, default_dir)
 }
 
+/// The namenode's configuration for running it: a bad rack table stops the start.
+fn nn_run_config(conf: &Config, default_dir: PathBuf) -> Result<NamesystemConfig> {
+    let mut nc = nn_config(conf, default_dir);
+    let file = &conf.namenode.topology_file;
+    nc.topology = tusk_namenode::topology::Topology::load(
+        &conf.namenode.racks,
+        (!file.as_os_str().is_empty()).then_some(file.as_path()),
+    )
+    .map_err(|e| anyhow::anyhow!("bad rack configuration: {e}"))?;
+    Ok(nc)
+}
+
 pub fn format_namenode(conf: &Config, cluster_id: Option<String>, force: bool) -> Result<i32> {
     let nc = nn_config(conf, PathBuf::from("./tusk-data/name"));
     let storage =
@@ -100,7 +112,7 @@ async fn start_namenode(nc: NamesystemConfig, rpc_address: &str) -> Result<(Arc<
 }
 
 pub async fn run_namenode(conf: Config) -> Result<i32> {
-    let nc = nn_config(&conf, PathBuf::from("./tusk-data/name"));
+    let nc = nn_run_config(&conf, PathBuf::from("./tusk-data/name"))?;
     let (fsn, listener) = start_namenode(nc, &conf.namenode.rpc_address).await?;
     let addr = listener.local_addr()?;
     println!("namenode: RPC listening on {addr}");
@@ -130,7 +142,7 @@ pub async fn run_datanode(conf: Config) -> Result<i32> {
 
 pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: u16) -> Result<i32> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create cluster directory {}", dir.display()))?;
-    let mut nc = nn_config(&conf, dir.join("name"));
+    let mut nc = nn_run_config(&conf, dir.join("name"))?;
     if conf.namenode.name_dirs.is_empty() {
         nc.name_dirs = vec![dir.join("name")];
     }

@@ -133,6 +133,12 @@ pub struct NamenodeConfig {
     pub heartbeat_expiry_ms: u64,
     /// Replicas a block needs before its file can be closed.
     pub min_replication: u32,
+    /// Rack of each datanode, by `ip:port`, `host:port`, IP or host name (HDFS's
+    /// TableMapping): `racks = { "10.0.0.5" = "/dc1/rack1" }`. Unlisted: `/default-rack`.
+    pub racks: std::collections::BTreeMap<String, String>,
+    /// A file of `host rack` lines, as HDFS's net.topology.table.file.name; read at start,
+    /// entries of `racks` win.
+    pub topology_file: PathBuf,
 }
 
 impl Default for NamenodeConfig {
@@ -149,6 +155,8 @@ impl Default for NamenodeConfig {
             max_directory_items: 1_048_576,
             heartbeat_expiry_ms: 630_000,
             min_replication: 1,
+            racks: Default::default(),
+            topology_file: PathBuf::new(),
         }
     }
 }

@@ -7,7 +7,7 @@ use tusk_client::SafeModeAction;
 use tusk_client::{Client, DatanodeInfo, DatanodeReportType};
 
 const USAGE: &str = "Usage: tusk dfsadmin\n\t[-report [-live] [-dead]]\n\t[-safemode <enter | leave | get | wait>]\n\t\
-[-saveNamespace]\n\t[-shutdownDatanode <datanode_host:ipc_port> [upgrade]]\n\t[-help]";
+[-saveNamespace]\n\t[-printTopology]\n\t[-shutdownDatanode <datanode_host:ipc_port> [upgrade]]\n\t[-help]";
 
 pub async fn run(
     args: &[String],
@@ -21,6 +21,7 @@ pub async fn run(
         SafeMode(&'static str),
         Save,
         Report(bool, bool),
+        Topology,
         Shutdown(String),
     }
     let cmd = match words.as_slice() {
@@ -29,6 +30,7 @@ pub async fn run(
         ["-safemode", "leave"] => Cmd::SafeMode("leave"),
         ["-safemode", "wait"] => Cmd::SafeMode("wait"),
         ["-saveNamespace"] => Cmd::Save,
+        ["-printTopology"] => Cmd::Topology,
         ["-report", rest @ ..] if rest.iter().all(|a| matches!(*a, "-live" | "-dead")) => {
             Cmd::Report(rest.contains(&"-live"), rest.contains(&"-dead"))
         }
@@ -59,6 +61,9 @@ pub async fn run(
             let _ = writeln!(io.out, "Save namespace successful");
         }),
         Cmd::Report(live, dead) => report(&client, live, dead, io).await,
+        Cmd::Topology => client.datanode_report(DatanodeReportType::DatanodeReportAll).await.map(|nodes| {
+            let _ = write!(io.out, "{}", topology(&nodes));
+        }),
         Cmd::Shutdown(addr) => client.shutdown_datanode(&addr).await.map(|_| {
             let _ = writeln!(io.out, "Submitted a shutdown request to datanode {addr}");
         }),
@@ -88,6 +93,25 @@ async fn safe_mode(client: &Client, action: &str, io: &mut Io<'_>) -> Result<(),
     };
     let _ = writeln!(io.out, "Safe mode is {}", if on { "ON" } else { "OFF" });
     Ok(())
+}
+
+/// `hdfs dfsadmin -printTopology`: datanodes by rack, racks and nodes sorted, as DFSAdmin.
+pub fn topology(nodes: &[DatanodeInfo]) -> String {
+    let mut racks: std::collections::BTreeMap<&str, Vec<&DatanodeInfo>> = Default::default();
+    for d in nodes {
+        racks.entry(if d.rack.is_empty() { "/default-rack" } else { d.rack.as_str() }).or_default().push(d);
+    }
+    let mut s = String::new();
+    for (rack, mut ds) in racks {
+        ds.sort_by_key(|d| (d.ip_addr.clone(), d.xfer_port));
+        s.push_str(&format!("Rack: {rack}\n"));
+        for d in ds {
+            let state = if d.live { "In Service" } else { "Dead" };
+            s.push_str(&format!("   {}:{} ({}) {state}\n", d.ip_addr, d.xfer_port, d.hostname));
+        }
+        s.push('\n');
+    }
+    s
 }
 
 /// `hdfs dfsadmin -report`: the cluster totals, then one block per datanode.

@@ -64,6 +64,7 @@ pub struct Datanode {
     pub xfer_port: u32,
     pub http_port: u32,
     pub ipc_port: u32,
+    pub rack: String,
     pub capacity: u64,
     pub dfs_used: u64,
     pub remaining: u64,
@@ -136,6 +137,8 @@ pub struct BlockMap {
     /// Complete blocks with more good replicas than expected, or with corrupt ones to drop.
     excess: BTreeSet<u64>,
     pending_replication: HashMap<u64, Pending>,
+    /// Live datanodes per rack.
+    racks: HashMap<String, usize>,
 }
 
 /// A replica a datanode says it has.
@@ -171,10 +174,24 @@ impl BlockMap {
     /// Puts a block in the queue level its replicas call for (or takes it out), and in or
     /// out of the excess set. Called after every change to a block's replicas or target.
     fn requeue(&mut self, id: u64) {
+        let multi_rack = self.racks.len() > 1;
+        let badly_placed = match self.blocks.get(&id) {
+            Some(b) if multi_rack && b.complete && b.expected > 1 && b.replicas.len() >= b.expected as usize => {
+                let racks = self.replica_racks(b);
+                racks.iter().all(|r| *r == racks[0])
+            }
+            _ => false,
+        };
         let Some(b) = self.blocks.get_mut(&id) else { return };
         let live = b.replicas.len();
         let expected = b.expected as usize;
-        let want = if b.complete { priority(live, expected).map(|p| p as u8) } else { None };
+        let want = if !b.complete {
+            None
+        } else if badly_placed {
+            Some(PRIORITY_BADLY_PLACED as u8)
+        } else {
+            priority(live, expected).map(|p| p as u8)
+        };
         if b.queued != want {
             if let Some(old) = b.queued {
                 self.needed[old as usize].remove(&id);
@@ -184,7 +201,7 @@ impl BlockMap {
             }
             b.queued = want;
         }
-        let excess = b.complete && (live > expected || (!b.corrupt.is_empty() && live >= expected));
+        let excess = b.complete && !badly_placed && (live > expected || (!b.corrupt.is_empty() && live >= expected));
         if excess != b.excess {
             b.excess = excess;
             if excess {
@@ -352,7 +369,7 @@ impl BlockMap {
             active_transfers: n.active_transfers,
             last_update_ms: n.last_update_ms,
             live: n.live,
-            rack: "/default-rack".into(),
+            rack: n.rack.clone(),
             num_blocks: n.blocks.len() as u64,
         }
     }
@@ -388,6 +405,7 @@ impl BlockMap {
         xfer_port: u32,
         http_port: u32,
         ipc_port: u32,
+        rack: &str,
         now: Instant,
     ) -> DnIdx {
         let addr = format!("{ip}:{xfer_port}");
@@ -412,6 +430,7 @@ impl BlockMap {
                     xfer_port: 0,
                     http_port: 0,
                     ipc_port: 0,
+                    rack: String::new(),
                     capacity: 0,
                     dfs_used: 0,
                     remaining: 0,
@@ -431,17 +450,51 @@ impl BlockMap {
                 i
             }
         };
+        let racks_before = self.racks.len();
+        let n = &mut self.nodes[idx as usize];
+        if n.live && !n.rack.is_empty() {
+            let old = n.rack.clone();
+            self.leave_rack(&old);
+        }
         let n = &mut self.nodes[idx as usize];
         n.hostname = hostname.to_owned();
         n.ip = ip.to_owned();
         n.xfer_port = xfer_port;
         n.http_port = http_port;
         n.ipc_port = ipc_port;
+        n.rack = rack.to_owned();
         n.last_heartbeat = now;
         n.live = true;
         n.shutdown_requested = false;
-        tracing::info!(uuid, addr = %addr, "datanode registered");
+        *self.racks.entry(rack.to_owned()).or_default() += 1;
+        tracing::info!(uuid, addr = %addr, rack, "datanode registered");
+        if (racks_before > 1) != (self.racks.len() > 1) {
+            self.requeue_all();
+        }
         idx
+    }
+
+    fn leave_rack(&mut self, rack: &str) {
+        if let Some(c) = self.racks.get_mut(rack) {
+            *c -= 1;
+            if *c == 0 {
+                self.racks.remove(rack);
+            }
+        }
+    }
+
+    /// Re-files every block: when the cluster goes from one rack to several (or back),
+    /// placement rules change for all of them.
+    fn requeue_all(&mut self) {
+        let ids: Vec<u64> = self.blocks.keys().copied().collect();
+        for id in ids {
+            self.requeue(id);
+        }
+    }
+
+    /// Racks holding good replicas of a block.
+    fn replica_racks(&self, b: &BlockInfo) -> Vec<&str> {
+        b.replicas.iter().map(|&d| self.nodes[d as usize].rack.as_str()).collect()
     }
 
     /// A heartbeat: fresh numbers in, waiting commands out. `None` when the datanode must
@@ -504,6 +557,12 @@ impl BlockMap {
         node.pending_deletes.clear();
         node.pending_transfers.clear();
         let held: Vec<u64> = node.blocks.drain().collect();
+        let rack = node.rack.clone();
+        let racks_before = self.racks.len();
+        self.leave_rack(&rack);
+        if (racks_before > 1) != (self.racks.len() > 1) {
+            self.requeue_all();
+        }
         for id in held {
             if let Some(b) = self.blocks.get_mut(&id) {
                 b.replicas.retain(|&d| d != dn);
@@ -584,6 +643,18 @@ impl BlockMap {
 
     /// Picks `n` distinct live datanodes for a new block (see [`choose_targets`]).
     pub fn choose(&self, n: usize, writer_ip: Option<&str>, excluded: &[String], block_size: u64) -> Vec<DnIdx> {
+        self.choose_with(n, writer_ip, excluded, block_size, &[])
+    }
+
+    /// Like [`choose`](Self::choose), for a block that already has replicas on `have` racks.
+    pub fn choose_with(
+        &self,
+        n: usize,
+        writer_ip: Option<&str>,
+        excluded: &[String],
+        block_size: u64,
+        have: &[String],
+    ) -> Vec<DnIdx> {
         let candidates: Vec<Candidate> = self
             .nodes
             .iter()
@@ -592,13 +663,14 @@ impl BlockMap {
             .map(|(i, d)| Candidate {
                 dn: i as DnIdx,
                 ip: d.ip.clone(),
+                rack: d.rack.clone(),
                 // Registered but no heartbeat yet (due in seconds): assume room, ranked
                 // below the datanodes known to have it.
                 remaining: if d.reported_storage { d.remaining } else { block_size },
                 load: d.active_transfers,
             })
             .collect();
-        choose_targets(&candidates, n, writer_ip, block_size)
+        choose_targets(&candidates, n, writer_ip, block_size, have, self.racks.len())
     }
 
     /// One round of the replication monitor: copies for queued blocks, highest priority
@@ -618,7 +690,7 @@ impl BlockMap {
             self.drop_pending(id);
         }
         let mut scheduled = 0;
-        for level in [PRIORITY_ONE_REPLICA, PRIORITY_VERY_UNDER, PRIORITY_UNDER] {
+        for level in [PRIORITY_ONE_REPLICA, PRIORITY_VERY_UNDER, PRIORITY_UNDER, PRIORITY_BADLY_PLACED] {
             if scheduled >= max_copies {
                 break;
             }
@@ -654,7 +726,8 @@ impl BlockMap {
         }
         let Some(b) = self.blocks.get(&id) else { return false };
         let (live, expected) = (b.replicas.len(), b.expected as usize);
-        if live == 0 || live >= expected {
+        let badly_placed = b.queued == Some(PRIORITY_BADLY_PLACED as u8);
+        if live == 0 || (live >= expected && !badly_placed) {
             return false;
         }
         let Some(src) = b
@@ -666,10 +739,17 @@ impl BlockMap {
         else {
             return false;
         };
-        let excluded: Vec<String> =
+        let mut excluded: Vec<String> =
             b.replicas.iter().chain(&b.corrupt).map(|&d| self.nodes[d as usize].uuid.clone()).collect();
         let block = ExtendedBlock { block_id: id, generation_stamp: b.genstamp, num_bytes: b.num_bytes };
-        let targets = self.choose(expected - live, None, &excluded, b.num_bytes);
+        let have: Vec<String> = self.replica_racks(b).into_iter().map(str::to_owned).collect();
+        let targets = if badly_placed {
+            // One copy to another rack; the extra replica is then removed from the crowded one.
+            excluded.extend(self.nodes.iter().filter(|n| have.contains(&n.rack)).map(|n| n.uuid.clone()));
+            self.choose_with(1, None, &excluded, b.num_bytes, &have)
+        } else {
+            self.choose_with(expected - live, None, &excluded, b.num_bytes, &have)
+        };
         if targets.is_empty() {
             // Every other datanode holds it, some only a corrupt copy (a small cluster): drop
             // the corrupt copies so that those datanodes can take a good one next round.
@@ -699,9 +779,23 @@ impl BlockMap {
             drop.extend(b.corrupt.iter().copied());
         }
         if live > expected {
+            // HDFS's rule: from the rack with the most replicas (so every rack keeps one when it
+            // can), the holder with the least free space first.
             let mut holders = b.replicas.clone();
-            holders.sort_by_key(|&d| self.nodes[d as usize].remaining);
-            drop.extend(holders.into_iter().take(live - expected));
+            for _ in 0..live - expected {
+                let mut per_rack: HashMap<&str, usize> = HashMap::new();
+                for &d in &holders {
+                    *per_rack.entry(self.nodes[d as usize].rack.as_str()).or_default() += 1;
+                }
+                let Some(&victim) = holders.iter().max_by_key(|&&d| {
+                    let n = &self.nodes[d as usize];
+                    (per_rack[n.rack.as_str()], std::cmp::Reverse(n.remaining))
+                }) else {
+                    break;
+                };
+                holders.retain(|&d| d != victim);
+                drop.push(victim);
+            }
         }
         for dn in drop {
             self.remove_replica(dn, id);
@@ -715,14 +809,26 @@ impl BlockMap {
 pub struct Candidate {
     pub dn: DnIdx,
     pub ip: String,
+    pub rack: String,
     pub remaining: u64,
     pub load: u32,
 }
 
-/// Placement: distinct datanodes with room for a block; the writer's own datanode first when
-/// it is one; then the ones with the most free space, less busy first among equals (free
-/// space in 1 GiB steps so that load can matter).
-pub fn choose_targets(candidates: &[Candidate], n: usize, writer_ip: Option<&str>, block_size: u64) -> Vec<DnIdx> {
+/// Placement: distinct datanodes with room for a block, ranked by preference: the writer's
+/// own datanode first when it is one; then the most free space (in 1 GiB steps so that load
+/// can matter), the least busy among equals. With several racks (`racks` live ones), HDFS's
+/// rule picks from that order: the first replica anywhere (the writer's node), the second on
+/// another rack, the third on the second's rack, further ones spread so that no rack holds
+/// more than `(replicas - 1) / racks + 2`. `have` are the racks of replicas the block already
+/// has (re-replication). With one rack it is just the ranking.
+pub fn choose_targets(
+    candidates: &[Candidate],
+    n: usize,
+    writer_ip: Option<&str>,
+    block_size: u64,
+    have: &[String],
+    racks: usize,
+) -> Vec<DnIdx> {
     let mut fit: Vec<&Candidate> = candidates.iter().filter(|c| c.remaining >= block_size).collect();
     fit.sort_by(|a, b| {
         let local = |c: &Candidate| writer_ip.is_some_and(|w| w == c.ip);
@@ -733,9 +839,30 @@ pub fn choose_targets(candidates: &[Candidate], n: usize, writer_ip: Option<&str
             .then(b.remaining.cmp(&a.remaining))
             .then(a.dn.cmp(&b.dn))
     });
-    // Only one target may be the writer's host (several datanodes can share an IP on a
-    // pseudo-cluster; they still count as distinct nodes).
-    fit.into_iter().take(n).map(|c| c.dn).collect()
+    if racks <= 1 {
+        return fit.into_iter().take(n).map(|c| c.dn).collect();
+    }
+    let mut placed: Vec<String> = have.to_vec();
+    let max_per_rack = (have.len() + n).saturating_sub(1) / racks + 2;
+    let mut out = Vec::new();
+    while out.len() < n && !fit.is_empty() {
+        let count = |r: &str| placed.iter().filter(|p| p.as_str() == r).count();
+        let prefer = |c: &&Candidate| -> bool {
+            match placed.as_slice() {
+                [] => true,
+                [first] => c.rack != *first,
+                [first, second] if first != second => c.rack == *second,
+                [first, _] => c.rack != *first,
+                _ => count(&c.rack) < max_per_rack,
+            }
+        };
+        let i =
+            fit.iter().position(prefer).or_else(|| fit.iter().position(|c| count(&c.rack) < max_per_rack)).unwrap_or(0);
+        let c = fit.remove(i);
+        placed.push(c.rack.clone());
+        out.push(c.dn);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -743,7 +870,7 @@ mod tests {
     use super::*;
 
     fn cand(dn: DnIdx, ip: &str, gib: u64, load: u32) -> Candidate {
-        Candidate { dn, ip: ip.into(), remaining: gib << 30, load }
+        Candidate { dn, ip: ip.into(), rack: "/default-rack".into(), remaining: gib << 30, load }
     }
 
     #[test]
@@ -754,10 +881,10 @@ mod tests {
             cand(2, "10.0.0.3", 50, 1),
             cand(3, "10.0.0.4", 0, 0),
         ];
-        assert_eq!(choose_targets(&c, 3, Some("10.0.0.1"), 1 << 27), vec![0, 2, 1]);
-        assert_eq!(choose_targets(&c, 2, None, 1 << 27), vec![2, 1]);
+        assert_eq!(choose_targets(&c, 3, Some("10.0.0.1"), 1 << 27, &[], 1), vec![0, 2, 1]);
+        assert_eq!(choose_targets(&c, 2, None, 1 << 27, &[], 1), vec![2, 1]);
         // The full node never gets a block; asking for more than there are gives fewer.
-        assert_eq!(choose_targets(&c, 5, None, 1 << 27).len(), 3);
+        assert_eq!(choose_targets(&c, 5, None, 1 << 27, &[], 1).len(), 3);
     }
 
     fn rep(id: u64, len: u64) -> Reported {
@@ -768,8 +895,8 @@ mod tests {
     fn reports_follow_replicas_and_death_forgets_them() {
         let mut m = BlockMap::new();
         let now = Instant::now();
-        let a = m.register("a", "h", "127.0.0.1", 1, 0, 0, now);
-        let b = m.register("b", "h", "127.0.0.1", 2, 0, 0, now);
+        let a = m.register("a", "h", "127.0.0.1", 1, 0, 0, "/default-rack", now);
+        let b = m.register("b", "h", "127.0.0.1", 2, 0, 0, "/default-rack", now);
         m.add_block(7, 1001, 100, 2, true);
         m.block_report("a", &[rep(7, 100), rep(99, 5)]).unwrap();
         assert_eq!(m.live_replicas(7), 1);
@@ -800,7 +927,7 @@ mod tests {
         let mut m = BlockMap::new();
         let now = Instant::now();
         for (u, port) in [("a", 1), ("b", 2), ("c", 3)] {
-            m.register(u, "h", "127.0.0.1", port, 0, 0, now);
+            m.register(u, "h", "127.0.0.1", port, 0, 0, "/default-rack", now);
         }
         m.add_block(5, 1001, 10, 1, true);
         for u in ["a", "b", "c"] {
@@ -826,7 +953,7 @@ mod tests {
         let mut m = BlockMap::new();
         let now = Instant::now();
         for (u, port) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
-            m.register(u, "h", "127.0.0.1", port, 0, 0, now);
+            m.register(u, "h", "127.0.0.1", port, 0, 0, "/default-rack", now);
             m.heartbeat(u, 1 << 40, 0, 1 << 40, 0, now).unwrap();
         }
         // Block 1 has two replicas of three, block 2 only one: block 2 is copied first.
@@ -860,7 +987,7 @@ mod tests {
         let mut m = BlockMap::new();
         let now = Instant::now();
         for (u, port) in [("a", 1), ("b", 2)] {
-            m.register(u, "h", "127.0.0.1", port, 0, 0, now);
+            m.register(u, "h", "127.0.0.1", port, 0, 0, "/default-rack", now);
             m.heartbeat(u, 1 << 40, 0, 1 << 40, 0, now).unwrap();
         }
         for id in 1..=10 {
@@ -874,5 +1001,52 @@ mod tests {
         assert_eq!(m.replication_work(later, 100), MAX_TRANSFERS_PER_NODE);
         let a = m.find("a").unwrap();
         assert_eq!(m.take_commands(a).len(), MAX_TRANSFERS_PER_NODE);
+    }
+
+    #[test]
+    fn two_racks_get_every_block_and_the_third_replica_joins_the_second() {
+        let on = |dn: DnIdx, rack: &str| Candidate {
+            dn,
+            ip: format!("10.0.0.{dn}"),
+            rack: rack.into(),
+            remaining: 100 << 30,
+            load: dn,
+        };
+        let c = vec![on(0, "/a"), on(1, "/a"), on(2, "/a"), on(3, "/b"), on(4, "/b")];
+        // Writer on node 0 (rack /a): second on /b, third on /b too.
+        let t = choose_targets(&c, 3, Some("10.0.0.0"), 1 << 27, &[], 2);
+        assert_eq!(t, vec![0, 3, 4]);
+        // Re-replication of a block with two replicas on /a: the new one goes to /b.
+        let have = vec!["/a".to_string(), "/a".to_string()];
+        assert_eq!(choose_targets(&c[1..], 1, None, 1 << 27, &have, 2), vec![3]);
+        // One rack: the ranking alone.
+        assert_eq!(choose_targets(&c, 3, None, 1 << 27, &[], 1), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_block_on_one_rack_of_two_is_moved() {
+        let mut m = BlockMap::new();
+        let now = Instant::now();
+        for (u, port, rack) in [("a", 1, "/r1"), ("b", 2, "/r1"), ("c", 3, "/r1"), ("d", 4, "/r2")] {
+            m.register(u, "h", "127.0.0.1", port, 0, 0, rack, now);
+            m.heartbeat(u, 1 << 40, 0, 1 << 40, 0, now).unwrap();
+        }
+        m.add_block(1, 1001, 10, 3, true);
+        for u in ["a", "b", "c"] {
+            m.received_and_deleted(u, &[rep(1, 10)], &[]).unwrap();
+        }
+        assert_eq!(m.queue_lengths()[PRIORITY_BADLY_PLACED], 1);
+        assert_eq!(m.replication_work(now, 10), 1);
+        let src = m.pending_replication[&1].src;
+        let cmds = m.take_commands(src);
+        assert!(matches!(&cmds[..], [Command::Transfer(_, t)] if t.len() == 1 && t[0].datanode_uuid == "d"));
+        m.received_and_deleted("d", &[rep(1, 10)], &[]).unwrap();
+        // Four replicas, two racks: one of /r1's three goes.
+        m.replication_work(now, 10);
+        let racks: Vec<&str> =
+            m.block(1).unwrap().replicas.iter().map(|&d| m.nodes[d as usize].rack.as_str()).collect();
+        assert_eq!(racks.len(), 3);
+        assert!(racks.contains(&"/r2") && racks.iter().filter(|r| **r == "/r1").count() == 2, "{racks:?}");
+        assert_eq!(m.queue_lengths(), [0; LEVELS]);
     }
 }

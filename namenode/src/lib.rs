@@ -22,6 +22,7 @@ pub mod safe_mode;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod topology;
 
 pub use error::{NnError, NnResult};
 pub use namesystem::{Namesystem, NamesystemConfig};

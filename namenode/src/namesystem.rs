@@ -53,6 +53,8 @@ pub struct NamesystemConfig {
     pub heartbeat_expiry: Duration,
     /// Replicas every block needs before its file can be closed.
     pub min_replication: u32,
+    /// Racks of the datanodes.
+    pub topology: crate::topology::Topology,
 }
 
 impl NamesystemConfig {
@@ -77,6 +79,14 @@ impl NamesystemConfig {
             checkpoint_period: Duration::from_secs(ck.period),
             heartbeat_expiry: Duration::from_millis(c.heartbeat_expiry_ms),
             min_replication: c.min_replication.max(1),
+            topology: crate::topology::Topology::load(
+                &c.racks,
+                (!c.topology_file.as_os_str().is_empty()).then_some(c.topology_file.as_path()),
+            )
+            .unwrap_or_else(|e| {
+                tracing::error!("{e}; every datanode is in {}", crate::topology::DEFAULT_RACK);
+                Default::default()
+            }),
         }
     }
 }
@@ -944,6 +954,14 @@ impl Namesystem {
         let f = ns.inode(i).file().ok_or_else(|| NnError::FileNotFound(format!("Path is not a file: {path}")))?;
         caller.check(&ns, &res, Need { target: Some(Access::READ), ..Default::default() })?;
         let blocks = self.blocks.lock();
+        // The reader's rack: from the table, else that of a datanode on the reader's host.
+        let reader_rack: Option<String> = reader_ip.and_then(|ip| {
+            self.conf
+                .topology
+                .rack_of_addr(ip)
+                .map(str::to_owned)
+                .or_else(|| blocks.datanodes().find(|(_, d)| d.live && d.ip == ip).map(|(_, d)| d.rack.clone()))
+        });
         let end = offset.saturating_add(length);
         let mut out = Vec::new();
         let mut pos = 0u64;
@@ -954,10 +972,19 @@ impl Namesystem {
                 continue;
             }
             let (mut live, corrupt) = blocks.locations(b.id);
-            // Nearest first: the reader's own host, then the rest in random order to spread load.
+            // Nearest first: the reader's own host, then its rack, then the rest; random among
+            // equals to spread the load.
             use rand::seq::SliceRandom;
             live.shuffle(&mut rand::rng());
-            live.sort_by_key(|d| reader_ip != Some(d.ip_addr.as_str()));
+            live.sort_by_key(|d| {
+                if reader_ip == Some(d.ip_addr.as_str()) {
+                    0
+                } else if reader_rack.as_deref() == Some(d.rack.as_str()) {
+                    1
+                } else {
+                    2
+                }
+            });
             out.push(LocatedBlock {
                 block: Some(ExtendedBlock { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len }),
                 offset: start,
@@ -989,6 +1016,7 @@ impl Namesystem {
                 reg.cluster_id
             )));
         }
+        let rack = self.conf.topology.resolve(&reg.ip, &reg.hostname, reg.xfer_port);
         self.blocks.lock().register(
             &reg.uuid,
             &reg.hostname,
@@ -996,6 +1024,7 @@ impl Namesystem {
             reg.xfer_port,
             reg.http_port,
             reg.ipc_port,
+            &rack,
             Instant::now(),
         );
         Ok(())

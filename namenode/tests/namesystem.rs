@@ -28,6 +28,7 @@ fn conf(dirs: &[PathBuf]) -> NamesystemConfig {
         checkpoint_period: Duration::from_secs(3600),
         heartbeat_expiry: Duration::from_secs(630),
         min_replication: 1,
+        topology: Default::default(),
     }
 }
 

@@ -21,6 +21,10 @@ pub struct MiniCluster {
     /// Block scanner period of datanodes started from now on (0: no scanner, the default
     /// here so that tests do not scan behind each other's backs).
     pub scan_period_secs: u64,
+    /// Address each datanode binds and advertises (loopback 127.0.0.N for racked clusters).
+    dn_ips: Vec<String>,
+    /// Namenode rack table (by datanode IP).
+    racks: std::collections::BTreeMap<String, String>,
 }
 
 pub fn nn_config(dir: PathBuf) -> NamesystemConfig {
@@ -33,6 +37,18 @@ pub fn nn_config(dir: PathBuf) -> NamesystemConfig {
 
 impl MiniCluster {
     pub async fn start(datanodes: usize) -> MiniCluster {
+        Self::start_on(vec!["127.0.0.1".to_string(); datanodes], Default::default()).await
+    }
+
+    /// Datanode `i` on 127.0.0.`i+1`, in rack `racks[i]` (the namenode's table maps the IPs).
+    pub async fn start_with_racks(racks: &[&str]) -> MiniCluster {
+        let ips: Vec<String> = (0..racks.len()).map(|i| format!("127.0.0.{}", i + 1)).collect();
+        let table = ips.iter().zip(racks).map(|(ip, r)| (ip.clone(), (*r).to_owned())).collect();
+        Self::start_on(ips, table).await
+    }
+
+    async fn start_on(dn_ips: Vec<String>, racks: std::collections::BTreeMap<String, String>) -> MiniCluster {
+        let datanodes = dn_ips.len();
         let tmp = tempfile::tempdir().expect("tempdir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let nn_addr = listener.local_addr().unwrap().to_string();
@@ -47,6 +63,8 @@ impl MiniCluster {
             datanodes: Vec::new(),
             dn_dirs,
             scan_period_secs: 0,
+            dn_ips,
+            racks,
         };
         mc.start_namenode().await;
         for i in 0..datanodes {
@@ -72,7 +90,8 @@ impl MiniCluster {
         assert!(self.fsn.is_none(), "the namenode is already running");
         let deadline = Instant::now() + Duration::from_secs(20);
         let fsn = loop {
-            let conf = nn_config(self.name_dir());
+            let mut conf = nn_config(self.name_dir());
+            conf.topology = tusk_namenode::topology::Topology::load(&self.racks, None).expect("rack table");
             match tokio::task::spawn_blocking(move || Namesystem::open(conf)).await.unwrap() {
                 Ok(f) => break Arc::new(f),
                 // The previous namenode's last tasks may still hold the directory lock.
@@ -127,7 +146,8 @@ impl MiniCluster {
         DatanodeConfig {
             namenode: self.nn_addr.clone(),
             data_dirs: vec![self.dn_dirs[i].clone()],
-            xfer_address: "127.0.0.1:0".into(),
+            xfer_address: format!("{}:0", self.dn_ips[i]),
+            advertise_host: self.dn_ips[i].clone(),
             heartbeat_interval_ms: 300,
             scan_period_secs: self.scan_period_secs,
             scan_bytes_per_sec: 0,
@@ -136,7 +156,7 @@ impl MiniCluster {
     }
 
     async fn start_datanode_at(&self, i: usize) -> DatanodeHandle {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(format!("{}:0", self.dn_ips[i])).await.unwrap();
         tusk_datanode::start(self.dn_config(i), listener).await.expect("datanode starts")
     }
 
