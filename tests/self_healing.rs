@@ -166,3 +166,75 @@ async fn with_two_racks_every_block_spans_both() {
     assert_eq!(read_all(&c, "/racked").await, data);
     mc.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decommissioned_datanode_leaves_no_block_under_replicated() {
+    let mc = MiniCluster::start(4).await;
+    let c = mc.client("root").await;
+    c.mkdirs("/d", 0o755, false).await.unwrap();
+    let files: Vec<(String, Vec<u8>)> =
+        (0..6).map(|i| (format!("/d/f{i}"), pattern(1_300_000 + i * 101, 300 + i as u64))).collect();
+    for (p, d) in &files {
+        write_file(&c, p, d, 1 << 20).await;
+    }
+    // The datanode holding the first block leaves.
+    let locs = c.get_block_locations(&files[0].0, 0, u64::MAX).await.unwrap();
+    let leaving = locs.blocks[0].locations[0].clone();
+    let addr = format!("{}:{}", leaving.ip_addr, leaving.xfer_port);
+    std::fs::write(mc.exclude_file(), format!("# leaving for repairs\n{addr}\n")).unwrap();
+    let admin = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let nn = mc.nn_addr.clone();
+        async move {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
+            let code = tusk_fs_shell::admin::run(&args, &nn, "root", &Default::default(), &mut io).await;
+            (code, String::from_utf8(out).unwrap())
+        }
+    };
+    assert_eq!(admin(&["-refreshNodes"]).await, (0, "Refresh nodes successful\n".to_string()));
+    let state = |nodes: &[tusk_client::DatanodeInfo]| {
+        nodes.iter().find(|d| d.datanode_uuid == leaving.datanode_uuid).map(|d| d.admin_state).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut saw_in_progress = false;
+    loop {
+        let nodes = c.datanode_report(DatanodeReportType::DatanodeReportLive).await.unwrap();
+        match tusk_client::AdminState::try_from(state(&nodes)).unwrap() {
+            tusk_client::AdminState::DecommissionInProgress => saw_in_progress = true,
+            tusk_client::AdminState::Decommissioned => break,
+            tusk_client::AdminState::Normal => panic!("the excluded datanode is in service"),
+        }
+        // It keeps serving reads meanwhile.
+        assert_eq!(read_all(&c, &files[0].0).await, files[0].1);
+        assert!(Instant::now() < deadline, "never decommissioned");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("decommissioned (seen in progress first: {saw_in_progress})");
+    // Every block has 3 replicas on datanodes in service; the decommissioned one still has its
+    // copies (listed last) and serves them.
+    for (p, d) in &files {
+        let locs = c.get_block_locations(p, 0, u64::MAX).await.unwrap();
+        for b in &locs.blocks {
+            let in_service = b.locations.iter().filter(|l| l.datanode_uuid != leaving.datanode_uuid).count();
+            assert!(in_service >= 3, "{p}: {b:?}");
+            if let Some(pos) = b.locations.iter().position(|l| l.datanode_uuid == leaving.datanode_uuid) {
+                assert_eq!(pos, b.locations.len() - 1, "a leaving datanode's replica is offered last");
+            }
+        }
+        assert_eq!(&read_all(&c, p).await, d);
+    }
+    let st = c.fs_stats().await.unwrap();
+    assert_eq!((st.under_replicated_blocks, st.missing_blocks), (0, 0));
+    let (code, report) = admin(&["-report"]).await;
+    assert_eq!(code, 0);
+    assert!(report.contains("Decommission Status : Decommissioned"), "{report}");
+    let (_, topo) = admin(&["-printTopology"]).await;
+    assert!(topo.contains(&format!("{addr} (")) && topo.contains("Decommissioned"), "{topo}");
+    // Taken off the list: back in service.
+    std::fs::write(mc.exclude_file(), "").unwrap();
+    assert_eq!(admin(&["-refreshNodes"]).await.0, 0);
+    let nodes = c.datanode_report(DatanodeReportType::DatanodeReportLive).await.unwrap();
+    assert_eq!(state(&nodes), tusk_client::AdminState::Normal as i32);
+    mc.shutdown().await;
+}

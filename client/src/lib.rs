@@ -19,8 +19,8 @@ pub use error::ClientError;
 pub use input::FileReader;
 pub use output::FileWriter;
 pub use tusk_proto::client::{
-    ContentSummary, DatanodeInfo, DatanodeReportType, ExtendedBlock, FileStatus, FileType, GetBlockLocationsResponse,
-    LocatedBlock, SafeModeAction,
+    AdminState, ContentSummary, DatanodeInfo, DatanodeReportType, ExtendedBlock, FileStatus, FileType,
+    GetBlockLocationsResponse, LocatedBlock, SafeModeAction,
 };
 
 use std::time::Duration;
@@ -303,6 +303,12 @@ impl Client {
     pub async fn shutdown_datanode(&self, address: &str) -> Result<()> {
         let req = ShutdownDatanodeRequest { address: address.into() };
         self.rpc.clone().shutdown_datanode(self.req(req)).await.map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    /// `dfsadmin -refreshNodes`: the namenode re-reads its exclude file.
+    pub async fn refresh_nodes(&self) -> Result<()> {
+        self.rpc.clone().refresh_nodes(self.req(RefreshNodesRequest {})).await.map_err(|s| self.err(s))?;
         Ok(())
     }
 

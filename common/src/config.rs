@@ -139,6 +139,9 @@ pub struct NamenodeConfig {
     /// A file of `host rack` lines, as HDFS's net.topology.table.file.name; read at start,
     /// entries of `racks` win.
     pub topology_file: PathBuf,
+    /// Datanodes to decommission: a file of host names, IPs or `host:port`, one per line
+    /// (HDFS's dfs.hosts.exclude), read at start and by `tusk dfsadmin -refreshNodes`.
+    pub hosts_exclude: PathBuf,
 }
 
 impl Default for NamenodeConfig {
@@ -157,6 +160,7 @@ impl Default for NamenodeConfig {
             min_replication: 1,
             racks: Default::default(),
             topology_file: PathBuf::new(),
+            hosts_exclude: PathBuf::new(),
         }
     }
 }

@@ -7,7 +7,7 @@ use tusk_client::SafeModeAction;
 use tusk_client::{Client, DatanodeInfo, DatanodeReportType};
 
 const USAGE: &str = "Usage: tusk dfsadmin\n\t[-report [-live] [-dead]]\n\t[-safemode <enter | leave | get | wait>]\n\t\
-[-saveNamespace]\n\t[-printTopology]\n\t[-shutdownDatanode <datanode_host:ipc_port> [upgrade]]\n\t[-help]";
+[-saveNamespace]\n\t[-refreshNodes]\n\t[-printTopology]\n\t[-shutdownDatanode <datanode_host:ipc_port> [upgrade]]\n\t[-help]";
 
 pub async fn run(
     args: &[String],
@@ -22,6 +22,7 @@ pub async fn run(
         Save,
         Report(bool, bool),
         Topology,
+        Refresh,
         Shutdown(String),
     }
     let cmd = match words.as_slice() {
@@ -31,6 +32,7 @@ pub async fn run(
         ["-safemode", "wait"] => Cmd::SafeMode("wait"),
         ["-saveNamespace"] => Cmd::Save,
         ["-printTopology"] => Cmd::Topology,
+        ["-refreshNodes"] => Cmd::Refresh,
         ["-report", rest @ ..] if rest.iter().all(|a| matches!(*a, "-live" | "-dead")) => {
             Cmd::Report(rest.contains(&"-live"), rest.contains(&"-dead"))
         }
@@ -61,6 +63,9 @@ pub async fn run(
             let _ = writeln!(io.out, "Save namespace successful");
         }),
         Cmd::Report(live, dead) => report(&client, live, dead, io).await,
+        Cmd::Refresh => client.refresh_nodes().await.map(|_| {
+            let _ = writeln!(io.out, "Refresh nodes successful");
+        }),
         Cmd::Topology => client.datanode_report(DatanodeReportType::DatanodeReportAll).await.map(|nodes| {
             let _ = write!(io.out, "{}", topology(&nodes));
         }),
@@ -95,6 +100,15 @@ async fn safe_mode(client: &Client, action: &str, io: &mut Io<'_>) -> Result<(),
     Ok(())
 }
 
+/// Hadoop's `AdminStates` names, as `-report` and `-printTopology` print them.
+fn admin_state_name(d: &DatanodeInfo) -> &'static str {
+    match tusk_client::AdminState::try_from(d.admin_state) {
+        Ok(tusk_client::AdminState::DecommissionInProgress) => "Decommission in progress",
+        Ok(tusk_client::AdminState::Decommissioned) => "Decommissioned",
+        _ => "In Service",
+    }
+}
+
 /// `hdfs dfsadmin -printTopology`: datanodes by rack, racks and nodes sorted, as DFSAdmin.
 pub fn topology(nodes: &[DatanodeInfo]) -> String {
     let mut racks: std::collections::BTreeMap<&str, Vec<&DatanodeInfo>> = Default::default();
@@ -106,7 +120,7 @@ pub fn topology(nodes: &[DatanodeInfo]) -> String {
         ds.sort_by_key(|d| (d.ip_addr.clone(), d.xfer_port));
         s.push_str(&format!("Rack: {rack}\n"));
         for d in ds {
-            let state = if d.live { "In Service" } else { "Dead" };
+            let state = if !d.live { "Dead" } else { admin_state_name(d) };
             s.push_str(&format!("   {}:{} ({}) {state}\n", d.ip_addr, d.xfer_port, d.hostname));
         }
         s.push('\n');
@@ -187,11 +201,15 @@ pub fn datanode_report<Tz: chrono::TimeZone>(d: &DatanodeInfo, tz: &Tz) -> Strin
         chrono::LocalResult::None => d.last_update_ms.to_string(),
     };
     s.push_str(&format!(
-        "Decommission Status : Normal\nConfigured Capacity: {c} ({})\nDFS Used: {u} ({})\n\
+        "Decommission Status : {}\nConfigured Capacity: {c} ({})\nDFS Used: {u} ({})\n\
          Non DFS Used: {non_dfs} ({})\nDFS Remaining: {r} ({})\nDFS Used%: {}\nDFS Remaining%: {}\n\
          Configured Cache Capacity: 0 (0 B)\nCache Used: 0 (0 B)\nCache Remaining: 0 (0 B)\n\
          Cache Used%: 100.00%\nCache Remaining%: 0.00%\nXceivers: {}\nLast contact: {last}\n\
          Num of Blocks: {}\n",
+        match admin_state_name(d) {
+            "In Service" => "Normal",
+            other => other,
+        },
         byte_desc(c),
         byte_desc(u),
         byte_desc(non_dfs),

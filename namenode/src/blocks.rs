@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
-use tusk_proto::client::{DatanodeInfo, ExtendedBlock};
+use tusk_proto::client::{AdminState, DatanodeInfo, ExtendedBlock};
 
 pub type DnIdx = u32;
 
@@ -65,6 +65,8 @@ pub struct Datanode {
     pub http_port: u32,
     pub ipc_port: u32,
     pub rack: String,
+    /// In service, being decommissioned, or decommissioned.
+    pub admin: AdminState,
     pub capacity: u64,
     pub dfs_used: u64,
     pub remaining: u64,
@@ -86,6 +88,19 @@ pub struct Datanode {
 impl Datanode {
     pub fn xfer_addr(&self) -> String {
         format!("{}:{}", self.ip, self.xfer_port)
+    }
+
+    /// Alive and not leaving: its replicas count, it takes new ones.
+    pub fn in_service(&self) -> bool {
+        self.live && self.admin == AdminState::Normal
+    }
+
+    /// Named by an exclude-file entry: host name, IP, or either with the transfer port.
+    pub fn matches(&self, entry: &str) -> bool {
+        entry == self.ip
+            || entry == self.hostname
+            || entry == format!("{}:{}", self.ip, self.xfer_port)
+            || entry == format!("{}:{}", self.hostname, self.xfer_port)
     }
 }
 
@@ -175,20 +190,27 @@ impl BlockMap {
     /// out of the excess set. Called after every change to a block's replicas or target.
     fn requeue(&mut self, id: u64) {
         let multi_rack = self.racks.len() > 1;
-        let badly_placed = match self.blocks.get(&id) {
-            Some(b) if multi_rack && b.complete && b.expected > 1 && b.replicas.len() >= b.expected as usize => {
-                let racks = self.replica_racks(b);
-                racks.iter().all(|r| *r == racks[0])
+        let (live, badly_placed) = match self.blocks.get(&id) {
+            Some(b) => {
+                let live = b.replicas.iter().filter(|&&d| self.nodes[d as usize].in_service()).count();
+                let bad = multi_rack && b.complete && b.expected > 1 && live >= b.expected as usize && {
+                    let racks = self.replica_racks(b);
+                    racks.iter().all(|r| *r == racks[0])
+                };
+                (live, bad)
             }
-            _ => false,
+            None => return,
         };
         let Some(b) = self.blocks.get_mut(&id) else { return };
-        let live = b.replicas.len();
+        let readable = b.replicas.len();
         let expected = b.expected as usize;
         let want = if !b.complete {
             None
         } else if badly_placed {
             Some(PRIORITY_BADLY_PLACED as u8)
+        } else if live < expected && readable > 0 && live <= 1 {
+            // One copy in service, or none with the rest on datanodes being decommissioned.
+            Some(PRIORITY_ONE_REPLICA as u8)
         } else {
             priority(live, expected).map(|p| p as u8)
         };
@@ -370,6 +392,7 @@ impl BlockMap {
             last_update_ms: n.last_update_ms,
             live: n.live,
             rack: n.rack.clone(),
+            admin_state: n.admin as i32,
             num_blocks: n.blocks.len() as u64,
         }
     }
@@ -431,6 +454,7 @@ impl BlockMap {
                     http_port: 0,
                     ipc_port: 0,
                     rack: String::new(),
+                    admin: AdminState::Normal,
                     capacity: 0,
                     dfs_used: 0,
                     remaining: 0,
@@ -492,9 +516,67 @@ impl BlockMap {
         }
     }
 
-    /// Racks holding good replicas of a block.
+    /// Racks holding good replicas of a block on datanodes in service.
     fn replica_racks(&self, b: &BlockInfo) -> Vec<&str> {
-        b.replicas.iter().map(|&d| self.nodes[d as usize].rack.as_str()).collect()
+        b.replicas
+            .iter()
+            .filter(|&&d| self.nodes[d as usize].in_service())
+            .map(|&d| self.nodes[d as usize].rack.as_str())
+            .collect()
+    }
+
+    fn in_service_replicas(&self, b: &BlockInfo) -> Vec<DnIdx> {
+        b.replicas.iter().copied().filter(|&d| self.nodes[d as usize].in_service()).collect()
+    }
+
+    /// Puts datanodes named in `excluded` (host, IP, or either with the port) into
+    /// decommissioning, and takes the others out of it. Returns how many changed.
+    pub fn apply_excludes(&mut self, excluded: &[String]) -> usize {
+        let mut changed = Vec::new();
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            let listed = excluded.iter().any(|e| n.matches(e));
+            let new = match (listed, n.admin) {
+                (true, AdminState::Normal) => AdminState::DecommissionInProgress,
+                (false, AdminState::DecommissionInProgress | AdminState::Decommissioned) => AdminState::Normal,
+                (_, same) => same,
+            };
+            if new != n.admin {
+                tracing::info!(datanode = %n.xfer_addr(), from = ?n.admin, to = ?new, "datanode admin state");
+                n.admin = new;
+                changed.push(i as DnIdx);
+            }
+        }
+        for &dn in &changed {
+            let ids: Vec<u64> = self.nodes[dn as usize].blocks.iter().copied().collect();
+            for id in ids {
+                self.requeue(id);
+            }
+        }
+        changed.len()
+    }
+
+    /// Datanodes being decommissioned whose every block has enough replicas on datanodes in
+    /// service become decommissioned (they keep serving reads). Returns how many finished.
+    pub fn check_decommissioning(&mut self) -> usize {
+        let mut done = 0;
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
+            if n.admin != AdminState::DecommissionInProgress || !n.live {
+                continue;
+            }
+            let ready = n.blocks.iter().all(|id| {
+                self.blocks
+                    .get(id)
+                    .is_none_or(|b| !b.complete || self.in_service_replicas(b).len() >= b.expected as usize)
+            });
+            if ready {
+                let n = &mut self.nodes[i];
+                n.admin = AdminState::Decommissioned;
+                tracing::info!(datanode = %n.xfer_addr(), blocks = n.blocks.len(), "datanode decommissioned");
+                done += 1;
+            }
+        }
+        done
     }
 
     /// A heartbeat: fresh numbers in, waiting commands out. `None` when the datanode must
@@ -659,7 +741,7 @@ impl BlockMap {
             .nodes
             .iter()
             .enumerate()
-            .filter(|(_, d)| d.live && !excluded.contains(&d.uuid))
+            .filter(|(_, d)| d.in_service() && !excluded.contains(&d.uuid))
             .map(|(i, d)| Candidate {
                 dn: i as DnIdx,
                 ip: d.ip.clone(),
@@ -725,17 +807,21 @@ impl BlockMap {
             return false;
         }
         let Some(b) = self.blocks.get(&id) else { return false };
-        let (live, expected) = (b.replicas.len(), b.expected as usize);
+        let (live, expected) = (self.in_service_replicas(b).len(), b.expected as usize);
         let badly_placed = b.queued == Some(PRIORITY_BADLY_PLACED as u8);
-        if live == 0 || (live >= expected && !badly_placed) {
+        if b.replicas.is_empty() || (live >= expected && !badly_placed) {
             return false;
         }
+        // Datanodes being decommissioned send first (they take no new writes).
         let Some(src) = b
             .replicas
             .iter()
             .copied()
             .filter(|&d| self.nodes[d as usize].in_flight < MAX_TRANSFERS_PER_NODE)
-            .min_by_key(|&d| (self.nodes[d as usize].in_flight, self.nodes[d as usize].active_transfers))
+            .min_by_key(|&d| {
+                let n = &self.nodes[d as usize];
+                (n.admin == AdminState::Normal, n.in_flight, n.active_transfers)
+            })
         else {
             return false;
         };
@@ -773,15 +859,16 @@ impl BlockMap {
     /// fullest holders; never below the target, never the last good copy.
     fn remove_extra_replicas(&mut self, id: u64) {
         let Some(b) = self.blocks.get(&id) else { return };
-        let (live, expected) = (b.replicas.len(), b.expected as usize);
+        let mut holders = self.in_service_replicas(b);
+        let (live, expected) = (holders.len(), b.expected as usize);
         let mut drop = Vec::new();
         if live >= expected {
             drop.extend(b.corrupt.iter().copied());
         }
         if live > expected {
             // HDFS's rule: from the rack with the most replicas (so every rack keeps one when it
-            // can), the holder with the least free space first.
-            let mut holders = b.replicas.clone();
+            // can), the holder with the least free space first. Replicas on datanodes being
+            // decommissioned are left alone: they go with their datanode.
             for _ in 0..live - expected {
                 let mut per_rack: HashMap<&str, usize> = HashMap::new();
                 for &d in &holders {

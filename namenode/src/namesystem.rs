@@ -55,6 +55,8 @@ pub struct NamesystemConfig {
     pub min_replication: u32,
     /// Racks of the datanodes.
     pub topology: crate::topology::Topology,
+    /// The exclude file: datanodes listed there are decommissioned.
+    pub hosts_exclude: Option<PathBuf>,
 }
 
 impl NamesystemConfig {
@@ -87,6 +89,7 @@ impl NamesystemConfig {
                 tracing::error!("{e}; every datanode is in {}", crate::topology::DEFAULT_RACK);
                 Default::default()
             }),
+            hosts_exclude: (!c.hosts_exclude.as_os_str().is_empty()).then(|| c.hosts_exclude.clone()),
         }
     }
 }
@@ -116,6 +119,8 @@ pub struct Namesystem {
     pub(crate) upload_busy: Arc<std::sync::atomic::AtomicBool>,
     /// When the "no checkpoint for long" warning was last logged.
     pub(crate) checkpoint_warned: Mutex<Option<Instant>>,
+    /// Datanodes to decommission, from the exclude file.
+    excludes: Mutex<Vec<String>>,
     safe_mode: Mutex<SafeMode>,
     /// Block map and datanode registry; taken after `ns` when both are needed.
     blocks: Mutex<BlockMap>,
@@ -129,6 +134,20 @@ pub struct Namesystem {
 type GroupCache = HashMap<String, (Instant, Arc<Vec<String>>)>;
 
 const GROUP_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// Reads the exclude file (`namenode.hosts_exclude`): one host, IP or `host:port` a line,
+/// `#` comments. No file configured: nobody is excluded.
+fn read_excludes(path: Option<&std::path::Path>) -> Result<Vec<String>, String> {
+    let Some(path) = path else { return Ok(Vec::new()) };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read the exclude file {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
 
 fn op(o: Op) -> EditOp {
     EditOp { op: Some(o) }
@@ -153,6 +172,7 @@ impl Namesystem {
                 }
             }
         }
+        let excludes = read_excludes(conf.hosts_exclude.as_deref()).map_err(StorageError)?;
         let journal = Journal::open(&storage.current_dirs(), loaded.last_txid + 1, conf.autoroll_txns)
             .map_err(|e| StorageError(format!("cannot start the edit log: {e}")))?;
         let counts = loaded.namespace.counts();
@@ -190,6 +210,7 @@ impl Namesystem {
             image: Mutex::new(image),
             upload_busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             checkpoint_warned: Mutex::new(None),
+            excludes: Mutex::new(excludes),
             safe_mode: Mutex::new(safe_mode),
             blocks: Mutex::new(blocks),
             conf,
@@ -976,14 +997,17 @@ impl Namesystem {
             // equals to spread the load.
             use rand::seq::SliceRandom;
             live.shuffle(&mut rand::rng());
+            // Replicas on datanodes leaving the cluster come last, as HDFS sorts them.
             live.sort_by_key(|d| {
-                if reader_ip == Some(d.ip_addr.as_str()) {
+                let leaving = d.admin_state != tusk_proto::client::AdminState::Normal as i32;
+                let distance = if reader_ip == Some(d.ip_addr.as_str()) {
                     0
                 } else if reader_rack.as_deref() == Some(d.rack.as_str()) {
                     1
                 } else {
                     2
-                }
+                };
+                (leaving, distance)
             });
             out.push(LocatedBlock {
                 block: Some(ExtendedBlock { block_id: b.id, generation_stamp: b.genstamp, num_bytes: b.len }),
@@ -1017,7 +1041,9 @@ impl Namesystem {
             )));
         }
         let rack = self.conf.topology.resolve(&reg.ip, &reg.hostname, reg.xfer_port);
-        self.blocks.lock().register(
+        let excludes = self.excludes.lock().clone();
+        let mut blocks = self.blocks.lock();
+        blocks.register(
             &reg.uuid,
             &reg.hostname,
             &reg.ip,
@@ -1027,6 +1053,7 @@ impl Namesystem {
             &rack,
             Instant::now(),
         );
+        blocks.apply_excludes(&excludes);
         Ok(())
     }
 
@@ -1074,6 +1101,17 @@ impl Namesystem {
         blocks.datanodes().filter(|(_, d)| live.is_none_or(|l| d.live == l)).map(|(i, _)| blocks.info(i)).collect()
     }
 
+    /// `dfsadmin -refreshNodes`: re-reads the exclude file; listed datanodes start
+    /// decommissioning, the others return to service.
+    pub fn refresh_nodes(&self, caller: &Caller) -> NnResult<()> {
+        self.require_superuser(caller, "refresh nodes")?;
+        let excluded = read_excludes(self.conf.hosts_exclude.as_deref()).map_err(NnError::InvalidArgument)?;
+        let changed = self.blocks.lock().apply_excludes(&excluded);
+        tracing::info!(excluded = excluded.len(), changed, "nodes refreshed");
+        *self.excludes.lock() = excluded;
+        Ok(())
+    }
+
     pub fn shutdown_datanode(&self, caller: &Caller, addr: &str) -> NnResult<()> {
         self.require_superuser(caller, "shut down a datanode")?;
         let mut blocks = self.blocks.lock();
@@ -1113,6 +1151,7 @@ impl Namesystem {
         };
         if replicate && !in_safe_mode {
             blocks.replication_work(Instant::now(), 1000);
+            blocks.check_decommissioning();
         }
     }
 }

@@ -279,6 +279,12 @@ impl ClientNamenode for ClientService {
         self.fsn.shutdown_datanode(&c, &req.get_ref().address).map_err(to_status)?;
         Ok(Response::new(ShutdownDatanodeResponse {}))
     }
+
+    async fn refresh_nodes(&self, req: Request<RefreshNodesRequest>) -> Reply<RefreshNodesResponse> {
+        let c = self.caller(&req)?;
+        self.fsn.refresh_nodes(&c).map_err(to_status)?;
+        Ok(Response::new(RefreshNodesResponse {}))
+    }
 }
 
 /// (block id, datanode uuids) pairs out of a bad-block report.

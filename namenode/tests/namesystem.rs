@@ -29,6 +29,7 @@ fn conf(dirs: &[PathBuf]) -> NamesystemConfig {
         heartbeat_expiry: Duration::from_secs(630),
         min_replication: 1,
         topology: Default::default(),
+        hosts_exclude: None,
     }
 }
 

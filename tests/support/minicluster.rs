@@ -80,6 +80,12 @@ impl MiniCluster {
         self.fsn.as_ref().expect("the namenode is running")
     }
 
+    /// The namenode's exclude file (empty at start): write datanodes into it, then
+    /// `dfsadmin -refreshNodes`.
+    pub fn exclude_file(&self) -> PathBuf {
+        self.tmp.path().join("exclude")
+    }
+
     pub fn name_dir(&self) -> PathBuf {
         self.tmp.path().join("name")
     }
@@ -92,6 +98,11 @@ impl MiniCluster {
         let fsn = loop {
             let mut conf = nn_config(self.name_dir());
             conf.topology = tusk_namenode::topology::Topology::load(&self.racks, None).expect("rack table");
+            let exclude = self.exclude_file();
+            if !exclude.exists() {
+                std::fs::write(&exclude, "").unwrap();
+            }
+            conf.hosts_exclude = Some(exclude);
             match tokio::task::spawn_blocking(move || Namesystem::open(conf)).await.unwrap() {
                 Ok(f) => break Arc::new(f),
                 // The previous namenode's last tasks may still hold the directory lock.
