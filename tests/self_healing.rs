@@ -238,3 +238,75 @@ async fn a_decommissioned_datanode_leaves_no_block_under_replicated() {
     assert_eq!(state(&nodes), tusk_client::AdminState::Normal as i32);
     mc.shutdown().await;
 }
+
+fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files_under(&p, out);
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("blk_") && !n.ends_with(".meta"))
+            {
+                out.push(p);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_data_directory_is_taken_out_and_its_replicas_copied_elsewhere() {
+    let mut mc = MiniCluster::start(4).await;
+    mc.volumes = 2;
+    mc.failed_volumes_tolerated = 1;
+    for i in 0..4 {
+        mc.restart_datanode(i).await;
+    }
+    mc.wait_live(4).await;
+    let c = mc.client("root").await;
+    c.mkdirs("/v", 0o755, false).await.unwrap();
+    let files: Vec<(String, Vec<u8>)> =
+        (0..6).map(|i| (format!("/v/f{i}"), pattern(1_200_000 + i * 13, 500 + i as u64))).collect();
+    for (p, d) in &files {
+        write_file(&c, p, d, 1 << 20).await;
+    }
+    // Datanode 0's second directory holds some replicas; it goes away under it.
+    let dir = mc.data_dirs(0)[1].clone();
+    let mut lost = Vec::new();
+    files_under(&dir, &mut lost);
+    assert!(!lost.is_empty(), "round-robin put replicas on the second directory");
+    let uuid = mc.datanodes[0].as_ref().unwrap().uuid().to_owned();
+    std::fs::rename(dir.join("current"), dir.join("current.gone")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut short = 0;
+        for (p, _) in &files {
+            for b in c.get_block_locations(p, 0, u64::MAX).await.unwrap().blocks {
+                if b.locations.len() < 3 {
+                    short += 1;
+                }
+            }
+        }
+        let st = c.fs_stats().await.unwrap();
+        assert_eq!(st.missing_blocks, 0);
+        let dn0_blocks = c
+            .datanode_report(DatanodeReportType::DatanodeReportLive)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|d| d.datanode_uuid == uuid)
+            .map(|d| d.num_blocks);
+        let dn0_blocks = dn0_blocks.expect("the datanode keeps running on its other directory");
+        if short == 0 && st.under_replicated_blocks == 0 && dn0_blocks > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{short} blocks short of replicas");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (p, d) in &files {
+        assert_eq!(&read_all(&c, p).await, d, "{p}");
+    }
+    mc.shutdown().await;
+}

@@ -88,6 +88,11 @@ pub struct DatanodeConfig {
     /// Average read rate of the block scanner in bytes per second
     /// (HDFS: dfs.block.scanner.volume.bytes.per.second = 1 MiB). 0 = unlimited.
     pub scan_bytes_per_sec: u64,
+    /// Failed data directories the datanode runs on with; one more stops it
+    /// (HDFS: dfs.datanode.failed.volumes.tolerated).
+    pub failed_volumes_tolerated: u32,
+    /// How often every data directory is checked, in milliseconds.
+    pub volume_check_interval_ms: u64,
 }
 
 impl Default for DatanodeConfig {
@@ -103,6 +108,8 @@ impl Default for DatanodeConfig {
             max_transfers: 4096,
             scan_period_secs: 504 * 3600,
             scan_bytes_per_sec: 1 << 20,
+            failed_volumes_tolerated: 0,
+            volume_check_interval_ms: 60_000,
         }
     }
 }

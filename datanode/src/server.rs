@@ -90,6 +90,30 @@ impl DatanodeHandle {
     }
 }
 
+/// Checks the data directories every `every`; stops the datanode when more than `tolerated`
+/// have failed (HDFS's behaviour), or when the one holding the replica index fails.
+async fn check_volumes(store: Arc<Store>, every: Duration, tolerated: u32, mut shutdown: Shutdown, stop: StopSignal) {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let s = Arc::clone(&store);
+        let Ok(failed) = tokio::task::spawn_blocking(move || s.check_volumes()).await else { continue };
+        let index_lost = failed.iter().any(|(dir, _)| *dir == store.volumes()[0].dir);
+        if failed.len() > tolerated as usize || index_lost {
+            tracing::error!(
+                failed = failed.len(),
+                tolerated,
+                index_lost,
+                "too many failed data directories (or the one holding the replica index): stopping the datanode"
+            );
+            stop.stop();
+            return;
+        }
+    }
+}
+
 /// Starts a datanode serving data transfers on `xfer_listener`. Fails (changing nothing)
 /// when a data directory cannot be created or written or belongs to another datanode or
 /// cluster. An unreachable namenode is not an error: the actor keeps trying.
@@ -120,6 +144,13 @@ pub async fn start(conf: DatanodeConfig, xfer_listener: TcpListener) -> Result<D
         bytes_per_sec: conf.scan_bytes_per_sec,
     };
     let scanner = tokio::spawn(crate::scanner::Scanner::new(Arc::clone(&store), scan).run(Shutdown(stop_rx.clone())));
+    let checker = tokio::spawn(check_volumes(
+        Arc::clone(&store),
+        Duration::from_millis(conf.volume_check_interval_ms.max(100)),
+        conf.failed_volumes_tolerated,
+        Shutdown(stop_rx.clone()),
+        stop.clone(),
+    ));
     let actor = NamenodeActor::new(conf, xfer_addr.port(), Arc::clone(&ctx), Shutdown(stop_rx), stop.clone());
     let actor = tokio::spawn(actor.run());
     let flush_store = Arc::clone(&store);
@@ -135,6 +166,9 @@ pub async fn start(conf: DatanodeConfig, xfer_listener: TcpListener) -> Result<D
         }
         if let Err(e) = scanner.await {
             tracing::error!("block scanner task failed: {e}");
+        }
+        if let Err(e) = checker.await {
+            tracing::error!("volume checker task failed: {e}");
         }
         drop(ctx);
         match tokio::task::spawn_blocking(move || flush_store.flush()).await {

@@ -60,6 +60,8 @@ pub struct Store {
     pending: Mutex<PendingReports>,
     /// Replicas found corrupt: never served again, reported, deleted when the namenode says.
     bad: Mutex<HashSet<u64>>,
+    /// Volumes taken out of service, with why.
+    failed: Mutex<HashMap<u16, String>>,
     /// Woken when a report is pending.
     pub report_ready: Notify,
     stats: ReconcileStats,
@@ -139,6 +141,7 @@ impl Store {
             sync_on_close,
             pending: Mutex::new(PendingReports::default()),
             bad: Mutex::new(HashSet::new()),
+            failed: Mutex::new(HashMap::new()),
             report_ready: Notify::new(),
             stats: ReconcileStats::default(),
         };
@@ -256,7 +259,12 @@ impl Store {
     pub fn space(&self) -> (Space, u32) {
         let mut total = Space::default();
         let mut failed = 0;
+        let out = lock(&self.failed).clone();
         for v in &self.volumes {
+            if out.contains_key(&v.index) {
+                failed += 1;
+                continue;
+            }
             match v.space() {
                 Ok(s) => {
                     total.capacity += s.capacity;
@@ -284,8 +292,12 @@ impl Store {
     fn choose_volume(&self, block_id: u64) -> Result<u16, DatanodeError> {
         let n = self.volumes.len();
         let start = self.next_volume.fetch_add(1, Ordering::Relaxed);
+        let out = lock(&self.failed).clone();
         for i in 0..n {
             let v = &self.volumes[(start + i) % n];
+            if out.contains_key(&v.index) {
+                continue;
+            }
             match v.space() {
                 Ok(s) if s.available >= MIN_FREE_BYTES => return Ok(v.index),
                 Ok(_) => {}
@@ -327,6 +339,57 @@ impl Store {
         meta.write_all(&meta::encode_header()).map_err(DatanodeError::io("cannot write", &meta_path))?;
         rbw.meta = Some(meta);
         Ok(rbw)
+    }
+
+    /// Checks every volume in service: its `finalized/` can be listed and a probe file written
+    /// and removed in its `current/` (nothing is created otherwise). A volume that fails is
+    /// taken out of service (see [`fail_volume`](Self::fail_volume)). Returns the volumes
+    /// out of service now, with why. Blocking.
+    pub fn check_volumes(&self) -> Vec<(PathBuf, String)> {
+        for v in &self.volumes {
+            if lock(&self.failed).contains_key(&v.index) {
+                continue;
+            }
+            let probe = v.current().join(".volume-check");
+            let result = fs::read_dir(v.finalized_dir())
+                .map(|_| ())
+                .and_then(|()| fs::write(&probe, b"check"))
+                .and_then(|()| fs::remove_file(&probe));
+            if let Err(e) = result {
+                self.fail_volume(v.index, format!("{e}"));
+            }
+        }
+        self.failed_volumes()
+    }
+
+    /// The volumes out of service, with why.
+    pub fn failed_volumes(&self) -> Vec<(PathBuf, String)> {
+        let failed = lock(&self.failed);
+        self.volumes.iter().filter_map(|v| failed.get(&v.index).map(|why| (v.dir.clone(), why.clone()))).collect()
+    }
+
+    /// Takes a volume out of service: its replicas are forgotten and reported deleted, so
+    /// the namenode has them copied from other datanodes; no new replica goes there.
+    pub fn fail_volume(&self, index: u16, why: String) {
+        if lock(&self.failed).insert(index, why.clone()).is_some() {
+            return;
+        }
+        let lost: Vec<u64> = {
+            let mut replicas = lock(&self.replicas);
+            let ids: Vec<u64> = replicas.iter().filter(|(_, r)| r.volume == index).map(|(id, _)| *id).collect();
+            for id in &ids {
+                replicas.remove(id);
+            }
+            ids
+        };
+        for id in &lost {
+            if let Err(e) = self.index.delete(*id) {
+                tracing::warn!(block_id = id, "cannot drop a lost replica from the index: {e}");
+            }
+        }
+        let dir = self.volumes.get(index as usize).map(|v| v.dir.display().to_string()).unwrap_or_default();
+        tracing::error!(volume = %dir, reason = %why, lost_replicas = lost.len(), "data directory failed; taken out of service");
+        self.push_report(|p| p.deleted.extend(lost));
     }
 
     /// Finalized replicas' ids, in order (what a scanner pass walks).

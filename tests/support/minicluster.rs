@@ -21,6 +21,10 @@ pub struct MiniCluster {
     /// Block scanner period of datanodes started from now on (0: no scanner, the default
     /// here so that tests do not scan behind each other's backs).
     pub scan_period_secs: u64,
+    /// Data directories per datanode started from now on (`dataN/v0`, `dataN/v1`, ... when
+    /// more than one), and how many of them may fail before it stops.
+    pub volumes: usize,
+    pub failed_volumes_tolerated: u32,
     /// Address each datanode binds and advertises (loopback 127.0.0.N for racked clusters).
     dn_ips: Vec<String>,
     /// Namenode rack table (by datanode IP).
@@ -63,6 +67,8 @@ impl MiniCluster {
             datanodes: Vec::new(),
             dn_dirs,
             scan_period_secs: 0,
+            volumes: 1,
+            failed_volumes_tolerated: 0,
             dn_ips,
             racks,
         };
@@ -156,13 +162,24 @@ impl MiniCluster {
     fn dn_config(&self, i: usize) -> DatanodeConfig {
         DatanodeConfig {
             namenode: self.nn_addr.clone(),
-            data_dirs: vec![self.dn_dirs[i].clone()],
+            data_dirs: self.data_dirs(i),
             xfer_address: format!("{}:0", self.dn_ips[i]),
             advertise_host: self.dn_ips[i].clone(),
             heartbeat_interval_ms: 300,
             scan_period_secs: self.scan_period_secs,
             scan_bytes_per_sec: 0,
+            failed_volumes_tolerated: self.failed_volumes_tolerated,
+            volume_check_interval_ms: 300,
             ..Default::default()
+        }
+    }
+
+    /// The data directories of datanode `i`.
+    pub fn data_dirs(&self, i: usize) -> Vec<PathBuf> {
+        if self.volumes <= 1 {
+            vec![self.dn_dirs[i].clone()]
+        } else {
+            (0..self.volumes).map(|v| self.dn_dirs[i].join(format!("v{v}"))).collect()
         }
     }
 
@@ -195,10 +212,22 @@ impl MiniCluster {
         }
     }
 
+    /// Restarts datanode `i` (on a new port) and waits until the namenode knows its new address.
     pub async fn restart_datanode(&mut self, i: usize) {
         self.stop_datanode(i).await;
         let dn = self.start_datanode_at(i).await;
+        let (uuid, port) = (dn.uuid(), u32::from(dn.xfer_addr().port()));
         self.datanodes[i] = Some(dn);
+        let c = self.client("root").await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let nodes = c.datanode_report(DatanodeReportType::DatanodeReportLive).await.unwrap_or_default();
+            if nodes.iter().any(|d| d.datanode_uuid == uuid && d.xfer_port == port) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "restarted datanode {i} never registered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Flips one byte in the middle of datanode `i`'s replica of `block_id`.
