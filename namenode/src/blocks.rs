@@ -367,7 +367,9 @@ impl BlockMap {
             }
             if b.replicas.is_empty() && !in_safe_mode {
                 s.missing += 1;
-            } else if b.replicas.len() < b.expected as usize {
+            } else if !b.replicas.is_empty() && matches!(b.queued, Some(l) if (l as usize) <= PRIORITY_UNDER) {
+                // Short of replicas on datanodes in service (those being decommissioned do
+                // not count), as the replication queues see it.
                 s.under_replicated += 1;
             }
         }
