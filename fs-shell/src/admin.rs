@@ -6,7 +6,7 @@ use chrono::TimeZone;
 use tusk_client::SafeModeAction;
 use tusk_client::{Client, DatanodeInfo, DatanodeReportType};
 
-const USAGE: &str = "Usage: tusk dfsadmin\n\t[-report [-live] [-dead]]\n\t[-safemode <enter | leave | get | wait>]\n\t\
+const USAGE: &str = "Usage: tusk dfsadmin\n\t[-report [-live] [-dead] [-decommissioning]]\n\t[-safemode <enter | leave | get | wait>]\n\t\
 [-saveNamespace]\n\t[-refreshNodes]\n\t[-printTopology]\n\t[-shutdownDatanode <datanode_host:ipc_port> [upgrade]]\n\t[-help]";
 
 pub async fn run(
@@ -20,7 +20,7 @@ pub async fn run(
     enum Cmd {
         SafeMode(&'static str),
         Save,
-        Report(bool, bool),
+        Report(bool, bool, bool),
         Topology,
         Refresh,
         Shutdown(String),
@@ -33,8 +33,8 @@ pub async fn run(
         ["-saveNamespace"] => Cmd::Save,
         ["-printTopology"] => Cmd::Topology,
         ["-refreshNodes"] => Cmd::Refresh,
-        ["-report", rest @ ..] if rest.iter().all(|a| matches!(*a, "-live" | "-dead")) => {
-            Cmd::Report(rest.contains(&"-live"), rest.contains(&"-dead"))
+        ["-report", rest @ ..] if rest.iter().all(|a| matches!(*a, "-live" | "-dead" | "-decommissioning")) => {
+            Cmd::Report(rest.contains(&"-live"), rest.contains(&"-dead"), rest.contains(&"-decommissioning"))
         }
         ["-shutdownDatanode", addr] | ["-shutdownDatanode", addr, "upgrade"] => Cmd::Shutdown((*addr).to_owned()),
         ["-help", ..] => {
@@ -62,7 +62,7 @@ pub async fn run(
         Cmd::Save => client.save_namespace().await.map(|_| {
             let _ = writeln!(io.out, "Save namespace successful");
         }),
-        Cmd::Report(live, dead) => report(&client, live, dead, io).await,
+        Cmd::Report(live, dead, decom) => report(&client, [live, dead, decom], io).await,
         Cmd::Refresh => client.refresh_nodes().await.map(|_| {
             let _ = writeln!(io.out, "Refresh nodes successful");
         }),
@@ -129,7 +129,8 @@ pub fn topology(nodes: &[DatanodeInfo]) -> String {
 }
 
 /// `hdfs dfsadmin -report`: the cluster totals, then one block per datanode.
-async fn report(client: &Client, live: bool, dead: bool, io: &mut Io<'_>) -> Result<(), tusk_client::ClientError> {
+/// `which`: -live, -dead, -decommissioning; none set means all three sections.
+async fn report(client: &Client, which: [bool; 3], io: &mut Io<'_>) -> Result<(), tusk_client::ClientError> {
     let info = client.server_info().await?;
     let stats = client.fs_stats().await?;
     let present = stats.used + stats.remaining;
@@ -163,14 +164,21 @@ async fn report(client: &Client, live: bool, dead: bool, io: &mut Io<'_>) -> Res
         ck_txid = stats.image_txid,
         pending = stats.uncheckpointed_txns,
     ));
-    let all = !live && !dead;
-    for (on, kind, label) in
-        [(live, DatanodeReportType::DatanodeReportLive, "Live"), (dead, DatanodeReportType::DatanodeReportDead, "Dead")]
-    {
+    let all = which.iter().all(|on| !on);
+    let sections = [
+        (DatanodeReportType::DatanodeReportLive, "Live"),
+        (DatanodeReportType::DatanodeReportDead, "Dead"),
+        (DatanodeReportType::DatanodeReportAll, "Decommissioning"),
+    ];
+    for (i, (kind, label)) in sections.into_iter().enumerate() {
+        let on = which[i];
         if !(all || on) {
             continue;
         }
-        let nodes = client.datanode_report(kind).await?;
+        let mut nodes = client.datanode_report(kind).await?;
+        if label == "Decommissioning" {
+            nodes.retain(|d| d.live && d.admin_state == tusk_client::AdminState::DecommissionInProgress as i32);
+        }
         if !nodes.is_empty() || on {
             s.push_str(&format!("{label} datanodes ({}):\n\n", nodes.len()));
         }
