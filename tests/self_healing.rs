@@ -310,3 +310,37 @@ async fn a_failed_data_directory_is_taken_out_and_its_replicas_copied_elsewhere(
     }
     mc.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn setrep_w_waits_for_more_and_for_fewer_replicas() {
+    let mc = MiniCluster::start(4).await;
+    let c = mc.client("root").await;
+    let data = pattern(2_200_000, 9);
+    write_file(&c, "/rep", &data, 1 << 20).await;
+    let shell = |args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let nn = mc.nn_addr.clone();
+        async move {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let mut io = tusk_fs_shell::Io { out: &mut out, err: &mut err };
+            let code = tusk_fs_shell::run(&args, &nn, "root", &Default::default(), &mut io).await;
+            (code, String::from_utf8(out).unwrap())
+        }
+    };
+    let replicas = |locs: &tusk_client::GetBlockLocationsResponse| -> Vec<usize> {
+        locs.blocks.iter().map(|b| b.locations.len()).collect()
+    };
+    for (n, want) in [(4, vec![4, 4, 4]), (1, vec![1, 1, 1])] {
+        let (code, out) =
+            tokio::time::timeout(Duration::from_secs(60), shell(&["-setrep", "-w", &n.to_string(), "/rep"]))
+                .await
+                .expect("-setrep -w returns once the target is met");
+        assert_eq!(code, 0, "{out}");
+        assert!(out.starts_with(&format!("Replication {n} set: /rep\nWaiting for /rep ...")), "{out}");
+        assert!(out.trim_end().ends_with("done"), "{out}");
+        let locs = c.get_block_locations("/rep", 0, u64::MAX).await.unwrap();
+        assert_eq!(replicas(&locs), want);
+    }
+    assert_eq!(read_all(&c, "/rep").await, data);
+    mc.shutdown().await;
+}
