@@ -344,3 +344,33 @@ async fn setrep_w_waits_for_more_and_for_fewer_replicas() {
     assert_eq!(read_all(&c, "/rep").await, data);
     mc.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_writer_per_file_until_its_lease_lapses() {
+    let mut mc = MiniCluster::start(1).await;
+    mc.lease_soft_limit = Duration::from_millis(1500);
+    mc.restart_namenode().await;
+    mc.wait_live(1).await;
+    let conf = tusk_common::config::ClientConfig { lease_renew_interval_ms: 200, ..Default::default() };
+    let a = tusk_client::Client::connect(&mc.nn_addr, "root", &conf).await.unwrap();
+    let b = tusk_client::Client::connect(&mc.nn_addr, "root", &conf).await.unwrap();
+    let mut w = a.create("/leased", false, 1, 1 << 20).await.unwrap();
+    w.write(&pattern(100_000, 1)).await.unwrap();
+    let refused = |r: Result<tusk_client::FileWriter, tusk_client::ClientError>| match r {
+        Ok(_) => panic!("a second writer was let in"),
+        Err(e) => assert!(e.to_string().contains("currently owned by"), "{e}"),
+    };
+    refused(b.create("/leased", true, 1, 1 << 20).await);
+    // Past the soft limit, but the first writer's client renews its lease while the file is open.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    refused(b.create("/leased", true, 1, 1 << 20).await);
+    w.write(&pattern(100_000, 2)).await.unwrap();
+    // The first writer goes away without closing: once its lease lapses, the file can be taken.
+    drop(w);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let mut w = b.create("/leased", true, 1, 1 << 20).await.expect("the lapsed lease is taken over");
+    w.write(&pattern(50_000, 3)).await.unwrap();
+    assert_eq!(w.close().await.unwrap(), 50_000);
+    assert_eq!(read_all(&b, "/leased").await, pattern(50_000, 3));
+    mc.shutdown().await;
+}

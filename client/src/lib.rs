@@ -9,6 +9,7 @@
 
 mod error;
 mod input;
+mod lease;
 mod nn;
 mod output;
 mod pipeline;
@@ -41,6 +42,7 @@ pub struct Client {
     user: String,
     client_name: String,
     umask: u32,
+    lease: std::sync::Arc<lease::LeaseRenewer>,
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;
@@ -77,6 +79,7 @@ impl Client {
             user: user.to_owned(),
             client_name,
             umask: conf.umask,
+            lease: lease::LeaseRenewer::new(Duration::from_millis(conf.lease_renew_interval_ms.max(10))),
         })
     }
 
@@ -283,7 +286,9 @@ impl Client {
         };
         let st = self.rpc.clone().create(self.req(req)).await.map_err(|s| self.err(s))?.into_inner().status;
         let st = st.ok_or_else(|| ClientError::Protocol("create answered without a status".into()))?;
-        FileWriter::new(nn::Namenode::Rpc(self.clone()), path, st.block_size)
+        let mut w = FileWriter::new(nn::Namenode::Rpc(self.clone()), path, st.block_size)?;
+        w.lease = Some(self.lease.writer_opened(self));
+        Ok(w)
     }
 
     pub async fn open(&self, path: &str) -> Result<FileReader> {
@@ -303,6 +308,13 @@ impl Client {
     pub async fn shutdown_datanode(&self, address: &str) -> Result<()> {
         let req = ShutdownDatanodeRequest { address: address.into() };
         self.rpc.clone().shutdown_datanode(self.req(req)).await.map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    /// Tells the namenode this client, and so its files open for writing, is alive.
+    pub async fn renew_lease(&self) -> Result<()> {
+        let req = RenewLeaseRequest { client_name: self.client_name.clone() };
+        self.rpc.clone().renew_lease(self.req(req)).await.map_err(|s| self.err(s))?;
         Ok(())
     }
 

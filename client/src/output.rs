@@ -44,6 +44,8 @@ pub struct FileWriter {
     bytes_written: u64,
     /// Once something failed, every later call fails with the same error.
     failed: Option<ClientError>,
+    /// Keeps the client's lease renewed while this file is open.
+    pub(crate) lease: Option<crate::lease::WriterLease>,
 }
 
 impl FileWriter {
@@ -61,6 +63,7 @@ impl FileWriter {
             previous: None,
             bytes_written: 0,
             failed: None,
+            lease: None,
         })
     }
 

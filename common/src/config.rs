@@ -149,6 +149,9 @@ pub struct NamenodeConfig {
     /// Datanodes to decommission: a file of host names, IPs or `host:port`, one per line
     /// (HDFS's dfs.hosts.exclude), read at start and by `tusk dfsadmin -refreshNodes`.
     pub hosts_exclude: PathBuf,
+    /// A writer silent this long loses its files to another writer that asks (HDFS's lease
+    /// soft limit, 60 s).
+    pub lease_soft_limit_ms: u64,
 }
 
 impl Default for NamenodeConfig {
@@ -168,6 +171,7 @@ impl Default for NamenodeConfig {
             racks: Default::default(),
             topology_file: PathBuf::new(),
             hosts_exclude: PathBuf::new(),
+            lease_soft_limit_ms: 60_000,
         }
     }
 }
@@ -191,6 +195,9 @@ pub struct ClientConfig {
     /// Replication of files this client creates; 0 = the namenode's default
     /// (`-D dfs.replication=N`).
     pub replication: u32,
+    /// How often a client with files open for writing renews its lease (HDFS: 30 s, half
+    /// the namenode's soft limit).
+    pub lease_renew_interval_ms: u64,
 }
 
 impl Default for ClientConfig {
@@ -202,6 +209,7 @@ impl Default for ClientConfig {
             umask: 0o022,
             block_size: 0,
             replication: 0,
+            lease_renew_interval_ms: 30_000,
         }
     }
 }

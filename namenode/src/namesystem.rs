@@ -57,6 +57,8 @@ pub struct NamesystemConfig {
     pub topology: crate::topology::Topology,
     /// The exclude file: datanodes listed there are decommissioned.
     pub hosts_exclude: Option<PathBuf>,
+    /// A lease holder silent this long loses its files to another writer (HDFS: 60 s).
+    pub lease_soft_limit: Duration,
 }
 
 impl NamesystemConfig {
@@ -90,6 +92,7 @@ impl NamesystemConfig {
                 Default::default()
             }),
             hosts_exclude: (!c.hosts_exclude.as_os_str().is_empty()).then(|| c.hosts_exclude.clone()),
+            lease_soft_limit: Duration::from_millis(c.lease_soft_limit_ms),
         }
     }
 }
@@ -121,6 +124,11 @@ pub struct Namesystem {
     pub(crate) checkpoint_warned: Mutex<Option<Instant>>,
     /// Datanodes to decommission, from the exclude file.
     excludes: Mutex<Vec<String>>,
+    /// Lease holders (clients writing files) and when they last showed they are alive
+    /// (HDFS's LeaseManager). In memory: after a restart every holder starts a fresh soft
+    /// limit, counted from `opened`.
+    leases: Mutex<HashMap<String, Instant>>,
+    opened: Instant,
     safe_mode: Mutex<SafeMode>,
     /// Block map and datanode registry; taken after `ns` when both are needed.
     blocks: Mutex<BlockMap>,
@@ -211,6 +219,8 @@ impl Namesystem {
             upload_busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             checkpoint_warned: Mutex::new(None),
             excludes: Mutex::new(excludes),
+            leases: Mutex::new(HashMap::new()),
+            opened: Instant::now(),
             safe_mode: Mutex::new(safe_mode),
             blocks: Mutex::new(blocks),
             conf,
@@ -484,6 +494,7 @@ impl Namesystem {
         if client_name.is_empty() {
             return Err(NnError::InvalidArgument("create needs a client name".into()));
         }
+        self.renew_lease(client_name);
         self.mutate(|ns| {
             self.check_safe_mode("create file", path.as_str())?;
             let res = ns.resolve(&path);
@@ -494,6 +505,19 @@ impl Namesystem {
                 }
                 if !overwrite {
                     return Err(NnError::AlreadyExists(format!("{path} for client {client_name} already exists")));
+                }
+                // One writer per file: another client's file is taken over only once its
+                // holder has been silent past the soft limit.
+                if let Some(holder) = ns.inode(i).file().and_then(|f| f.under_construction.as_deref()) {
+                    if holder != client_name {
+                        if !self.lease_soft_expired(holder) {
+                            return Err(NnError::LeaseConflict(format!(
+                                "Failed to CREATE_FILE {path} for {client_name} because this file lease is currently \
+                                 owned by {holder}"
+                            )));
+                        }
+                        tracing::info!(%path, holder, new_writer = client_name, "lease past its soft limit; file overwritten");
+                    }
                 }
                 caller.check(
                     ns,
@@ -547,6 +571,7 @@ impl Namesystem {
         last: Option<ExtendedBlock>,
     ) -> NnResult<bool> {
         let path = Self::parse(path)?;
+        self.renew_lease(client_name);
         let closed = self
             .mutate(|ns| {
                 self.check_safe_mode("complete file", path.as_str())?;
@@ -878,6 +903,7 @@ impl Namesystem {
         writer_ip: Option<&str>,
     ) -> NnResult<LocatedBlock> {
         let path = Self::parse(path)?;
+        self.renew_lease(client_name);
         self.mutate(|ns| {
             self.check_safe_mode("add block to", path.as_str())?;
             let res = ns.resolve(&path);
@@ -1099,6 +1125,17 @@ impl Namesystem {
     pub fn datanode_report(&self, live: Option<bool>) -> Vec<DatanodeInfo> {
         let blocks = self.blocks.lock();
         blocks.datanodes().filter(|(_, d)| live.is_none_or(|l| d.live == l)).map(|(i, _)| blocks.info(i)).collect()
+    }
+
+    /// A lease holder shows it is alive (every write call does; idle writers call RenewLease).
+    pub fn renew_lease(&self, holder: &str) {
+        self.leases.lock().insert(holder.to_owned(), Instant::now());
+    }
+
+    /// Whether `holder` has been silent longer than the soft limit.
+    fn lease_soft_expired(&self, holder: &str) -> bool {
+        let last = self.leases.lock().get(holder).copied().unwrap_or(self.opened);
+        last.elapsed() > self.conf.lease_soft_limit
     }
 
     /// `dfsadmin -refreshNodes`: re-reads the exclude file; listed datanodes start

@@ -280,6 +280,16 @@ impl ClientNamenode for ClientService {
         Ok(Response::new(ShutdownDatanodeResponse {}))
     }
 
+    async fn renew_lease(&self, req: Request<RenewLeaseRequest>) -> Reply<RenewLeaseResponse> {
+        let _ = self.caller(&req)?;
+        let holder = &req.get_ref().client_name;
+        if holder.is_empty() {
+            return Err(Status::invalid_argument("renewLease needs a client name"));
+        }
+        self.fsn.renew_lease(holder);
+        Ok(Response::new(RenewLeaseResponse {}))
+    }
+
     async fn refresh_nodes(&self, req: Request<RefreshNodesRequest>) -> Reply<RefreshNodesResponse> {
         let c = self.caller(&req)?;
         self.fsn.refresh_nodes(&c).map_err(to_status)?;

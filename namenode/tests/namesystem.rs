@@ -30,6 +30,7 @@ fn conf(dirs: &[PathBuf]) -> NamesystemConfig {
         min_replication: 1,
         topology: Default::default(),
         hosts_exclude: None,
+        lease_soft_limit: Duration::from_secs(60),
     }
 }
 

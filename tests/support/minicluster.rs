@@ -25,6 +25,8 @@ pub struct MiniCluster {
     /// more than one), and how many of them may fail before it stops.
     pub volumes: usize,
     pub failed_volumes_tolerated: u32,
+    /// The namenode's lease soft limit from its next start on.
+    pub lease_soft_limit: Duration,
     /// Address each datanode binds and advertises (loopback 127.0.0.N for racked clusters).
     dn_ips: Vec<String>,
     /// Namenode rack table (by datanode IP).
@@ -69,6 +71,7 @@ impl MiniCluster {
             scan_period_secs: 0,
             volumes: 1,
             failed_volumes_tolerated: 0,
+            lease_soft_limit: Duration::from_secs(60),
             dn_ips,
             racks,
         };
@@ -109,6 +112,7 @@ impl MiniCluster {
                 std::fs::write(&exclude, "").unwrap();
             }
             conf.hosts_exclude = Some(exclude);
+            conf.lease_soft_limit = self.lease_soft_limit;
             match tokio::task::spawn_blocking(move || Namesystem::open(conf)).await.unwrap() {
                 Ok(f) => break Arc::new(f),
                 // The previous namenode's last tasks may still hold the directory lock.
