@@ -140,17 +140,24 @@ pub async fn run_datanode(conf: Config) -> Result<i32> {
     Ok(0)
 }
 
-pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: u16) -> Result<i32> {
+/// `tusk cluster up`: every daemon in this process, all state under `dir` (configured name
+/// and data directories do not apply: the pseudo-cluster is one directory). The namenode
+/// listens on 127.0.0.1:`port`, else on `namenode.rpc_address`.
+pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: Option<u16>) -> Result<i32> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create cluster directory {}", dir.display()))?;
     let mut nc = nn_run_config(&conf, dir.join("name"))?;
-    if conf.namenode.name_dirs.is_empty() {
-        nc.name_dirs = vec![dir.join("name")];
+    if !conf.namenode.name_dirs.is_empty() {
+        tracing::warn!("namenode.name_dirs is ignored by `cluster up`: its state is under {}", dir.display());
     }
+    nc.name_dirs = vec![dir.join("name")];
     // A pseudo-cluster notices a dead datanode in 30 s, not HDFS's 10.5 min.
     if conf.namenode.heartbeat_expiry_ms == tusk_common::config::NamenodeConfig::default().heartbeat_expiry_ms {
         nc.heartbeat_expiry = std::time::Duration::from_secs(30);
     }
-    let addr = format!("127.0.0.1:{port}");
+    let addr = match port {
+        Some(p) => format!("127.0.0.1:{p}"),
+        None => conf.namenode.rpc_address.clone(),
+    };
     let (fsn, listener) = start_namenode(nc, &addr).await?;
     let bound = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -111,9 +111,9 @@ enum ClusterAction {
         /// Datanodes to start, each with its own data directory under --dir.
         #[arg(long, default_value_t = 3)]
         datanodes: u32,
-        /// Namenode RPC port.
-        #[arg(long, default_value_t = 9000)]
-        port: u16,
+        /// Namenode RPC port on 127.0.0.1 (default: the port of namenode.rpc_address, 9000).
+        #[arg(long)]
+        port: Option<u16>,
     },
 }
 
