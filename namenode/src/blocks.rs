@@ -119,6 +119,9 @@ pub struct BlockInfo {
     queued: Option<u8>,
     /// In the set of blocks with replicas to remove (extra or corrupt ones).
     excess: bool,
+    /// Counted in `BlockMap::complete_count` / `safe_count`.
+    counted_complete: bool,
+    counted_safe: bool,
 }
 
 /// What a datanode is told on its next heartbeat.
@@ -154,6 +157,10 @@ pub struct BlockMap {
     pending_replication: HashMap<u64, Pending>,
     /// Live datanodes per rack.
     racks: HashMap<String, usize>,
+    /// Complete blocks, and those with a reported good replica: what safe mode counts, kept
+    /// up to date by `requeue` so that no report has to recount the whole map.
+    complete_count: u64,
+    safe_count: u64,
 }
 
 /// A replica a datanode says it has.
@@ -182,6 +189,8 @@ impl BlockMap {
             corrupt: Vec::new(),
             queued: None,
             excess: false,
+            counted_complete: false,
+            counted_safe: false,
         });
         self.requeue(id);
     }
@@ -204,6 +213,23 @@ impl BlockMap {
         let Some(b) = self.blocks.get_mut(&id) else { return };
         let readable = b.replicas.len();
         let expected = b.expected as usize;
+        let safe = b.complete && readable > 0;
+        if b.complete != b.counted_complete {
+            b.counted_complete = b.complete;
+            if b.complete {
+                self.complete_count += 1;
+            } else {
+                self.complete_count -= 1;
+            }
+        }
+        if safe != b.counted_safe {
+            b.counted_safe = safe;
+            if safe {
+                self.safe_count += 1;
+            } else {
+                self.safe_count -= 1;
+            }
+        }
         let want = if !b.complete {
             None
         } else if badly_placed {
@@ -232,6 +258,12 @@ impl BlockMap {
                 self.excess.remove(&id);
             }
         }
+    }
+
+    /// (complete blocks, complete blocks with a good replica reported): what safe mode needs,
+    /// without a scan.
+    pub fn safe_counts(&self) -> (u64, u64) {
+        (self.complete_count, self.safe_count)
     }
 
     /// Blocks queued at each priority level.
@@ -285,6 +317,8 @@ impl BlockMap {
             if b.excess {
                 self.excess.remove(&id);
             }
+            self.complete_count -= u64::from(b.counted_complete);
+            self.safe_count -= u64::from(b.counted_safe);
         }
         self.drop_pending(id);
     }
@@ -1137,5 +1171,34 @@ mod tests {
         assert_eq!(racks.len(), 3);
         assert!(racks.contains(&"/r2") && racks.iter().filter(|r| **r == "/r1").count() == 2, "{racks:?}");
         assert_eq!(m.queue_lengths(), [0; LEVELS]);
+    }
+
+    #[test]
+    fn safe_counts_follow_every_change_without_a_scan() {
+        let mut m = BlockMap::new();
+        let now = Instant::now();
+        let check = |m: &BlockMap| {
+            let st = m.stats(true);
+            assert_eq!(m.safe_counts(), (st.total_complete, st.safe));
+        };
+        for (u, port) in [("a", 1), ("b", 2)] {
+            m.register(u, "h", "127.0.0.1", port, 0, 0, "/default-rack", now);
+        }
+        m.add_block(1, 1001, 10, 2, true);
+        m.add_block(2, 1001, 10, 2, false);
+        check(&m);
+        m.received_and_deleted("a", &[rep(1, 10), rep(2, 10)], &[]).unwrap();
+        check(&m);
+        m.complete_block(2, 10);
+        check(&m);
+        assert_eq!(m.safe_counts(), (2, 2));
+        m.received_and_deleted("a", &[], &[1]).unwrap();
+        check(&m);
+        m.remove_block(2);
+        check(&m);
+        m.received_and_deleted("b", &[rep(1, 10)], &[]).unwrap();
+        m.check_heartbeats(now + Duration::from_secs(700), Duration::from_secs(630));
+        check(&m);
+        assert_eq!(m.safe_counts(), (1, 0));
     }
 }

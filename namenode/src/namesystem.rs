@@ -883,12 +883,12 @@ pub struct ClusterStats {
 
 impl Namesystem {
     fn refresh_safe_mode(&self, blocks: &BlockMap) {
-        let stats = blocks.stats(true);
+        let (total, safe) = blocks.safe_counts();
         let mut sm = self.safe_mode.lock();
         let was_on = sm.is_on();
-        sm.set_blocks(stats.total_complete, stats.safe, Instant::now());
+        sm.set_blocks(total, safe, Instant::now());
         if was_on && !sm.is_on() {
-            tracing::info!(blocks = stats.total_complete, "enough replicas reported: safe mode is off");
+            tracing::info!(blocks = total, "enough replicas reported: safe mode is off");
         }
     }
 
