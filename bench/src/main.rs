@@ -64,7 +64,8 @@ enum Bench {
 }
 
 fn nn_config(dir: &Path) -> NamesystemConfig {
-    let mut c = NamesystemConfig::from_config(&Default::default(), &Default::default(), dir.to_path_buf());
+    let mut c = NamesystemConfig::from_config(&Default::default(), &Default::default(), dir.to_path_buf())
+        .expect("default configuration");
     c.name_dirs = vec![dir.to_path_buf()];
     c
 }

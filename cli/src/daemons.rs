@@ -23,24 +23,13 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-fn nn_config(conf: &Config, default_dir: PathBuf) -> NamesystemConfig {
-    NamesystemConfig::from_config(&conf.namenode, &conf.checkpoint, default_dir)
-}
-
-/// The namenode's configuration for running it: a bad rack table stops the start.
-fn nn_run_config(conf: &Config, default_dir: PathBuf) -> Result<NamesystemConfig> {
-    let mut nc = nn_config(conf, default_dir);
-    let file = &conf.namenode.topology_file;
-    nc.topology = tusk_namenode::topology::Topology::load(
-        &conf.namenode.racks,
-        (!file.as_os_str().is_empty()).then_some(file.as_path()),
-    )
-    .map_err(|e| anyhow::anyhow!("bad rack configuration: {e}"))?;
-    Ok(nc)
+/// The namenode's configuration; a bad rack table stops here.
+fn nn_config(conf: &Config, default_dir: PathBuf) -> Result<NamesystemConfig> {
+    NamesystemConfig::from_config(&conf.namenode, &conf.checkpoint, default_dir).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 pub fn format_namenode(conf: &Config, cluster_id: Option<String>, force: bool) -> Result<i32> {
-    let nc = nn_config(conf, PathBuf::from("./tusk-data/name"));
+    let nc = nn_config(conf, PathBuf::from("./tusk-data/name"))?;
     let storage =
         tusk_namenode::storage::NameStorage::format(&nc.name_dirs, cluster_id, force, &nc.superuser, &nc.supergroup)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -54,7 +43,7 @@ pub fn format_namenode(conf: &Config, cluster_id: Option<String>, force: bool) -
 /// `tusk namenode --import-checkpoint [DIR]`: fills empty name directories from the
 /// checkpointer's newest image (DIR empty = checkpoint.dir).
 pub fn import_checkpoint(conf: &Config, dir: PathBuf) -> Result<()> {
-    let nc = nn_config(conf, PathBuf::from("./tusk-data/name"));
+    let nc = nn_config(conf, PathBuf::from("./tusk-data/name"))?;
     let from = if !dir.as_os_str().is_empty() {
         dir
     } else if !conf.checkpoint.dir.as_os_str().is_empty() {
@@ -112,7 +101,7 @@ async fn start_namenode(nc: NamesystemConfig, rpc_address: &str) -> Result<(Arc<
 }
 
 pub async fn run_namenode(conf: Config) -> Result<i32> {
-    let nc = nn_run_config(&conf, PathBuf::from("./tusk-data/name"))?;
+    let nc = nn_config(&conf, PathBuf::from("./tusk-data/name"))?;
     let (fsn, listener) = start_namenode(nc, &conf.namenode.rpc_address).await?;
     let addr = listener.local_addr()?;
     println!("namenode: RPC listening on {addr}");
@@ -145,7 +134,7 @@ pub async fn run_datanode(conf: Config) -> Result<i32> {
 /// listens on 127.0.0.1:`port`, else on `namenode.rpc_address`.
 pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: Option<u16>) -> Result<i32> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create cluster directory {}", dir.display()))?;
-    let mut nc = nn_run_config(&conf, dir.join("name"))?;
+    let mut nc = nn_config(&conf, dir.join("name"))?;
     if !conf.namenode.name_dirs.is_empty() {
         tracing::warn!("namenode.name_dirs is ignored by `cluster up`: its state is under {}", dir.display());
     }

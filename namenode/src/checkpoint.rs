@@ -91,10 +91,6 @@ fn refuse(msg: String) -> NnError {
 }
 
 impl Namesystem {
-    fn require_checkpoint_caller(&self, caller: &Caller) -> NnResult<()> {
-        self.require_superuser(caller, "checkpoint")
-    }
-
     pub fn checkpoint_info(&self) -> CheckpointStatus {
         let image = *self.image.lock();
         let last_txid = self.last_txid();
@@ -109,7 +105,7 @@ impl Namesystem {
     /// Finishes the in-progress edit segment and lists the finished segments after the
     /// newest image. Blocking: call it from a blocking thread.
     pub fn roll_for_checkpoint(&self, caller: &Caller) -> NnResult<RollManifest> {
-        self.require_checkpoint_caller(caller)?;
+        self.require_superuser(caller, "checkpoint")?;
         let last_finished_txid = self.journal.roll().map_err(NnError::Unavailable)?;
         // The roll's records must be durable before anyone reads the finished file.
         self.journal.wait_synced_blocking(last_finished_txid).map_err(NnError::Unavailable)?;
@@ -124,7 +120,7 @@ impl Namesystem {
 
     /// The file of the image at `txid`, for download.
     pub fn image_for_download(&self, caller: &Caller, txid: u64) -> NnResult<PathBuf> {
-        self.require_checkpoint_caller(caller)?;
+        self.require_superuser(caller, "checkpoint")?;
         let name = fsimage::image_name(txid);
         self.storage
             .lock()
@@ -134,7 +130,7 @@ impl Namesystem {
 
     /// The finished segment `first..=last`, for download.
     pub fn segment_for_download(&self, caller: &Caller, first: u64, last: u64) -> NnResult<PathBuf> {
-        self.require_checkpoint_caller(caller)?;
+        self.require_superuser(caller, "checkpoint")?;
         if last < first {
             return Err(NnError::InvalidArgument(format!("segment {first}-{last} is empty")));
         }
@@ -145,7 +141,7 @@ impl Namesystem {
     /// Starts receiving the image at `txid`. One upload at a time; refused when its cluster is
     /// not ours or its txid is not newer than the newest image or not yet durable here.
     pub fn begin_image_upload(&self, caller: &Caller, cluster_id: &str, txid: u64) -> NnResult<ImageUpload> {
-        self.require_checkpoint_caller(caller)?;
+        self.require_superuser(caller, "checkpoint")?;
         let ours = self.cluster_id();
         if cluster_id != ours {
             return Err(refuse(format!(

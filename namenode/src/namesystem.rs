@@ -62,13 +62,17 @@ pub struct NamesystemConfig {
 }
 
 impl NamesystemConfig {
-    /// `ck` supplies retention and the checkpoint period (the `[checkpoint]` section).
+    /// `ck` supplies retention and the checkpoint period (the `[checkpoint]` section). Fails
+    /// on a bad rack table or topology file.
     pub fn from_config(
         c: &tusk_common::config::NamenodeConfig,
         ck: &tusk_common::config::CheckpointConfig,
         default_dir: PathBuf,
-    ) -> Self {
-        NamesystemConfig {
+    ) -> Result<Self, String> {
+        let topology_file = (!c.topology_file.as_os_str().is_empty()).then_some(c.topology_file.as_path());
+        let topology = crate::topology::Topology::load(&c.racks, topology_file)
+            .map_err(|e| format!("bad rack configuration: {e}"))?;
+        Ok(NamesystemConfig {
             name_dirs: if c.name_dirs.is_empty() { vec![default_dir] } else { c.name_dirs.clone() },
             superuser: tusk_common::user::os_user_name(),
             supergroup: c.superuser_group.clone(),
@@ -83,17 +87,10 @@ impl NamesystemConfig {
             checkpoint_period: Duration::from_secs(ck.period),
             heartbeat_expiry: Duration::from_millis(c.heartbeat_expiry_ms),
             min_replication: c.min_replication.max(1),
-            topology: crate::topology::Topology::load(
-                &c.racks,
-                (!c.topology_file.as_os_str().is_empty()).then_some(c.topology_file.as_path()),
-            )
-            .unwrap_or_else(|e| {
-                tracing::error!("{e}; every datanode is in {}", crate::topology::DEFAULT_RACK);
-                Default::default()
-            }),
+            topology,
             hosts_exclude: (!c.hosts_exclude.as_os_str().is_empty()).then(|| c.hosts_exclude.clone()),
             lease_soft_limit: Duration::from_millis(c.lease_soft_limit_ms),
-        }
+        })
     }
 }
 

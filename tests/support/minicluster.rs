@@ -34,7 +34,8 @@ pub struct MiniCluster {
 }
 
 pub fn nn_config(dir: PathBuf) -> NamesystemConfig {
-    let mut c = NamesystemConfig::from_config(&Default::default(), &Default::default(), dir.clone());
+    let mut c = NamesystemConfig::from_config(&Default::default(), &Default::default(), dir.clone())
+        .expect("default configuration");
     c.name_dirs = vec![dir];
     c.superuser = "root".into();
     c.heartbeat_expiry = Duration::from_secs(4);
