@@ -245,8 +245,12 @@ impl NamenodeActor {
         nn: &mut DatanodeNamenodeClient<Channel>,
         next: &mut Next,
     ) -> Result<(), SessionEnd> {
-        // Pending increments taken now are covered by the snapshot taken after.
-        let _covered = self.store().take_pending();
+        // Pending increments taken now are covered by the snapshot taken after; bad replicas
+        // are not in a block report, so they stay queued.
+        let covered = self.store().take_pending();
+        if !covered.bad.is_empty() {
+            self.store().requeue(crate::store::PendingReports { bad: covered.bad, ..Default::default() });
+        }
         let blocks: Vec<ReportedBlock> = self.store().report().into_iter().map(|(id, r)| reported(id, &r)).collect();
         let n = blocks.len();
         let req = BlockReportRequest { datanode_uuid: self.store().uuid(), blocks };
@@ -261,31 +265,20 @@ impl NamenodeActor {
         nn: &mut DatanodeNamenodeClient<Channel>,
         next: &mut Next,
     ) -> Result<(), SessionEnd> {
-        let pending = self.store().take_pending();
+        let mut pending = self.store().take_pending();
         if pending.overflowed {
             next.full_report = true;
             return Ok(());
         }
-        if !pending.bad.is_empty() {
-            let me = tusk_proto::client::DatanodeInfo { datanode_uuid: self.store().uuid(), ..Default::default() };
-            let blocks = pending
-                .bad
-                .iter()
-                .map(|(id, r)| tusk_proto::client::LocatedBlock {
-                    block: Some(tusk_proto::client::ExtendedBlock {
-                        block_id: *id,
-                        generation_stamp: r.genstamp,
-                        num_bytes: r.len,
-                    }),
-                    locations: vec![me.clone()],
-                    ..Default::default()
-                })
-                .collect();
-            if let Err(s) = nn.report_bad_blocks(tusk_proto::client::ReportBadBlocksRequest { blocks }).await {
+        let bad = std::mem::take(&mut pending.bad);
+        if !bad.is_empty() {
+            let req = bad_blocks_request(&self.store().uuid(), &bad);
+            if let Err(s) = nn.report_bad_blocks(req).await {
+                pending.bad = bad;
                 self.store().requeue(pending);
                 return Err(status_failed("ReportBadBlocks", &s));
             }
-            tracing::warn!(count = pending.bad.len(), "reported corrupt replicas to the namenode");
+            tracing::warn!(count = bad.len(), "reported corrupt replicas to the namenode");
         }
         if pending.received.is_empty() && pending.deleted.is_empty() {
             return Ok(());
@@ -364,6 +357,21 @@ fn reported(block_id: u64, r: &ReplicaInfo) -> ReportedBlock {
         ReplicaState::Rbw => tusk_proto::datanode::ReplicaState::ReplicaRbw,
     };
     ReportedBlock { block_id, generation_stamp: r.genstamp, num_bytes: r.len, state: state as i32 }
+}
+
+/// Replicas this datanode found corrupt, as a ReportBadBlocks request naming it.
+fn bad_blocks_request(uuid: &str, bad: &[(u64, ReplicaInfo)]) -> tusk_proto::client::ReportBadBlocksRequest {
+    use tusk_proto::client::{DatanodeInfo, ExtendedBlock, LocatedBlock};
+    let me = DatanodeInfo { datanode_uuid: uuid.to_owned(), ..Default::default() };
+    let blocks = bad
+        .iter()
+        .map(|(id, r)| LocatedBlock {
+            block: Some(ExtendedBlock { block_id: *id, generation_stamp: r.genstamp, num_bytes: r.len }),
+            locations: vec![me.clone()],
+            ..Default::default()
+        })
+        .collect();
+    tusk_proto::client::ReportBadBlocksRequest { blocks }
 }
 
 fn status_failed(call: &str, s: &tonic::Status) -> SessionEnd {
