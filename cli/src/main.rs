@@ -48,6 +48,9 @@ enum Command {
     /// Check the health of the file system (hdfs fsck): tusk fsck / -files -blocks -locations
     #[command(disable_help_flag = true)]
     Fsck(ShellArgs),
+    /// Debugging tools (hdfs debug): tusk debug recoverLease -path P [-retries N]
+    #[command(disable_help_flag = true)]
+    Debug(ShellArgs),
     /// Print the version.
     Version,
 }
@@ -282,6 +285,7 @@ fn run(command: Command, conf: Config) -> Result<i32> {
             runtime()?.block_on(daemons::run_checkpointer(conf, a.once))
         }
         Command::Fsck(a) => run_client_tool(ClientTool::Fsck, a, conf),
+        Command::Debug(a) => run_client_tool(ClientTool::Debug, a, conf),
         Command::Cluster { action: ClusterAction::Up { dir, datanodes, port } } => {
             init_logging("info");
             runtime()?.block_on(daemons::cluster_up(conf, dir, datanodes, port))
@@ -296,6 +300,7 @@ enum ClientTool {
     Fs,
     Fsck,
     Dfsadmin,
+    Debug,
 }
 
 /// The client commands share their set-up: generic options, namenode address, user.
@@ -312,6 +317,7 @@ fn run_client_tool(tool: ClientTool, mut a: ShellArgs, mut conf: Config) -> Resu
             ClientTool::Fs => tusk_fs_shell::run(&a.args, &addr, &user, &conf.client, &mut io).await,
             ClientTool::Fsck => tusk_fs_shell::fsck::run(&a.args, &addr, &user, &conf.client, &mut io).await,
             ClientTool::Dfsadmin => tusk_fs_shell::admin::run(&a.args, &addr, &user, &conf.client, &mut io).await,
+            ClientTool::Debug => tusk_fs_shell::debug::run(&a.args, &addr, &user, &conf.client, &mut io).await,
         }
     });
     Ok(code)

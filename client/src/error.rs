@@ -26,6 +26,9 @@ pub enum ClientError {
     InvalidArgument(String),
     #[error("{0}")]
     LeaseConflict(String),
+    /// The file's lease is being recovered: try again in a moment.
+    #[error("{0}")]
+    RecoveryInProgress(String),
     /// A namespace limit (items per directory, path length, quota) would be exceeded.
     #[error("{0}")]
     LimitExceeded(String),
@@ -75,6 +78,7 @@ impl ClientError {
             Some("InvalidPathException") => ClientError::InvalidPath(msg),
             Some("IllegalArgumentException") => ClientError::InvalidArgument(msg),
             Some("AlreadyBeingCreatedException") | Some("LeaseExpiredException") => ClientError::LeaseConflict(msg),
+            Some("RecoveryInProgressException") => ClientError::RecoveryInProgress(msg),
             Some("MaxDirectoryItemsExceededException")
             | Some("PathComponentTooLongException")
             | Some("QuotaExceededException")

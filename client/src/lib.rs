@@ -358,4 +358,78 @@ impl Client {
         let req = CompleteRequest { path: path.into(), client_name: self.client_name.clone(), last };
         Ok(self.rpc.clone().complete(self.req(req)).await.map_err(|s| self.err(s))?.into_inner().completed)
     }
+
+    /// Opens `path` for appending (HDFS's append): new bytes go after the current end,
+    /// into the file's partly filled last block first.
+    pub async fn append(&self, path: &str) -> Result<FileWriter> {
+        let req = AppendRequest { path: path.into(), client_name: self.client_name.clone() };
+        let r = self.rpc.clone().append(self.req(req)).await.map_err(|s| self.err(s))?.into_inner();
+        let st = r.status.ok_or_else(|| ClientError::Protocol("append answered without a status".into()))?;
+        let lease = self.lease.writer_opened(self);
+        // The partial last chunk of the last block is sent again with the first new bytes.
+        let mut tail = Vec::new();
+        if let Some(b) = r.last_block.as_ref().and_then(|lb| lb.block) {
+            let r = b.num_bytes % tusk_proto::data_transfer::BYTES_PER_CHECKSUM as u64;
+            if b.num_bytes < st.block_size && r != 0 {
+                let reader = FileReader::open(nn::Namenode::Rpc(self.clone()), path).await?;
+                tail.resize(r as usize, 0);
+                let mut got = 0;
+                while got < tail.len() {
+                    let n = reader.pread(st.length - r + got as u64, &mut tail[got..]).await?;
+                    if n == 0 {
+                        return Err(ClientError::Io(format!("cannot read the last {r} bytes of {path} to append")));
+                    }
+                    got += n;
+                }
+            }
+        }
+        let nn = nn::Namenode::Rpc(self.clone());
+        let mut w = FileWriter::for_append(nn, path, st.block_size, st.length, r.last_block, tail).await?;
+        w.lease = Some(lease);
+        Ok(w)
+    }
+
+    /// `recoverLease`: asks the namenode to recover the lease of `path` now. `true` when the
+    /// file is closed.
+    pub async fn recover_lease(&self, path: &str) -> Result<bool> {
+        let req = RecoverLeaseRequest { path: path.into(), client_name: self.client_name.clone() };
+        Ok(self.rpc.clone().recover_lease(self.req(req)).await.map_err(|s| self.err(s))?.into_inner().closed)
+    }
+
+    pub(crate) async fn update_block_for_pipeline(&self, path: &str, block: ExtendedBlock) -> Result<ExtendedBlock> {
+        let req = UpdateBlockForPipelineRequest {
+            block: Some(block),
+            client_name: self.client_name.clone(),
+            path: path.into(),
+        };
+        let r = self.rpc.clone().update_block_for_pipeline(self.req(req)).await.map_err(|s| self.err(s))?;
+        r.into_inner()
+            .block
+            .and_then(|lb| lb.block)
+            .ok_or_else(|| ClientError::Protocol("updateBlockForPipeline answered without a block".into()))
+    }
+
+    pub(crate) async fn update_pipeline(
+        &self,
+        path: &str,
+        old: ExtendedBlock,
+        new: ExtendedBlock,
+        nodes: &[String],
+    ) -> Result<()> {
+        let req = UpdatePipelineRequest {
+            client_name: self.client_name.clone(),
+            old_block: Some(old),
+            new_block: Some(new),
+            new_nodes: nodes.to_vec(),
+            path: path.into(),
+        };
+        self.rpc.clone().update_pipeline(self.req(req)).await.map_err(|s| self.err(s))?;
+        Ok(())
+    }
+
+    pub(crate) async fn fsync(&self, path: &str, last_block_length: u64) -> Result<()> {
+        let req = FsyncRequest { path: path.into(), client_name: self.client_name.clone(), last_block_length };
+        self.rpc.clone().fsync(self.req(req)).await.map_err(|s| self.err(s))?;
+        Ok(())
+    }
 }

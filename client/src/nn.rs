@@ -76,4 +76,42 @@ impl Namenode {
             }
         }
     }
+
+    /// A new generation stamp for the last block (pipeline recovery, append).
+    pub(crate) async fn update_block_for_pipeline(&self, path: &str, block: ExtendedBlock) -> Result<ExtendedBlock> {
+        match self {
+            Namenode::Rpc(c) => c.update_block_for_pipeline(path, block).await,
+            #[cfg(test)]
+            Namenode::Fake(f) => {
+                let mut gs = f.next_genstamp.lock().unwrap();
+                *gs = (*gs).max(block.generation_stamp) + 1;
+                Ok(ExtendedBlock { generation_stamp: *gs, ..block })
+            }
+        }
+    }
+
+    pub(crate) async fn update_pipeline(
+        &self,
+        path: &str,
+        old: ExtendedBlock,
+        new: ExtendedBlock,
+        nodes: &[String],
+    ) -> Result<()> {
+        match self {
+            Namenode::Rpc(c) => c.update_pipeline(path, old, new, nodes).await,
+            #[cfg(test)]
+            Namenode::Fake(f) => {
+                f.pipelines.lock().unwrap().push((old, new, nodes.to_vec()));
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) async fn fsync(&self, path: &str, last_block_length: u64) -> Result<()> {
+        match self {
+            Namenode::Rpc(c) => c.fsync(path, last_block_length).await,
+            #[cfg(test)]
+            Namenode::Fake(_) => Ok(()),
+        }
+    }
 }

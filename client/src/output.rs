@@ -1,17 +1,30 @@
 //! Writing a file: data is cut into blocks of the file's block size; each block is allocated
 //! by the namenode (AddBlock) and streamed through its pipeline ([`BlockWriter`]); `close`
 //! completes the file once its last block has a replica.
+//!
+//! When a pipeline breaks, the writer recovers as HDFS's DataStreamer does: the datanode the
+//! failure points at is dropped, the namenode hands out a new generation stamp for the block
+//! (UpdateBlockForPipeline), the survivors reopen their replicas under it cut back to the
+//! acknowledged bytes, the unacknowledged packets are sent again, and the namenode learns the
+//! new pipeline (UpdatePipeline). Replicas left with the old stamp are discarded. No
+//! replacement datanode is added (HDFS's best-effort policy on small clusters): the
+//! replication monitor restores the replication once the file is closed.
+//!
+//! `hflush` makes what was written visible to new readers, `hsync` also durable on the
+//! datanodes' disks; `Client::append` reopens a file's last block.
 
 use crate::error::ClientError;
 use crate::nn::Namenode;
-use crate::pipeline::{block_name, xfer_addr, BlockWriter};
+use crate::pipeline::{block_name, xfer_addr, BlockWriter, PipelineFailure, Stage};
 use crate::Result;
 use std::time::{Duration, Instant};
-use tusk_proto::client::ExtendedBlock;
+use tusk_proto::client::{ExtendedBlock, LocatedBlock};
 
 /// Attempts to set up a pipeline for one block (each on a fresh block, excluding the
 /// datanodes that failed before).
 const MAX_BLOCK_ATTEMPTS: usize = 3;
+/// Pipeline recoveries one block may go through.
+const MAX_RECOVERIES: usize = 5;
 /// How long `close` keeps asking the namenode to complete the file.
 const COMPLETE_DEADLINE: Duration = Duration::from_secs(60);
 /// How long AddBlock is retried while the previous block has no replica yet.
@@ -44,6 +57,8 @@ pub struct FileWriter {
     bytes_written: u64,
     /// Once something failed, every later call fails with the same error.
     failed: Option<ClientError>,
+    /// Pipeline recoveries of the current block.
+    recoveries: usize,
     /// Keeps the client's lease renewed while this file is open.
     pub(crate) lease: Option<crate::lease::WriterLease>,
 }
@@ -63,8 +78,41 @@ impl FileWriter {
             previous: None,
             bytes_written: 0,
             failed: None,
+            recoveries: 0,
             lease: None,
         })
+    }
+
+    /// A writer for a file reopened by Append: `last` is its last block (None for an empty
+    /// file), `tail` the bytes of that block's partial last chunk, `len` the file length.
+    pub(crate) async fn for_append(
+        nn: Namenode,
+        path: &str,
+        block_size: u64,
+        len: u64,
+        last: Option<LocatedBlock>,
+        tail: Vec<u8>,
+    ) -> Result<FileWriter> {
+        let mut w = FileWriter::new(nn, path, block_size)?;
+        w.bytes_written = len;
+        let Some(lb) = last else { return Ok(w) };
+        let block = lb.block.ok_or_else(|| ClientError::Protocol("append answered a block without a block".into()))?;
+        if block.num_bytes >= block_size {
+            // A full last block: the appended bytes start a new one.
+            w.previous = Some(block);
+            return Ok(w);
+        }
+        let new = w.nn.update_block_for_pipeline(path, block).await?;
+        let stage = Stage::Append { old_gs: block.generation_stamp, len: block.num_bytes };
+        let located = LocatedBlock { block: Some(new), ..lb.clone() };
+        let mut bw = BlockWriter::setup(&located, &w.client_name, stage).await.map_err(|e| {
+            ClientError::Io(format!("cannot reopen {} of {path} for append: {}", block_name(&block), e.error))
+        })?;
+        bw.preload(&tail);
+        let nodes: Vec<String> = bw.nodes().iter().map(|d| d.datanode_uuid.clone()).collect();
+        w.nn.update_pipeline(path, block, ExtendedBlock { num_bytes: block.num_bytes, ..new }, &nodes).await?;
+        w.current = Some(bw);
+        Ok(w)
     }
 
     pub fn bytes_written(&self) -> u64 {
@@ -89,7 +137,16 @@ impl FileWriter {
                 None => self.allocate_block().await?,
             };
             let n = fits_in_block(self.block_size, current.bytes_in_block(), data.len());
-            current.write(&data[..n]).await?;
+            let mut part = &data[..n];
+            loop {
+                match current.write(part).await {
+                    Ok(()) => break,
+                    Err((failure, taken)) => {
+                        part = &part[taken..];
+                        current = self.recover(current, failure).await?;
+                    }
+                }
+            }
             self.bytes_written += n as u64;
             data = &data[n..];
             self.current = Some(current);
@@ -101,12 +158,101 @@ impl FileWriter {
     }
 
     async fn end_block(&mut self) -> Result<()> {
-        if let Some(w) = self.current.take() {
-            let block = w.finish().await?;
+        if let Some(mut w) = self.current.take() {
+            let block = loop {
+                match w.finish().await {
+                    Ok(b) => break b,
+                    Err(failure) => w = self.recover(w, failure).await?,
+                }
+            };
             tracing::debug!(path = %self.path, block = %block_name(&block), bytes = block.num_bytes, "block written");
             self.previous = Some(block);
+            self.recoveries = 0;
         }
         Ok(())
+    }
+
+    /// hflush: every byte written so far reaches every datanode of the pipeline and is
+    /// visible to readers that open the file from now on.
+    pub async fn hflush(&mut self) -> Result<()> {
+        self.flush(false).await
+    }
+
+    /// hsync: as hflush, and the datanodes have the bytes on disk.
+    pub async fn hsync(&mut self) -> Result<()> {
+        self.flush(true).await
+    }
+
+    async fn flush(&mut self, sync: bool) -> Result<()> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let Some(mut w) = self.current.take() else { return Ok(()) };
+        self.failed = Some(ClientError::Io(format!("an earlier flush of {} was interrupted", self.path)));
+        let r = async {
+            let len = loop {
+                match w.flush(sync).await {
+                    Ok(len) => break len,
+                    Err(failure) => w = self.recover(w, failure).await?,
+                }
+            };
+            self.nn.fsync(&self.path, len).await?;
+            Ok::<_, ClientError>(w)
+        }
+        .await;
+        match r {
+            Ok(w) => {
+                self.current = Some(w);
+                self.failed = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Rebuilds the pipeline of `w` without the datanode `failure` blames.
+    async fn recover(&mut self, w: BlockWriter, failure: PipelineFailure) -> Result<BlockWriter> {
+        let mut left = w.into_leftover();
+        let mut failure = failure;
+        loop {
+            self.recoveries += 1;
+            let name = block_name(&left.block);
+            if failure.bad_node < left.nodes.len() {
+                let bad = left.nodes.remove(failure.bad_node);
+                tracing::warn!(
+                    path = %self.path, block = %name, datanode = %xfer_addr(&bad), survivors = left.nodes.len(),
+                    "pipeline failed: {}; recovering", failure.error
+                );
+            }
+            if left.nodes.is_empty() {
+                return Err(ClientError::Io(format!(
+                    "All datanodes of {name} of {} are bad. Aborting...: {}",
+                    self.path, failure.error
+                )));
+            }
+            if self.recoveries > MAX_RECOVERIES {
+                return Err(ClientError::Io(format!(
+                    "{name} of {}: giving up after {MAX_RECOVERIES} pipeline recoveries: {}",
+                    self.path, failure.error
+                )));
+            }
+            let new = self.nn.update_block_for_pipeline(&self.path, left.block).await?;
+            match BlockWriter::resume(&left, new, left.nodes.clone(), &self.client_name).await {
+                Ok(w) => {
+                    let nodes: Vec<String> = w.nodes().iter().map(|d| d.datanode_uuid.clone()).collect();
+                    let acked = ExtendedBlock { num_bytes: left.bytes_acked(), ..new };
+                    self.nn.update_pipeline(&self.path, left.block, acked, &nodes).await?;
+                    tracing::info!(path = %self.path, block = %block_name(&w.block()), datanodes = nodes.len(), "pipeline recovered");
+                    return Ok(w);
+                }
+                // The next round starts again from what `left` holds, under a newer stamp
+                // (the survivors accept any stamp between the old one and it).
+                Err((_, f)) => failure = f,
+            }
+        }
     }
 
     /// Asks for a new block and sets up its pipeline, excluding datanodes that fail.
@@ -115,7 +261,7 @@ impl FileWriter {
         let mut last_error = None;
         for _ in 0..MAX_BLOCK_ATTEMPTS {
             let lb = self.add_block(&excluded).await?;
-            match BlockWriter::setup(&lb, &self.client_name).await {
+            match BlockWriter::setup(&lb, &self.client_name, Stage::Create).await {
                 Ok(w) => return Ok(w),
                 Err(e) => {
                     let bad = lb.locations.get(e.bad_node);

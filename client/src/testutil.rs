@@ -25,6 +25,9 @@ pub(crate) struct FakeNamenode {
     pub completed: Mutex<Option<Option<ExtendedBlock>>>,
     pub locations: Mutex<GetBlockLocationsResponse>,
     pub bad_reports: Mutex<Vec<LocatedBlock>>,
+    pub next_genstamp: Mutex<u64>,
+    /// (old, new, nodes) of every UpdatePipeline.
+    pub pipelines: Mutex<Vec<(ExtendedBlock, ExtendedBlock, Vec<String>)>>,
 }
 
 impl FakeNamenode {
@@ -166,6 +169,8 @@ async fn serve(
             let h = PacketHeader { data_len: 0, offset_in_block: off, seqno, flags: FLAG_LAST };
             write_packet(sock.get_mut(), &h, &[], &[]).await
         }
+        // Block recovery is the real datanode's business.
+        Opcode::InitReplicaRecovery | Opcode::UpdateReplica => Ok(()),
     }
 }
 

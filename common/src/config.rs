@@ -152,6 +152,8 @@ pub struct NamenodeConfig {
     /// A writer silent this long loses its files to another writer that asks (HDFS's lease
     /// soft limit, 60 s).
     pub lease_soft_limit_ms: u64,
+    /// A writer silent this long has its files recovered and closed by the namenode (HDFS: 1 h).
+    pub lease_hard_limit_ms: u64,
 }
 
 impl Default for NamenodeConfig {
@@ -172,6 +174,7 @@ impl Default for NamenodeConfig {
             topology_file: PathBuf::new(),
             hosts_exclude: PathBuf::new(),
             lease_soft_limit_ms: 60_000,
+            lease_hard_limit_ms: 3_600_000,
         }
     }
 }

@@ -11,10 +11,13 @@
 //! checksums. The actor also heartbeats, sends full block reports, and executes the
 //! namenode's commands (delete, replicate, re-register, report, shut down). The [`scanner`]
 //! re-reads every replica against its checksums in the background and reports bad ones.
+//! A replica whose writer went away stays in `rbw/` for pipeline recovery, append and
+//! lease recovery ([`block_recovery`] runs the namenode's RecoverBlock command).
 //!
 //! [`start`] runs a datanode in-process on an already-bound listener and returns a
 //! [`DatanodeHandle`].
 
+pub mod block_recovery;
 pub mod error;
 pub mod meta;
 pub mod namenode_actor;

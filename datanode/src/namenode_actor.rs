@@ -342,6 +342,17 @@ impl NamenodeActor {
                         }
                     });
                 }
+                Some(Command::RecoverBlock(r)) => {
+                    let store = Arc::clone(self.store());
+                    let namenode = self.conf.namenode.clone();
+                    let block_id = r.block.map(|b| b.block_id).unwrap_or_default();
+                    self.replications.spawn(async move {
+                        match crate::block_recovery::recover(store, r, namenode).await {
+                            Ok(len) => tracing::info!(block_id, len, "block recovered"),
+                            Err(e) => tracing::warn!(block_id, "block recovery failed: {e}"),
+                        }
+                    });
+                }
                 Some(Command::Reregister(_)) => next.reregister = true,
                 Some(Command::BlockReport(_)) => next.full_report = true,
                 Some(Command::Shutdown(_)) => next.shutdown = true,

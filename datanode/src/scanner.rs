@@ -172,7 +172,7 @@ mod tests {
     use super::*;
 
     fn write_replica(store: &Arc<Store>, block_id: u64, data: &[u8]) {
-        let mut rbw = store.create_rbw(block_id, 1001).unwrap();
+        let mut rbw = store.create_rbw(block_id, 1001, true).unwrap();
         let mut sums = Vec::new();
         tusk_proto::data_transfer::chunk_checksums(data, &mut sums);
         rbw.append(data, &sums).unwrap();

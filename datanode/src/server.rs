@@ -84,6 +84,11 @@ impl DatanodeHandle {
         let _ = rx.wait_for(|s| *s).await;
     }
 
+    /// Test hook: (generation stamp, length, finalized) of a replica this datanode holds.
+    pub fn replica_state(&self, block_id: u64) -> Option<(u64, u64, bool)> {
+        self.store.get(block_id).map(|r| (r.genstamp, r.len, r.state == crate::replica_index::ReplicaState::Finalized))
+    }
+
     /// Test hook: the finalized block file of a replica this datanode holds.
     pub fn block_file(&self, block_id: u64) -> Option<PathBuf> {
         self.store.block_file(block_id)

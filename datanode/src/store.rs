@@ -1,12 +1,16 @@
 //! The replica store: every replica this datanode holds, in memory, in the RocksDB index and
 //! as files on the volumes, kept in step.
 //!
-//! A replica is born in `rbw/` ([`Store::create_rbw`]), grows by whole checksummed chunks
-//! ([`RbwReplica::append`]), and is finalized by renaming its two files into
+//! A replica is born in `rbw/` ([`Store::create_rbw`]), grows by checksummed chunks
+//! ([`RbwReplica::write_at`]), and is finalized by renaming its two files into
 //! `finalized/subdirN/subdirM/` and recording it in the index ([`RbwReplica::finalize`]). An
-//! `RbwReplica` dropped before it is finalized (an aborted write, a cancelled connection)
-//! removes its files. At start, [`Store::open`] reconciles the index with the files, so the
+//! `RbwReplica` of a client write dropped before it is finalized (the writer or a pipeline
+//! neighbour went away) stays in `rbw/` as it is, for pipeline or lease recovery
+//! (`recovery`); one of a re-replication is removed. At start, [`Store::open`] reconciles
+//! the index with the files and keeps what `rbw/` holds up to its last good chunk, so the
 //! first block report is right whatever a crash left behind.
+
+mod recovery;
 
 use crate::error::DatanodeError;
 use crate::meta;
@@ -16,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
@@ -48,6 +53,26 @@ pub struct ReconcileStats {
     pub added_to_index: usize,
     pub removed_from_index: usize,
     pub rbw_removed: usize,
+    /// Unfinished replicas kept from `rbw/` (for recovery).
+    pub rbw_kept: usize,
+}
+
+/// Raised by a recovery taking over a replica from its writer.
+#[derive(Default)]
+pub struct Fence {
+    raised: AtomicBool,
+    /// Wakes the writer's connection so that it ends without waiting for its peer.
+    pub wake: Notify,
+}
+
+impl Fence {
+    pub fn raise(&self) {
+        self.raised.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+    pub fn is_raised(&self) -> bool {
+        self.raised.load(Ordering::Acquire)
+    }
 }
 
 pub struct Store {
@@ -62,6 +87,11 @@ pub struct Store {
     bad: Mutex<HashSet<u64>>,
     /// Volumes taken out of service, with why.
     failed: Mutex<HashMap<u16, String>>,
+    /// Replicas held open by a writer, each with its fence: raised, the writer's next packet
+    /// fails and its connection ends (a recovery took the replica over).
+    writers: Mutex<HashMap<u64, Arc<Fence>>>,
+    /// Block recoveries in progress: block id -> recovery id. Older ids are refused.
+    recoveries: Mutex<HashMap<u64, u64>>,
     /// Woken when a report is pending.
     pub report_ready: Notify,
     stats: ReconcileStats,
@@ -142,6 +172,8 @@ impl Store {
             pending: Mutex::new(PendingReports::default()),
             bad: Mutex::new(HashSet::new()),
             failed: Mutex::new(HashMap::new()),
+            writers: Mutex::new(HashMap::new()),
+            recoveries: Mutex::new(HashMap::new()),
             report_ready: Notify::new(),
             stats: ReconcileStats::default(),
         };
@@ -152,18 +184,22 @@ impl Store {
             added = store.stats.added_to_index,
             removed = store.stats.removed_from_index,
             rbw_removed = store.stats.rbw_removed,
+            rbw_kept = store.stats.rbw_kept,
             "replica store loaded"
         );
         Ok(store)
     }
 
     /// Loads the index, scans the finalized files of every volume, makes the index match
-    /// the files, and removes replicas a crash left in `rbw/` (no client completed them).
+    /// the files, and keeps the unfinished replicas of `rbw/` cut to their last good chunk.
     fn reconcile(&self) -> Result<ReconcileStats, DatanodeError> {
         let mut stats = ReconcileStats::default();
         let mut found: HashMap<u64, ReplicaInfo> = HashMap::new();
+        let mut unfinished: Vec<(u64, ReplicaInfo)> = Vec::new();
         for v in &self.volumes {
-            stats.rbw_removed += clear_rbw(v)?;
+            let (kept, removed) = recovery::load_rbw(v)?;
+            stats.rbw_removed += removed;
+            unfinished.extend(kept);
             for (id, info) in scan_finalized(v)? {
                 match found.get(&id) {
                     Some(other) if other.genstamp >= info.genstamp => {
@@ -205,6 +241,19 @@ impl Store {
             self.index.apply(&puts, &deletes)?;
         }
         stats.replicas = found.len();
+        for (id, info) in unfinished {
+            if found.contains_key(&id) {
+                // Finalized elsewhere: the unfinished copy is stale.
+                if let Ok(v) = self.volume(info.volume) {
+                    let _ = fs::remove_file(v.rbw_block(id));
+                    let _ = fs::remove_file(v.rbw_meta(id, info.genstamp));
+                }
+                stats.rbw_removed += 1;
+                continue;
+            }
+            stats.rbw_kept += 1;
+            found.insert(id, info);
+        }
         *lock(&self.replicas) = found;
         Ok(stats)
     }
@@ -307,15 +356,28 @@ impl Store {
         Err(DatanodeError::NoSpace { block_id })
     }
 
-    /// Starts a new replica in `rbw/`. Blocking.
-    pub fn create_rbw(self: &Arc<Self>, block_id: u64, genstamp: u64) -> Result<RbwReplica, DatanodeError> {
+    /// Starts a new replica in `rbw/`. `keep`: an unfinished replica stays when the writer
+    /// goes away (client writes), else it is removed (re-replication). An idle unfinished
+    /// replica with an older stamp is replaced. Blocking.
+    pub fn create_rbw(self: &Arc<Self>, block_id: u64, genstamp: u64, keep: bool) -> Result<RbwReplica, DatanodeError> {
         let volume = self.choose_volume(block_id)?;
+        let fence = Arc::new(Fence::default());
         {
             let mut replicas = lock(&self.replicas);
-            if replicas.contains_key(&block_id) {
-                return Err(DatanodeError::ReplicaExists { block_id });
+            let mut writers = lock(&self.writers);
+            if let Some(old) = replicas.get(&block_id).copied() {
+                let stale =
+                    old.state == ReplicaState::Rbw && old.genstamp < genstamp && !writers.contains_key(&block_id);
+                if !stale {
+                    return Err(DatanodeError::ReplicaExists { block_id });
+                }
+                let v = self.volume(old.volume)?;
+                let _ = fs::remove_file(v.rbw_block(block_id));
+                let _ = fs::remove_file(v.rbw_meta(block_id, old.genstamp));
+                tracing::info!(block_id, old_genstamp = old.genstamp, "replacing a stale unfinished replica");
             }
             replicas.insert(block_id, ReplicaInfo { genstamp, len: 0, state: ReplicaState::Rbw, volume });
+            writers.insert(block_id, Arc::clone(&fence));
         }
         // From here the RbwReplica owns the entry: dropping it on an error cleans up.
         let mut rbw = RbwReplica {
@@ -327,6 +389,8 @@ impl Store {
             meta: None,
             len: 0,
             done: false,
+            keep: false,
+            fence,
         };
         let v = self.volume(volume)?;
         let (data_path, meta_path) = (v.rbw_block(block_id), v.rbw_meta(block_id, genstamp));
@@ -337,7 +401,9 @@ impl Store {
             create(&meta_path).map_err(DatanodeError::io("cannot create", &meta_path))?,
         );
         meta.write_all(&meta::encode_header()).map_err(DatanodeError::io("cannot write", &meta_path))?;
+        meta.flush().map_err(DatanodeError::io("cannot write", &meta_path))?;
         rbw.meta = Some(meta);
+        rbw.keep = keep;
         Ok(rbw)
     }
 
@@ -422,13 +488,14 @@ impl Store {
         lock(&self.bad).contains(&block_id)
     }
 
-    /// Opens a finalized replica for reading, checking its files against what the store knows.
+    /// Opens a replica for reading, checking its files against what the store knows. A
+    /// replica being written is readable up to the bytes written so far (hflush).
     pub fn open_reader(&self, block_id: u64) -> Result<ReplicaReader, DatanodeError> {
         let info = self.get(block_id).ok_or(DatanodeError::ReplicaNotFound { block_id })?;
-        if info.state != ReplicaState::Finalized {
-            return Err(DatanodeError::Invalid(format!("replica of block {block_id} is still being written")));
-        }
         let v = self.volume(info.volume)?;
+        if info.state == ReplicaState::Rbw {
+            return ReplicaReader::open_rbw(info, v.rbw_block(block_id), v.rbw_meta(block_id, info.genstamp));
+        }
         if self.is_bad(block_id) {
             return Err(DatanodeError::Corrupt {
                 path: v.finalized_block(block_id),
@@ -448,6 +515,18 @@ impl Store {
                     let info = *info;
                     replicas.remove(&block_id);
                     info
+                }
+                Some(info) if !lock(&self.writers).contains_key(&block_id) => {
+                    // An unfinished replica nobody writes any more (a stale stamp).
+                    let info = *info;
+                    replicas.remove(&block_id);
+                    drop(replicas);
+                    let v = self.volume(info.volume)?;
+                    let _ = fs::remove_file(v.rbw_block(block_id));
+                    let _ = fs::remove_file(v.rbw_meta(block_id, info.genstamp));
+                    self.push_report(|p| p.deleted.push(block_id));
+                    tracing::info!(block_id, "deleted unfinished replica");
+                    return Ok(true);
                 }
                 Some(_) => {
                     tracing::info!(block_id, "not deleting a replica that is being written");
@@ -505,24 +584,7 @@ impl Store {
     }
 }
 
-/// Removes every file in a volume's `rbw/`; returns how many replicas that was.
-fn clear_rbw(v: &Volume) -> Result<usize, DatanodeError> {
-    let dir = v.rbw_dir();
-    let mut blocks = 0;
-    for entry in fs::read_dir(&dir).map_err(DatanodeError::io("cannot list", &dir))? {
-        let entry = entry.map_err(DatanodeError::io("cannot list", &dir))?;
-        let path = entry.path();
-        if matches!(parse_name(&path), Some(ReplicaFile::Block(_))) {
-            blocks += 1;
-            tracing::info!("removing unfinished replica {} left by a crash", path.display());
-        }
-        let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-        removed.map_err(DatanodeError::io("cannot remove", &path))?;
-    }
-    Ok(blocks)
-}
-
-fn parse_name(path: &Path) -> Option<ReplicaFile> {
+pub(crate) fn parse_name(path: &Path) -> Option<ReplicaFile> {
     volume::parse_file_name(path.file_name()?.to_str()?)
 }
 
@@ -575,7 +637,8 @@ fn scan_finalized(v: &Volume) -> Result<Vec<(u64, ReplicaInfo)>, DatanodeError> 
     Ok(out)
 }
 
-/// A replica being written. Dropping it unfinalized removes its files and its entry.
+/// A replica being written. Dropped unfinalized, it stays in `rbw/` as it is (`keep`, a
+/// client's write: recovery decides) or removes its files and its entry.
 pub struct RbwReplica {
     store: Arc<Store>,
     block_id: u64,
@@ -585,6 +648,9 @@ pub struct RbwReplica {
     meta: Option<BufWriter<File>>,
     len: u64,
     done: bool,
+    keep: bool,
+    /// Raised by a block recovery taking the replica over: every later write fails.
+    fence: Arc<Fence>,
 }
 
 impl RbwReplica {
@@ -603,9 +669,35 @@ impl RbwReplica {
         Ok((v.rbw_block(self.block_id), v.rbw_meta(self.block_id, self.genstamp)))
     }
 
+    pub fn genstamp(&self) -> u64 {
+        self.genstamp
+    }
+
+    /// The fence a recovery raises to take this replica over.
+    pub fn fence(&self) -> Arc<Fence> {
+        Arc::clone(&self.fence)
+    }
+
+    /// Whether a packet may start at `offset`: at the end, or at the start of a partial last
+    /// chunk (the writer re-sends that chunk, grown, after an hflush or an append).
+    pub fn accepts_offset(&self, offset: u64) -> bool {
+        let chunk = BYTES_PER_CHECKSUM as u64;
+        offset == self.len || (offset < self.len && offset.is_multiple_of(chunk) && self.len - offset < chunk)
+    }
+
     /// Appends data and its (already verified) chunk checksums. Only the last append of a
     /// replica may end in a partial chunk, so the meta file stays one checksum per chunk.
     pub fn append(&mut self, data: &[u8], checksums: &[u8]) -> Result<(), DatanodeError> {
+        self.write_at(self.len, data, checksums)
+    }
+
+    /// Writes data and its (already verified) chunk checksums at `offset`, which
+    /// [`accepts_offset`](Self::accepts_offset): a partial last chunk is rewritten. The
+    /// meta file stays one checksum per chunk, flushed with the data so a reader sees both.
+    pub fn write_at(&mut self, offset: u64, data: &[u8], checksums: &[u8]) -> Result<(), DatanodeError> {
+        if self.fence.is_raised() {
+            return Err(DatanodeError::Invalid(format!("block {}: replica taken over by a recovery", self.block_id)));
+        }
         if checksums.len() as u64 != meta::chunks_for(data.len() as u64) * meta::CHECKSUM_BYTES {
             return Err(DatanodeError::Invalid(format!(
                 "{} checksum bytes for {} data bytes",
@@ -613,7 +705,13 @@ impl RbwReplica {
                 data.len()
             )));
         }
-        if !data.is_empty() && !self.len.is_multiple_of(BYTES_PER_CHECKSUM as u64) {
+        if !self.accepts_offset(offset) {
+            return Err(DatanodeError::Invalid(format!(
+                "block {}: write at offset {offset} of a replica of {} bytes",
+                self.block_id, self.len
+            )));
+        }
+        if !data.is_empty() && !offset.is_multiple_of(BYTES_PER_CHECKSUM as u64) {
             return Err(DatanodeError::Invalid(format!(
                 "block {}: data after a partial chunk at offset {}",
                 self.block_id, self.len
@@ -623,11 +721,35 @@ impl RbwReplica {
         let (Some(file), Some(meta)) = (self.data.as_mut(), self.meta.as_mut()) else {
             return Err(DatanodeError::Invalid(format!("block {}: replica is closed", self.block_id)));
         };
+        if offset < self.len {
+            // Rewrite of the partial last chunk: cut both files back to its start.
+            meta.flush().map_err(DatanodeError::io("cannot write", &meta_path))?;
+            file.set_len(offset).map_err(DatanodeError::io("cannot truncate", &data_path))?;
+            file.seek(SeekFrom::Start(offset)).map_err(DatanodeError::io("cannot seek", &data_path))?;
+            let meta_len = meta::meta_len_for(offset);
+            meta.get_ref().set_len(meta_len).map_err(DatanodeError::io("cannot truncate", &meta_path))?;
+            meta.seek(SeekFrom::Start(meta_len)).map_err(DatanodeError::io("cannot seek", &meta_path))?;
+            self.len = offset;
+        }
         file.write_all(data).map_err(DatanodeError::io("cannot write", &data_path))?;
         meta.write_all(checksums).map_err(DatanodeError::io("cannot write", &meta_path))?;
+        meta.flush().map_err(DatanodeError::io("cannot write", &meta_path))?;
         self.len += data.len() as u64;
         if let Some(r) = lock(&self.store.replicas).get_mut(&self.block_id) {
             r.len = self.len;
+        }
+        Ok(())
+    }
+
+    /// hsync: makes what was written durable.
+    pub fn sync(&mut self) -> Result<(), DatanodeError> {
+        let (data_path, meta_path) = self.paths()?;
+        if let Some(f) = self.data.as_ref() {
+            f.sync_data().map_err(DatanodeError::io("cannot fsync", &data_path))?;
+        }
+        if let Some(m) = self.meta.as_mut() {
+            m.flush().map_err(DatanodeError::io("cannot write", &meta_path))?;
+            m.get_ref().sync_data().map_err(DatanodeError::io("cannot fsync", &meta_path))?;
         }
         Ok(())
     }
@@ -696,7 +818,21 @@ impl RbwReplica {
 
 impl Drop for RbwReplica {
     fn drop(&mut self) {
+        {
+            let mut writers = lock(&self.store.writers);
+            if writers.get(&self.block_id).is_some_and(|f| Arc::ptr_eq(f, &self.fence)) {
+                writers.remove(&self.block_id);
+            }
+        }
         if self.done {
+            return;
+        }
+        if self.keep {
+            if let Some(mut m) = self.meta.take() {
+                let _ = m.flush();
+            }
+            self.data = None;
+            tracing::debug!(block_id = self.block_id, len = self.len, "unfinished replica kept for recovery");
             return;
         }
         self.data = None;
@@ -727,16 +863,35 @@ pub struct ReplicaReader {
     meta_path: PathBuf,
     /// Where the next `read` continues (None = seek first).
     pos: Option<u64>,
+    /// A replica being written: the stored checksum of a partial last chunk may already
+    /// cover bytes past `info.len`, so that one is computed from the data read.
+    unfinished: bool,
 }
 
 impl ReplicaReader {
     fn open(info: ReplicaInfo, data_path: PathBuf, meta_path: PathBuf) -> Result<ReplicaReader, DatanodeError> {
+        Self::open_checked(info, data_path, meta_path, false)
+    }
+
+    /// A replica being written, readable up to `info.len` (the bytes written when opened).
+    fn open_rbw(info: ReplicaInfo, data_path: PathBuf, meta_path: PathBuf) -> Result<ReplicaReader, DatanodeError> {
+        Self::open_checked(info, data_path, meta_path, true)
+    }
+
+    fn open_checked(
+        info: ReplicaInfo,
+        data_path: PathBuf,
+        meta_path: PathBuf,
+        unfinished: bool,
+    ) -> Result<ReplicaReader, DatanodeError> {
         let data = File::open(&data_path).map_err(DatanodeError::io("cannot open", &data_path))?;
         let meta = File::open(&meta_path).map_err(DatanodeError::io("cannot open", &meta_path))?;
         let data_len = data.metadata().map_err(DatanodeError::io("cannot stat", &data_path))?.len();
         let meta_len = meta.metadata().map_err(DatanodeError::io("cannot stat", &meta_path))?.len();
-        // The files must be exactly what finalize wrote.
-        if data_len != info.len || meta_len != meta::meta_len_for(info.len) {
+        // The files must be exactly what finalize wrote (at least what was written so far).
+        let short = data_len < info.len || meta_len < meta::meta_len_for(info.len);
+        let wrong = data_len != info.len || meta_len != meta::meta_len_for(info.len);
+        if (unfinished && short) || (!unfinished && wrong) {
             return Err(DatanodeError::Corrupt {
                 path: data_path,
                 reason: format!(
@@ -757,6 +912,7 @@ impl ReplicaReader {
             data_path,
             meta_path,
             pos: None,
+            unfinished,
         })
     }
 
@@ -787,7 +943,18 @@ impl ReplicaReader {
         self.data.read_exact(data).map_err(DatanodeError::io("cannot read", &self.data_path))?;
         checksums.resize((meta::chunks_for(len as u64) * meta::CHECKSUM_BYTES) as usize, 0);
         self.meta.read_exact(checksums).map_err(DatanodeError::io("cannot read", &self.meta_path))?;
-        self.pos = Some(pos + len as u64);
+        let end = pos + len as u64;
+        let tail = (end % BYTES_PER_CHECKSUM as u64) as usize;
+        if self.unfinished && end == self.info.len && tail != 0 && len >= tail {
+            let mut sum = Vec::with_capacity(4);
+            tusk_proto::data_transfer::chunk_checksums(&data[len - tail..], &mut sum);
+            let n = checksums.len();
+            checksums[n - 4..].copy_from_slice(&sum);
+            // The stored checksum was not where the next read expects the file position.
+            self.pos = None;
+            return Ok(());
+        }
+        self.pos = Some(end);
         Ok(())
     }
 }

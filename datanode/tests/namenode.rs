@@ -82,6 +82,13 @@ impl DatanodeNamenode for FakeNamenode {
     ) -> Result<Response<ReportBadBlocksResponse>, Status> {
         Ok(Response::new(ReportBadBlocksResponse::default()))
     }
+
+    async fn commit_block_synchronization(
+        &self,
+        _: Request<CommitBlockSynchronizationRequest>,
+    ) -> Result<Response<CommitBlockSynchronizationResponse>, Status> {
+        Ok(Response::new(CommitBlockSynchronizationResponse::default()))
+    }
 }
 
 async fn start_namenode(cluster_id: &str) -> (FakeNamenode, String) {

@@ -126,6 +126,7 @@ async fn corrupt_packet_gets_checksum_error_and_leaves_nothing() {
         targets: vec![],
         client_name: "t".into(),
         stage: WriteStage::PipelineSetupCreate as i32,
+        ..Default::default()
     };
     data_transfer::write_op(&mut s, Opcode::WriteBlock, &req).await.unwrap();
     let resp: BlockOpResponse = data_transfer::read_msg(&mut s).await.unwrap();
@@ -138,19 +139,20 @@ async fn corrupt_packet_gets_checksum_error_and_leaves_nothing() {
     data_transfer::write_packet(&mut s, &h, &sums, &data).await.unwrap();
     let ack = data_transfer::read_ack(&mut s).await.unwrap();
     assert_eq!(ack.statuses, vec![ACK_ERROR_CHECKSUM]);
-    // The unfinished replica is gone, in memory and on disk.
-    let rbw = dir.path().join("current/rbw");
+    // The unfinished replica stays for a recovery, without the bad packet.
+    let rbw = dir.path().join("current/rbw/blk_9");
     for _ in 0..100 {
-        if std::fs::read_dir(&rbw).unwrap().next().is_none() {
+        if dn.replica_state(9).is_some_and(|(_, len, finalized)| len == 0 && !finalized) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert!(std::fs::read_dir(&rbw).unwrap().next().is_none(), "rbw not cleaned");
-    assert!(dn.block_file(9).is_none());
-    // The id is free again.
-    let acks = write_block(dn.xfer_addr(), 9, 1, vec![], &data).await.unwrap();
+    assert_eq!(std::fs::metadata(&rbw).unwrap().len(), 0, "nothing of the bad packet was written");
+    assert!(dn.block_file(9).is_none(), "not finalized");
+    // A write of the block under a newer stamp replaces it.
+    let acks = write_block(dn.xfer_addr(), 9, 2, vec![], &data).await.unwrap();
     assert_eq!(acks.last().unwrap().statuses, vec![ACK_SUCCESS]);
+    assert!(!rbw.exists());
     dn.shutdown().await;
 }
 

@@ -7,7 +7,7 @@ use tusk_datanode::store::Store;
 use tusk_proto::data_transfer::chunk_checksums;
 
 fn write_replica(store: &Arc<Store>, block_id: u64, genstamp: u64, data: &[u8]) {
-    let mut rbw = store.create_rbw(block_id, genstamp).unwrap();
+    let mut rbw = store.create_rbw(block_id, genstamp, true).unwrap();
     for piece in data.chunks(64 * 1024) {
         let mut sums = Vec::new();
         chunk_checksums(piece, &mut sums);
@@ -79,39 +79,111 @@ fn replica_survives_restart_and_index_rebuild() {
     assert_eq!(store.reconcile_stats().removed_from_index, 0);
 }
 
+fn sums(data: &[u8]) -> Vec<u8> {
+    let mut s = Vec::new();
+    chunk_checksums(data, &mut s);
+    s
+}
+
 #[test]
-fn unfinished_replicas_are_removed() {
+fn unfinished_replicas_stay_for_recovery_and_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let dirs = vec![dir.path().to_owned()];
+    let d = data(1500, 9);
     {
         let store = Arc::new(Store::open(&dirs, false).unwrap());
-        // Dropped without finalize: removed at once.
-        let mut rbw = store.create_rbw(5, 1).unwrap();
-        rbw.append(&[1u8; 512], &{
-            let mut s = Vec::new();
-            chunk_checksums(&[1u8; 512], &mut s);
-            s
-        })
-        .unwrap();
-        assert!(dir.path().join("current/rbw/blk_5").exists());
-        assert!(store.create_rbw(5, 1).is_err(), "one writer per block");
+        // A client's write whose writer went away: kept, with what was written.
+        let mut rbw = store.create_rbw(5, 1, true).unwrap();
+        rbw.append(&d[..1024], &sums(&d[..1024])).unwrap();
+        assert!(store.create_rbw(5, 1, true).is_err(), "one writer per block");
         drop(rbw);
-        assert!(!dir.path().join("current/rbw/blk_5").exists());
-        assert!(store.get(5).is_none());
-        // Data after a partial chunk is refused.
-        let mut rbw = store.create_rbw(6, 1).unwrap();
-        let mut s = Vec::new();
-        chunk_checksums(&[1u8; 100], &mut s);
-        rbw.append(&[1u8; 100], &s).unwrap();
-        assert!(rbw.append(&[1u8; 100], &s).is_err());
+        let info = store.get(5).unwrap();
+        assert_eq!((info.state, info.len, info.genstamp), (ReplicaState::Rbw, 1024, 1));
+        // A re-replication's is removed.
+        let mut rbw = store.create_rbw(6, 1, false).unwrap();
+        rbw.append(&d[..512], &sums(&d[..512])).unwrap();
+        drop(rbw);
+        assert!(store.get(6).is_none());
+        assert!(!dir.path().join("current/rbw/blk_6").exists());
+        // Data after a partial chunk is refused; the partial chunk itself may be rewritten.
+        let mut rbw = store.create_rbw(7, 1, true).unwrap();
+        rbw.append(&d[..100], &sums(&d[..100])).unwrap();
+        assert!(rbw.append(&d[100..200], &sums(&d[100..200])).is_err());
+        rbw.write_at(0, &d[..700], &sums(&d[..700])).unwrap();
+        assert_eq!(rbw.len(), 700);
+        assert!(rbw.write_at(512, &d[512..700], &sums(&d[512..700])).is_ok(), "the partial chunk again");
+        assert!(rbw.write_at(0, &d[..10], &sums(&d[..10])).is_err(), "not a whole chunk back");
+        // Readable while being written, up to what was written.
+        assert_eq!(read_all(&store, 7), d[..700]);
     }
-    // What a crash leaves in rbw is removed at start.
+    // A crash tore the end of replica 5: data beyond its checksums is cut at start.
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(dir.path().join("current/rbw/blk_5")).unwrap();
+        f.write_all(&[0xAA; 300]).unwrap();
+    }
     std::fs::write(dir.path().join("current/rbw/blk_9"), b"partial").unwrap();
     std::fs::write(dir.path().join("current/rbw/blk_9_1.meta"), b"TUSKMETA").unwrap();
-    let store = Store::open(&dirs, false).unwrap();
-    assert_eq!(store.reconcile_stats().rbw_removed, 1);
-    assert!(std::fs::read_dir(dir.path().join("current/rbw")).unwrap().next().is_none());
+    let store = Arc::new(Store::open(&dirs, false).unwrap());
+    assert_eq!(store.reconcile_stats().rbw_kept, 2);
+    assert_eq!(store.reconcile_stats().rbw_removed, 1, "a replica with a broken meta header is junk");
     assert!(store.get(9).is_none());
+    assert_eq!(store.get(5).unwrap().len, 1024);
+    assert_eq!(store.get(7).unwrap().len, 700);
+    assert_eq!(read_all(&store, 5), d[..1024]);
+}
+
+#[test]
+fn pipeline_recovery_cuts_back_and_restamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&[dir.path().to_owned()], false).unwrap());
+    let d = data(3000, 11);
+    let mut rbw = store.create_rbw(3, 1, true).unwrap();
+    rbw.append(&d[..2048], &sums(&d[..2048])).unwrap();
+    drop(rbw);
+    assert!(store.recover_rbw(3, 1, 2, 2049).is_err(), "more than it has");
+    assert!(store.recover_rbw(3, 2, 3, 1000).is_err(), "a stamp older than the client's");
+    let mut rbw = store.recover_rbw(3, 1, 2, 1000).unwrap();
+    assert_eq!(rbw.len(), 1000);
+    assert!(dir.path().join("current/rbw/blk_3_2.meta").exists());
+    assert!(!dir.path().join("current/rbw/blk_3_1.meta").exists());
+    // The client re-sends from the start of the partial chunk.
+    rbw.write_at(512, &d[512..3000], &sums(&d[512..3000])).unwrap();
+    let info = rbw.finalize().unwrap();
+    assert_eq!((info.len, info.genstamp), (3000, 2));
+    assert_eq!(read_all(&store, 3), d);
+}
+
+#[test]
+fn block_recovery_and_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&[dir.path().to_owned()], false).unwrap());
+    let d = data(2000, 13);
+    let mut rbw = store.create_rbw(4, 10, true).unwrap();
+    rbw.append(&d[..1500], &sums(&d[..1500])).unwrap();
+    // A live writer is fenced off by the recovery.
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let refused = rbw.append(&[0u8; 0], &[]).is_err();
+        drop(rbw);
+        refused
+    });
+    let info = store.init_recovery(4, 10, 12).unwrap();
+    assert!(writer.join().unwrap(), "the old writer's next write fails");
+    assert_eq!((info.len, info.state), (1500, ReplicaState::Rbw));
+    assert!(store.init_recovery(4, 10, 11).is_err(), "an older recovery id");
+    assert!(store.update_recovery(4, 13, 1200).is_err(), "not this recovery");
+    let done = store.update_recovery(4, 12, 1200).unwrap();
+    assert_eq!((done.len, done.genstamp, done.state), (1200, 12, ReplicaState::Finalized));
+    assert_eq!(read_all(&store, 4), d[..1200]);
+    assert_eq!(store.take_pending().received.len(), 1, "the recovered replica is reported");
+    // Append reopens it under a new stamp; the partial chunk goes again with the new bytes.
+    assert!(store.reopen_for_append(4, 11, 13, 1200).is_err(), "wrong stamp");
+    let mut rbw = store.reopen_for_append(4, 12, 13, 1200).unwrap();
+    rbw.write_at(1024, &d[1024..2000], &sums(&d[1024..2000])).unwrap();
+    let info = rbw.finalize().unwrap();
+    assert_eq!((info.len, info.genstamp), (2000, 13));
+    assert_eq!(read_all(&store, 4), d);
 }
 
 #[test]

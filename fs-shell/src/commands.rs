@@ -29,6 +29,7 @@ pub fn parse(name: &str, args: &[String]) -> Result<ParsedArgs, String> {
         "count" => parse_args(name, args, 1, ANY, &["q", "h", "v", "u"], &[]),
         "chmod" | "chown" | "chgrp" => parse_args(name, args, 2, ANY, &["R"], &[]),
         "put" | "copyFromLocal" | "moveFromLocal" => parse_args(name, args, 1, ANY, &["f", "p", "l", "d"], &["t", "q"]),
+        "appendToFile" => parse_args(name, args, 2, ANY, &["n"], &[]),
         "get" | "copyToLocal" => parse_args(name, args, 1, ANY, &["f", "p", "crc", "ignoreCrc"], &["t", "q"]),
         "cat" => parse_args(name, args, 1, ANY, &["ignoreCrc"], &[]),
         "head" => parse_args(name, args, 1, 1, &[], &[]),
@@ -72,6 +73,10 @@ pub async fn dispatch(sh: &mut Shell, p: &ParsedArgs, io: &mut Io<'_>) -> Result
         "chmod" | "chown" | "chgrp" => return change_attrs(sh, p, io).await,
         "put" | "copyFromLocal" | "moveFromLocal" => {
             crate::copy::put(sh, p, io).await;
+            0
+        }
+        "appendToFile" => {
+            crate::copy::append_to_file(sh, p, io).await;
             0
         }
         "get" | "copyToLocal" => {

@@ -652,3 +652,63 @@ pub async fn get(sh: &mut Shell, p: &ParsedArgs, io: &mut Io<'_>) {
         }
     }
 }
+
+/// `-appendToFile <localsrc> ... <dst>`: appends local files (`-` is stdin) to `dst`,
+/// creating it when it does not exist (Hadoop's AppendToFile).
+pub async fn append_to_file(sh: &mut Shell, p: &ParsedArgs, io: &mut Io<'_>) {
+    let (srcs, dst_arg) = split_dst(&p.operands);
+    let dst = Target { shown: dst_arg.clone(), abs: sh.abs(&dst_arg) };
+    // Every source must be there before anything is appended.
+    let mut readers = Vec::new();
+    for src in srcs {
+        if src == "-" {
+            readers.push((src.clone(), None));
+            continue;
+        }
+        let path = local_path(src);
+        match std::fs::metadata(&path) {
+            Ok(md) if md.is_dir() => return sh.fail(io, format!("`{src}': Is a directory")),
+            Ok(_) => readers.push((src.clone(), Some(path))),
+            Err(e) => return sh.fail(io, local_error(src, &path, &e)),
+        }
+    }
+    let st = match sh.client.file_info(&dst.abs).await {
+        Ok(s) => s,
+        Err(e) => return sh.fail(io, Shell::path_error(&dst.shown, &e)),
+    };
+    if st.as_ref().is_some_and(is_dir) {
+        return sh.fail(io, format!("`{}': Is a directory", dst.shown));
+    }
+    let opened = match st {
+        Some(_) => sh.client.append(&dst.abs).await,
+        None => sh.client.create(&dst.abs, false, sh.replication, sh.block_size).await,
+    };
+    let mut w = match opened {
+        Ok(w) => w,
+        Err(e) => return sh.fail(io, Shell::path_error(&dst.shown, &e)),
+    };
+    let mut buf = vec![0u8; BUF_SIZE];
+    for (shown, path) in readers {
+        let mut r = match path {
+            None => Reader::Stdin(tokio::io::stdin()),
+            Some(path) => match tokio::fs::File::open(&path).await {
+                Ok(f) => Reader::File(f, path),
+                Err(e) => return sh.fail(io, local_error(&shown, &path, &e)),
+            },
+        };
+        loop {
+            match r.read(&mut buf, &shown).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    if let Err(e) = w.write(&buf[..n]).await {
+                        return sh.fail(io, Shell::path_error(&dst.shown, &e));
+                    }
+                }
+                Err(e) => return sh.fail(io, e),
+            }
+        }
+    }
+    if let Err(e) = w.close().await {
+        sh.fail(io, Shell::path_error(&dst.shown, &e));
+    }
+}

@@ -12,6 +12,7 @@ pub mod args;
 mod commands;
 mod copy;
 mod data;
+pub mod debug;
 pub mod format;
 pub mod fsck;
 pub mod glob;
@@ -44,6 +45,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "chmod", usage: "[-R] <MODE[,MODE]... | OCTALMODE> PATH...", help: "Changes permissions of a file." },
     CommandSpec { name: "chown", usage: "[-R] [OWNER][:[GROUP]] PATH...", help: "Changes owner and group of a file." },
     CommandSpec { name: "chgrp", usage: "[-R] GROUP PATH...", help: "This is equivalent to -chown ... :GROUP ..." },
+    CommandSpec { name: "appendToFile", usage: "[-n] <localsrc> ... <dst>", help: "Appends the contents of all the given local files to the given dst file. The dst file will be created if it does not exist. If <localSrc> is -, then the input is read from stdin." },
     CommandSpec { name: "cat", usage: "[-ignoreCrc] <src> ...", help: "Fetch all files that match the file pattern <src> and display their content on stdout." },
     CommandSpec { name: "copyFromLocal", usage: "[-f] [-p] [-l] [-d] [-t <thread count>] [-q <thread pool queue size>] <localsrc> ... <dst>", help: "Copy files from the local file system into fs." },
     CommandSpec { name: "copyToLocal", usage: "[-f] [-p] [-crc] [-ignoreCrc] [-t <thread count>] [-q <thread pool queue size>] <src> ... <localdst>", help: "Identical to the -get command." },
@@ -62,7 +64,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// Commands of `hdfs dfs` this build does not have yet.
-const NOT_YET: &[&str] = &["text", "appendToFile", "checksum", "truncate"];
+const NOT_YET: &[&str] = &["text", "checksum", "truncate"];
 
 pub fn usage_line(spec: &CommandSpec) -> String {
     format!("Usage: tusk fs [generic options] -{} {}", spec.name, spec.usage)

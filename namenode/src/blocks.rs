@@ -79,6 +79,8 @@ pub struct Datanode {
     pub blocks: HashSet<u64>,
     pending_deletes: Vec<u64>,
     pending_transfers: VecDeque<(ExtendedBlock, Vec<DnIdx>)>,
+    /// Block recoveries this datanode is to run as the primary.
+    pending_recoveries: Vec<(ExtendedBlock, u64, Vec<DatanodeInfo>)>,
     /// Copies this datanode has been asked to send and that are not confirmed yet.
     in_flight: usize,
     pub shutdown_requested: bool,
@@ -115,6 +117,9 @@ pub struct BlockInfo {
     pub replicas: Vec<DnIdx>,
     /// Datanodes holding a replica found corrupt.
     pub corrupt: Vec<DnIdx>,
+    /// A block being written: the datanodes of its pipeline (they report the replica only
+    /// once it is finalized). Readers of an hflushed block and lease recovery go there.
+    pub pipeline: Vec<DnIdx>,
     /// The replication queue level it sits in.
     queued: Option<u8>,
     /// In the set of blocks with replicas to remove (extra or corrupt ones).
@@ -129,6 +134,9 @@ pub struct BlockInfo {
 pub enum Command {
     Delete(Vec<u64>),
     Transfer(ExtendedBlock, Vec<DatanodeInfo>),
+    /// Lease recovery: sync the replicas of this block (at these locations) under the
+    /// recovery id and report with CommitBlockSynchronization.
+    RecoverBlock(ExtendedBlock, u64, Vec<DatanodeInfo>),
     Reregister,
     BlockReport,
     Shutdown,
@@ -187,6 +195,7 @@ impl BlockMap {
             complete,
             replicas: Vec::new(),
             corrupt: Vec::new(),
+            pipeline: Vec::new(),
             queued: None,
             excess: false,
             counted_complete: false,
@@ -295,6 +304,72 @@ impl BlockMap {
         self.requeue(id);
     }
 
+    /// The pipeline of a block being written (set by AddBlock, UpdatePipeline, Append).
+    pub fn set_pipeline(&mut self, id: u64, genstamp: u64, uuids: &[String]) {
+        let nodes: Vec<DnIdx> = uuids.iter().filter_map(|u| self.by_uuid.get(u).copied()).collect();
+        if let Some(b) = self.blocks.get_mut(&id) {
+            b.genstamp = b.genstamp.max(genstamp);
+            // Replicas outside the new pipeline keep an older stamp: they no longer count.
+            b.replicas.retain(|d| nodes.contains(d));
+            b.pipeline = nodes;
+        }
+    }
+
+    /// Append reopened a complete block: it is being written again, by its replicas.
+    pub fn reopen_block(&mut self, id: u64) {
+        if let Some(b) = self.blocks.get_mut(&id) {
+            b.complete = false;
+            b.pipeline = b.replicas.clone();
+        }
+        self.requeue(id);
+    }
+
+    /// Where the replicas of a block being written are: its pipeline and the nodes that
+    /// reported one, live ones only.
+    pub fn uc_locations(&self, id: u64) -> Vec<DatanodeInfo> {
+        let Some(b) = self.blocks.get(&id) else { return Vec::new() };
+        let mut nodes: Vec<DnIdx> = b.pipeline.clone();
+        for &d in &b.replicas {
+            if !nodes.contains(&d) {
+                nodes.push(d);
+            }
+        }
+        nodes.retain(|&d| self.nodes[d as usize].live);
+        nodes.iter().map(|&d| self.info(d)).collect()
+    }
+
+    /// Lease recovery finished: the block is complete with `len` bytes under `genstamp` on
+    /// the datanodes `uuids` (their reports confirm it).
+    pub fn commit_recovered(&mut self, id: u64, genstamp: u64, len: u64, uuids: &[String]) {
+        let nodes: Vec<DnIdx> = uuids.iter().filter_map(|u| self.by_uuid.get(u).copied()).collect();
+        if let Some(b) = self.blocks.get_mut(&id) {
+            b.genstamp = genstamp;
+            b.num_bytes = len;
+            b.pipeline.clear();
+            b.replicas.retain(|d| nodes.contains(d));
+            for &d in &nodes {
+                if self.nodes[d as usize].live && !b.replicas.contains(&d) && !b.corrupt.contains(&d) {
+                    b.replicas.push(d);
+                    self.nodes[d as usize].blocks.insert(id);
+                }
+            }
+        }
+        self.complete_block(id, len);
+    }
+
+    /// Queues a RecoverBlock command for `primary`.
+    pub fn queue_recovery(
+        &mut self,
+        primary: &str,
+        block: ExtendedBlock,
+        recovery_id: u64,
+        locations: Vec<DatanodeInfo>,
+    ) {
+        if let Some(&dn) = self.by_uuid.get(primary) {
+            self.nodes[dn as usize].pending_recoveries.push((block, recovery_id, locations));
+        }
+    }
+
     pub fn set_expected(&mut self, id: u64, expected: u16) {
         if let Some(b) = self.blocks.get_mut(&id) {
             b.expected = expected;
@@ -339,6 +414,14 @@ impl BlockMap {
 
     fn add_replica(&mut self, dn: DnIdx, r: Reported) -> bool {
         let Some(b) = self.blocks.get_mut(&r.id) else { return false };
+        if b.complete && !r.finalized {
+            // An unfinished replica of a finished block: left over from a failed pipeline
+            // (an older stamp: delete it) or about to be finalized (its report follows).
+            if r.genstamp < b.genstamp {
+                self.nodes[dn as usize].pending_deletes.push(r.id);
+            }
+            return true;
+        }
         // A replica with an older stamp, or a finished one of the wrong length, is corrupt.
         let stale = r.genstamp < b.genstamp || (b.complete && r.finalized && r.len != b.num_bytes);
         if stale {
@@ -502,6 +585,7 @@ impl BlockMap {
                     blocks: HashSet::new(),
                     pending_deletes: Vec::new(),
                     pending_transfers: VecDeque::new(),
+                    pending_recoveries: Vec::new(),
                     in_flight: 0,
                     shutdown_requested: false,
                     report_requested: false,
@@ -655,6 +739,10 @@ impl BlockMap {
             let n = node.pending_deletes.len().min(MAX_DELETES_PER_COMMAND);
             out.push(Command::Delete(node.pending_deletes.drain(..n).collect()));
         }
+        for (block, recovery_id, locations) in std::mem::take(&mut node.pending_recoveries) {
+            out.push(Command::RecoverBlock(block, recovery_id, locations));
+        }
+        let node = &mut self.nodes[dn as usize];
         let transfers: Vec<_> = (0..MAX_TRANSFERS_PER_NODE).map_while(|_| node.pending_transfers.pop_front()).collect();
         for (block, targets) in transfers {
             out.push(Command::Transfer(block, targets.iter().map(|&t| self.info(t)).collect()));
@@ -674,6 +762,7 @@ impl BlockMap {
         node.live = false;
         node.pending_deletes.clear();
         node.pending_transfers.clear();
+        node.pending_recoveries.clear();
         let held: Vec<u64> = node.blocks.drain().collect();
         let rack = node.rack.clone();
         let racks_before = self.racks.len();

@@ -30,6 +30,9 @@ fn to_pb(commands: Vec<Command>) -> Vec<DatanodeCommand> {
             command: Some(match c {
                 Command::Delete(ids) => Pb::Delete(DeleteCommand { block_ids: ids }),
                 Command::Transfer(block, targets) => Pb::Transfer(TransferCommand { block: Some(block), targets }),
+                Command::RecoverBlock(block, recovery_id, locations) => {
+                    Pb::RecoverBlock(RecoverBlockCommand { block: Some(block), recovery_id, locations })
+                }
                 Command::Reregister => Pb::Reregister(ReregisterCommand {}),
                 Command::BlockReport => Pb::BlockReport(BlockReportCommand {}),
                 Command::Shutdown => Pb::Shutdown(ShutdownCommand {}),
@@ -139,5 +142,18 @@ impl DatanodeNamenode for DatanodeService {
     async fn report_bad_blocks(&self, req: Request<ReportBadBlocksRequest>) -> Reply<ReportBadBlocksResponse> {
         self.fsn.report_bad_blocks(&bad_blocks(req.get_ref()));
         Ok(Response::new(ReportBadBlocksResponse {}))
+    }
+
+    async fn commit_block_synchronization(
+        &self,
+        req: Request<CommitBlockSynchronizationRequest>,
+    ) -> Reply<CommitBlockSynchronizationResponse> {
+        let r = req.into_inner();
+        let block = r.block.ok_or_else(|| Status::invalid_argument("commitBlockSynchronization needs a block"))?;
+        self.fsn
+            .commit_block_synchronization(block, r.recovery_id, r.new_length, &r.new_targets, r.delete_block)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(CommitBlockSynchronizationResponse {}))
     }
 }

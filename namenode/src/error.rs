@@ -29,6 +29,9 @@ pub enum NnError {
     /// The file is being written by another client.
     #[error("{0}")]
     LeaseConflict(String),
+    /// The file's lease is being recovered; try again later.
+    #[error("{0}")]
+    RecoveryInProgress(String),
     #[error("{0}")]
     LimitExceeded(String),
     /// The edit log cannot be written: the namenode refuses every mutation.
@@ -51,6 +54,7 @@ impl NnError {
             NnError::InvalidPath(_) => "InvalidPathException",
             NnError::InvalidArgument(_) => "IllegalArgumentException",
             NnError::LeaseConflict(_) => "AlreadyBeingCreatedException",
+            NnError::RecoveryInProgress(_) => "RecoveryInProgressException",
             NnError::LimitExceeded(_) => "MaxDirectoryItemsExceededException",
             NnError::Unavailable(_) => "IOException",
         }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod fsimage;
 pub mod inode;
 pub mod journal;
+pub mod lease;
 pub mod namespace;
 pub mod namesystem;
 pub mod permission;

@@ -351,6 +351,20 @@ impl Namespace {
                 f.blocks = blocks;
                 self.counts.blocks = self.counts.blocks - before + after;
             }
+            Op::SetGenstamp(g) => {
+                self.generation_stamp = self.generation_stamp.max(g.genstamp);
+            }
+            Op::Append(a) => {
+                let path = Self::parse(&a.path)?;
+                let idx = self.lookup(&path).ok_or_else(|| NnError::FileNotFound(path.to_string()))?;
+                let Kind::File(f) = &mut self.inodes.get_mut(idx).kind else {
+                    return Err(NnError::IsDirectory(path.to_string()));
+                };
+                if f.under_construction.is_some() {
+                    return Err(NnError::InvalidArgument(format!("{path} is already under construction")));
+                }
+                f.under_construction = Some(a.client_name.as_str().into());
+            }
             Op::Rename(r) => {
                 let src = Self::parse(&r.src)?;
                 let dst = Self::parse(&r.dst)?;
@@ -425,6 +439,24 @@ impl Namespace {
     /// advances both (replay too: it takes the maximum of every block it sees).
     pub fn next_block(&self) -> (u64, u64) {
         (self.last_block_id + 1, self.generation_stamp + 1)
+    }
+
+    /// The next generation stamp to hand out (pipeline recovery, append, lease recovery);
+    /// applying an op carrying it advances the counter.
+    pub fn next_genstamp(&self) -> u64 {
+        self.generation_stamp + 1
+    }
+
+    /// hflush: readers may see `len` bytes of the last block of the file at `idx` being
+    /// written. In memory only, as HDFS: the length becomes durable when the block ends.
+    pub fn set_last_block_len(&mut self, idx: InodeIdx, len: u64) {
+        if let Kind::File(f) = &mut self.inodes.get_mut(idx).kind {
+            if f.under_construction.is_some() {
+                if let Some(b) = f.blocks.last_mut() {
+                    b.len = b.len.max(len);
+                }
+            }
+        }
     }
 
     /// A datanode holds block `id` with `genstamp`: new blocks must get larger ids and stamps,

@@ -59,6 +59,8 @@ pub struct NamesystemConfig {
     pub hosts_exclude: Option<PathBuf>,
     /// A lease holder silent this long loses its files to another writer (HDFS: 60 s).
     pub lease_soft_limit: Duration,
+    /// A lease holder silent this long has its files recovered and closed (HDFS: 1 h).
+    pub lease_hard_limit: Duration,
 }
 
 impl NamesystemConfig {
@@ -90,6 +92,7 @@ impl NamesystemConfig {
             topology,
             hosts_exclude: (!c.hosts_exclude.as_os_str().is_empty()).then(|| c.hosts_exclude.clone()),
             lease_soft_limit: Duration::from_millis(c.lease_soft_limit_ms),
+            lease_hard_limit: Duration::from_millis(c.lease_hard_limit_ms),
         })
     }
 }
@@ -110,7 +113,7 @@ pub struct Listing {
 }
 
 pub struct Namesystem {
-    ns: RwLock<Namespace>,
+    pub(crate) ns: RwLock<Namespace>,
     pub(crate) journal: Journal,
     pub(crate) storage: Mutex<NameStorage>,
     /// The newest image: the last checkpoint (or -saveNamespace).
@@ -121,14 +124,16 @@ pub struct Namesystem {
     pub(crate) checkpoint_warned: Mutex<Option<Instant>>,
     /// Datanodes to decommission, from the exclude file.
     excludes: Mutex<Vec<String>>,
-    /// Lease holders (clients writing files) and when they last showed they are alive
-    /// (HDFS's LeaseManager). In memory: after a restart every holder starts a fresh soft
-    /// limit, counted from `opened`.
-    leases: Mutex<HashMap<String, Instant>>,
-    opened: Instant,
+    /// Lease holders (clients writing files): when they last showed they are alive and how
+    /// many files they have open (HDFS's LeaseManager; see `lease.rs`). In memory: at start
+    /// every holder of a file under construction gets a fresh lease.
+    pub(crate) leases: Mutex<HashMap<String, crate::lease::Lease>>,
+    /// Lease recoveries in progress, by block id.
+    pub(crate) recovering: Mutex<HashMap<u64, crate::lease::Recovery>>,
+    pub(crate) opened: Instant,
     safe_mode: Mutex<SafeMode>,
     /// Block map and datanode registry; taken after `ns` when both are needed.
-    blocks: Mutex<BlockMap>,
+    pub(crate) blocks: Mutex<BlockMap>,
     pub(crate) conf: NamesystemConfig,
     groups: Mutex<GroupCache>,
     pub startup: StartupReport,
@@ -154,7 +159,7 @@ fn read_excludes(path: Option<&std::path::Path>) -> Result<Vec<String>, String> 
         .collect())
 }
 
-fn op(o: Op) -> EditOp {
+pub(crate) fn op(o: Op) -> EditOp {
     EditOp { op: Some(o) }
 }
 
@@ -182,8 +187,16 @@ impl Namesystem {
             .map_err(|e| StorageError(format!("cannot start the edit log: {e}")))?;
         let counts = loaded.namespace.counts();
         let mut blocks = BlockMap::new();
+        let mut leases: HashMap<String, crate::lease::Lease> = HashMap::new();
+        let now = Instant::now();
         loaded.namespace.walk(crate::inode::ROOT, |_, ino| {
             if let Some(f) = ino.file() {
+                if let Some(holder) = f.under_construction.as_deref() {
+                    leases
+                        .entry(holder.to_owned())
+                        .or_insert(crate::lease::Lease { renewed: now, open_files: 0 })
+                        .open_files += 1;
+                }
                 let n = f.blocks.len();
                 for (i, b) in f.blocks.iter().enumerate() {
                     let complete = f.under_construction.is_none() || i + 1 < n;
@@ -216,7 +229,8 @@ impl Namesystem {
             upload_busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             checkpoint_warned: Mutex::new(None),
             excludes: Mutex::new(excludes),
-            leases: Mutex::new(HashMap::new()),
+            leases: Mutex::new(leases),
+            recovering: Mutex::new(HashMap::new()),
             opened: Instant::now(),
             safe_mode: Mutex::new(safe_mode),
             blocks: Mutex::new(blocks),
@@ -265,11 +279,11 @@ impl Namesystem {
         Caller { user: user.to_owned(), groups, superuser }
     }
 
-    fn parse(path: &str) -> NnResult<FsPath> {
+    pub(crate) fn parse(path: &str) -> NnResult<FsPath> {
         Ok(FsPath::parse(path)?)
     }
 
-    fn check_safe_mode(&self, what: &str, path: &str) -> NnResult<()> {
+    pub(crate) fn check_safe_mode(&self, what: &str, path: &str) -> NnResult<()> {
         let mut sm = self.safe_mode.lock();
         sm.check(Instant::now());
         if sm.is_on() {
@@ -280,7 +294,7 @@ impl Namesystem {
 
     /// Runs `plan` under the write lock; it checks the request and returns edit ops that are
     /// then applied and logged in order. The caller is answered once they are durable.
-    async fn mutate<T>(&self, plan: impl FnOnce(&Namespace) -> NnResult<(Vec<EditOp>, T)>) -> NnResult<T> {
+    pub(crate) async fn mutate<T>(&self, plan: impl FnOnce(&Namespace) -> NnResult<(Vec<EditOp>, T)>) -> NnResult<T> {
         let last = {
             let mut ns = self.ns.write();
             let (ops, value) = plan(&ns)?;
@@ -308,7 +322,7 @@ impl Namesystem {
         Ok(last.1)
     }
 
-    fn status(ns: &Namespace, i: InodeIdx) -> FileStatus {
+    pub(crate) fn status(ns: &Namespace, i: InodeIdx) -> FileStatus {
         let ino = ns.inode(i);
         let mut st = FileStatus {
             name: ino.name.to_string(),
@@ -336,7 +350,7 @@ impl Namesystem {
         st
     }
 
-    fn not_found(path: &FsPath) -> NnError {
+    pub(crate) fn not_found(path: &FsPath) -> NnError {
         NnError::FileNotFound(path.to_string())
     }
 
@@ -553,6 +567,7 @@ impl Namesystem {
             Ok((ops, ()))
         })
         .await?;
+        self.lease_opened(client_name);
         let ns = self.ns.read();
         let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
         Ok(Self::status(&ns, i))
@@ -616,6 +631,9 @@ impl Namesystem {
                 Ok((vec![op(Op::Close(close))], Some(true)))
             })
             .await?;
+        if closed == Some(true) {
+            self.lease_closed(client_name);
+        }
         Ok(closed.unwrap_or(true))
     }
 
@@ -939,6 +957,8 @@ impl Namesystem {
             }
             list.push(crate::inode::Block { id, genstamp: gs, len: 0 });
             blocks.add_block(id, gs, 0, f.replication, false);
+            let uuids: Vec<String> = targets.iter().map(|&t| blocks.info(t).datanode_uuid).collect();
+            blocks.set_pipeline(id, gs, &uuids);
             let located = LocatedBlock {
                 block: Some(ExtendedBlock { block_id: id, generation_stamp: gs, num_bytes: 0 }),
                 offset,
@@ -1016,6 +1036,10 @@ impl Namesystem {
                 continue;
             }
             let (mut live, corrupt) = blocks.locations(b.id);
+            if blocks.block(b.id).is_some_and(|i| !i.complete) {
+                // Being written: its replicas are on the pipeline, not yet reported.
+                live = blocks.uc_locations(b.id);
+            }
             // Nearest first: the reader's own host, then its rack, then the rest; random among
             // equals to spread the load.
             use rand::seq::SliceRandom;
@@ -1122,17 +1146,6 @@ impl Namesystem {
     pub fn datanode_report(&self, live: Option<bool>) -> Vec<DatanodeInfo> {
         let blocks = self.blocks.lock();
         blocks.datanodes().filter(|(_, d)| live.is_none_or(|l| d.live == l)).map(|(i, _)| blocks.info(i)).collect()
-    }
-
-    /// A lease holder shows it is alive (every write call does; idle writers call RenewLease).
-    pub fn renew_lease(&self, holder: &str) {
-        self.leases.lock().insert(holder.to_owned(), Instant::now());
-    }
-
-    /// Whether `holder` has been silent longer than the soft limit.
-    fn lease_soft_expired(&self, holder: &str) -> bool {
-        let last = self.leases.lock().get(holder).copied().unwrap_or(self.opened);
-        last.elapsed() > self.conf.lease_soft_limit
     }
 
     /// `dfsadmin -refreshNodes`: re-reads the exclude file; listed datanodes start

@@ -38,6 +38,7 @@ pub async fn run(
                     _ = stop_rx.changed() => return,
                 }
                 n += 1;
+                fsn.check_leases().await;
                 let fsn = fsn.clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     fsn.block_management_tick(n.is_multiple_of(3));

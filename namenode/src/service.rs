@@ -55,7 +55,8 @@ pub fn to_status(e: NnError) -> Status {
         | NnError::IsDirectory(_)
         | NnError::NotEmpty(_)
         | NnError::SafeMode(_)
-        | NnError::LeaseConflict(_) => Code::FailedPrecondition,
+        | NnError::LeaseConflict(_)
+        | NnError::RecoveryInProgress(_) => Code::FailedPrecondition,
     };
     let mut status = Status::new(code, e.to_string());
     if let Ok(v) = e.exception_class().parse() {
@@ -294,6 +295,55 @@ impl ClientNamenode for ClientService {
         let c = self.caller(&req)?;
         self.fsn.refresh_nodes(&c).map_err(to_status)?;
         Ok(Response::new(RefreshNodesResponse {}))
+    }
+
+    async fn append(&self, req: Request<AppendRequest>) -> Reply<AppendResponse> {
+        let c = self.caller(&req)?;
+        let r = req.get_ref();
+        let (last_block, status) = self.fsn.append(&c, &r.path, &r.client_name).await.map_err(to_status)?;
+        Ok(Response::new(AppendResponse { last_block, status: Some(status) }))
+    }
+
+    async fn update_block_for_pipeline(
+        &self,
+        req: Request<UpdateBlockForPipelineRequest>,
+    ) -> Reply<UpdateBlockForPipelineResponse> {
+        let _ = self.caller(&req)?;
+        let r = req.get_ref();
+        let block = r.block.ok_or_else(|| Status::invalid_argument("updateBlockForPipeline needs a block"))?;
+        let lb = self.fsn.update_block_for_pipeline(&r.path, &r.client_name, block).await.map_err(to_status)?;
+        Ok(Response::new(UpdateBlockForPipelineResponse { block: Some(lb) }))
+    }
+
+    async fn update_pipeline(&self, req: Request<UpdatePipelineRequest>) -> Reply<UpdatePipelineResponse> {
+        let _ = self.caller(&req)?;
+        let r = req.get_ref();
+        let (Some(old), Some(new)) = (r.old_block, r.new_block) else {
+            return Err(Status::invalid_argument("updatePipeline needs the old and the new block"));
+        };
+        self.fsn.update_pipeline(&r.path, &r.client_name, old, new, &r.new_nodes).await.map_err(to_status)?;
+        Ok(Response::new(UpdatePipelineResponse {}))
+    }
+
+    async fn get_additional_datanode(
+        &self,
+        _req: Request<GetAdditionalDatanodeRequest>,
+    ) -> Reply<GetAdditionalDatanodeResponse> {
+        Err(Status::unimplemented("getAdditionalDatanode: pipelines carry on with the datanodes they have left"))
+    }
+
+    async fn fsync(&self, req: Request<FsyncRequest>) -> Reply<FsyncResponse> {
+        let _ = self.caller(&req)?;
+        let r = req.get_ref();
+        self.fsn.fsync(&r.path, &r.client_name, r.last_block_length).map_err(to_status)?;
+        Ok(Response::new(FsyncResponse {}))
+    }
+
+    async fn recover_lease(&self, req: Request<RecoverLeaseRequest>) -> Reply<RecoverLeaseResponse> {
+        let c = self.caller(&req)?;
+        let r = req.get_ref();
+        let closed = self.fsn.recover_lease(&c, &r.path, &r.client_name).await.map_err(to_status)?;
+        Ok(Response::new(RecoverLeaseResponse { closed }))
     }
 }
 

@@ -31,6 +31,7 @@ fn conf(dirs: &[PathBuf]) -> NamesystemConfig {
         topology: Default::default(),
         hosts_exclude: None,
         lease_soft_limit: Duration::from_secs(60),
+        lease_hard_limit: Duration::from_secs(3600),
     }
 }
 

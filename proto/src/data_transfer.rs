@@ -37,6 +37,10 @@ pub const ACK_ERROR_CHECKSUM: u8 = 2;
 pub enum Opcode {
     WriteBlock = 80,
     ReadBlock = 81,
+    /// Block recovery: [`crate::transfer::InitReplicaRecoveryRequest`], one answer.
+    InitReplicaRecovery = 82,
+    /// Block recovery: [`crate::transfer::UpdateReplicaRequest`], one answer.
+    UpdateReplica = 83,
 }
 
 fn invalid(msg: impl Into<String>) -> io::Error {
@@ -64,6 +68,8 @@ pub async fn read_op<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<(Opcode, Vec
     let op = match r.read_u8().await? {
         80 => Opcode::WriteBlock,
         81 => Opcode::ReadBlock,
+        82 => Opcode::InitReplicaRecovery,
+        83 => Opcode::UpdateReplica,
         other => return Err(invalid(format!("unknown opcode {other}"))),
     };
     Ok((op, read_body(r).await?))

@@ -27,6 +27,8 @@ pub struct MiniCluster {
     pub failed_volumes_tolerated: u32,
     /// The namenode's lease soft limit from its next start on.
     pub lease_soft_limit: Duration,
+    /// The namenode's lease hard limit from its next start on.
+    pub lease_hard_limit: Duration,
     /// Address each datanode binds and advertises (loopback 127.0.0.N for racked clusters).
     dn_ips: Vec<String>,
     /// Namenode rack table (by datanode IP).
@@ -73,6 +75,7 @@ impl MiniCluster {
             volumes: 1,
             failed_volumes_tolerated: 0,
             lease_soft_limit: Duration::from_secs(60),
+            lease_hard_limit: Duration::from_secs(3600),
             dn_ips,
             racks,
         };
@@ -114,6 +117,7 @@ impl MiniCluster {
             }
             conf.hosts_exclude = Some(exclude);
             conf.lease_soft_limit = self.lease_soft_limit;
+            conf.lease_hard_limit = self.lease_hard_limit;
             match tokio::task::spawn_blocking(move || Namesystem::open(conf)).await.unwrap() {
                 Ok(f) => break Arc::new(f),
                 // The previous namenode's last tasks may still hold the directory lock.

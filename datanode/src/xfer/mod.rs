@@ -17,7 +17,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 use tusk_proto::data_transfer::{self, Opcode};
-use tusk_proto::transfer::{BlockOpResponse, OpStatus, ReadBlockRequest, WriteBlockRequest};
+use tusk_proto::transfer::{
+    BlockOpResponse, InitReplicaRecoveryRequest, InitReplicaRecoveryResponse, OpStatus, ReadBlockRequest,
+    UpdateReplicaRequest, UpdateReplicaResponse, WriteBlockRequest,
+};
 
 /// How long a peer may stay silent in the middle of an operation.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -107,6 +110,57 @@ async fn handle_connection(mut socket: TcpStream, ctx: &Arc<XferContext>) -> io:
             };
             let block_id = req.block.as_ref().map(|b| b.block_id).unwrap_or_default();
             write::write_block(socket, req, ctx).instrument(tracing::info_span!("write_block", block_id)).await
+        }
+        Opcode::InitReplicaRecovery => {
+            let Ok(req) = InitReplicaRecoveryRequest::decode(&body[..]) else {
+                return reply_error(&mut socket, OpStatus::OpErrorInvalid, "undecodable InitReplicaRecoveryRequest")
+                    .await;
+            };
+            let block = req.block.unwrap_or_default();
+            let store = Arc::clone(&ctx.store);
+            let r = tokio::task::spawn_blocking(move || {
+                store.init_recovery(block.block_id, block.generation_stamp, req.recovery_id)
+            })
+            .await
+            .map_err(io::Error::other)?;
+            let resp = match r {
+                Ok(info) => InitReplicaRecoveryResponse {
+                    status: OpStatus::OpSuccess as i32,
+                    generation_stamp: info.genstamp,
+                    length: info.len,
+                    finalized: info.state == crate::replica_index::ReplicaState::Finalized,
+                    ..Default::default()
+                },
+                Err(e) => {
+                    tracing::info!(block_id = block.block_id, "replica recovery refused: {e}");
+                    let not_found = matches!(e, crate::error::DatanodeError::ReplicaNotFound { .. });
+                    InitReplicaRecoveryResponse {
+                        status: if not_found { OpStatus::OpErrorInvalid } else { OpStatus::OpError } as i32,
+                        message: e.to_string(),
+                        ..Default::default()
+                    }
+                }
+            };
+            data_transfer::write_msg(&mut socket, &resp).await
+        }
+        Opcode::UpdateReplica => {
+            let Ok(req) = UpdateReplicaRequest::decode(&body[..]) else {
+                return reply_error(&mut socket, OpStatus::OpErrorInvalid, "undecodable UpdateReplicaRequest").await;
+            };
+            let store = Arc::clone(&ctx.store);
+            let r = tokio::task::spawn_blocking(move || {
+                store.update_recovery(req.block_id, req.recovery_id, req.new_length)
+            })
+            .await
+            .map_err(io::Error::other)?;
+            let resp = match r {
+                Ok(_) => UpdateReplicaResponse { status: OpStatus::OpSuccess as i32, ..Default::default() },
+                Err(e) => {
+                    tracing::warn!(block_id = req.block_id, "replica update refused: {e}");
+                    UpdateReplicaResponse { status: OpStatus::OpError as i32, message: e.to_string() }
+                }
+            };
+            data_transfer::write_msg(&mut socket, &resp).await
         }
     }
 }

@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tusk_proto::client::{DatanodeInfo, ExtendedBlock};
 use tusk_proto::data_transfer::{
-    self, Ack, Opcode, PacketHeader, ACK_ERROR, ACK_ERROR_CHECKSUM, ACK_SUCCESS, FLAG_LAST, MAX_PACKET_DATA,
+    self, Ack, Opcode, PacketHeader, ACK_ERROR, ACK_ERROR_CHECKSUM, ACK_SUCCESS, FLAG_LAST, FLAG_SYNC, MAX_PACKET_DATA,
 };
 use tusk_proto::transfer::{BlockOpResponse, OpStatus, WriteBlockRequest, WriteStage};
 
@@ -47,7 +47,13 @@ pub async fn write_block(mut upstream: TcpStream, req: WriteBlockRequest, ctx: &
         return reply_error(&mut upstream, OpStatus::OpErrorInvalid, "WriteBlockRequest without a block").await;
     };
     let stage = WriteStage::try_from(req.stage).unwrap_or(WriteStage::Unspecified);
-    if !matches!(stage, WriteStage::PipelineSetupCreate | WriteStage::TransferFinalized) {
+    if !matches!(
+        stage,
+        WriteStage::PipelineSetupCreate
+            | WriteStage::TransferFinalized
+            | WriteStage::PipelineSetupStreamingRecovery
+            | WriteStage::PipelineSetupAppend
+    ) {
         let msg = format!("unsupported write stage {}", req.stage);
         return reply_error(&mut upstream, OpStatus::OpErrorInvalid, &msg).await;
     }
@@ -56,9 +62,16 @@ pub async fn write_block(mut upstream: TcpStream, req: WriteBlockRequest, ctx: &
         return reply_error(&mut upstream, OpStatus::OpErrorInvalid, &msg).await;
     }
     let (block_id, genstamp) = (block.block_id, block.generation_stamp);
+    let (old_gs, acked) = (req.old_generation_stamp, req.bytes_acked);
     let store = Arc::clone(&ctx.store);
-    let created =
-        tokio::task::spawn_blocking(move || store.create_rbw(block_id, genstamp)).await.map_err(io::Error::other)?;
+    let created = tokio::task::spawn_blocking(move || match stage {
+        WriteStage::PipelineSetupStreamingRecovery => store.recover_rbw(block_id, old_gs, genstamp, acked),
+        WriteStage::PipelineSetupAppend => store.reopen_for_append(block_id, old_gs, genstamp, acked),
+        // A client's unfinished replica stays for recovery; a re-replication's does not.
+        _ => store.create_rbw(block_id, genstamp, stage == WriteStage::PipelineSetupCreate),
+    })
+    .await
+    .map_err(io::Error::other)?;
     let rbw = match created {
         Ok(r) => r,
         Err(e @ DatanodeError::ReplicaExists { .. }) => {
@@ -76,6 +89,8 @@ pub async fn write_block(mut upstream: TcpStream, req: WriteBlockRequest, ctx: &
             targets: req.targets[1..].to_vec(),
             client_name: req.client_name.clone(),
             stage: req.stage,
+            old_generation_stamp: req.old_generation_stamp,
+            bytes_acked: req.bytes_acked,
         };
         match connect_pipeline(next, &next_req).await {
             Ok(s) => downstream = Some(s),
@@ -182,19 +197,23 @@ async fn receive(
     rbw: RbwReplica,
     acks: mpsc::Sender<Received>,
 ) -> Result<u64, String> {
+    let fence = rbw.fence();
     let mut rbw = Some(rbw);
     let mut bufs = Some((Vec::with_capacity(MAX_PACKET_DATA), Vec::new()));
     loop {
         let (Some(mut replica), Some((mut data, mut sums))) = (rbw.take(), bufs.take()) else {
             return Err("replica lost".into());
         };
-        let header = tokio::time::timeout(IO_TIMEOUT, data_transfer::read_packet(&mut up, &mut sums, &mut data))
-            .await
-            .map_err(|_| "timed out waiting for a packet".to_string())?
-            .map_err(|e| format!("reading a packet from upstream: {e}"))?;
+        let read = tokio::time::timeout(IO_TIMEOUT, data_transfer::read_packet(&mut up, &mut sums, &mut data));
+        let header = tokio::select! {
+            r = read => r
+                .map_err(|_| "timed out waiting for a packet".to_string())?
+                .map_err(|e| format!("reading a packet from upstream: {e}"))?,
+            _ = fence.wake.notified() => return Err("a recovery took the replica over".into()),
+        };
         let seqno = header.seqno;
         let fail = |status: u8, forward: Forward| Received { seqno, status, forward, last: false, len: 0 };
-        if header.offset_in_block != replica.len() {
+        if !replica.accepts_offset(header.offset_in_block) {
             let _ = acks.send(fail(ACK_ERROR, Forward::NoDownstream)).await;
             return Err(format!("packet {seqno} at offset {}, expected {}", header.offset_in_block, replica.len()));
         }
@@ -212,8 +231,12 @@ async fn receive(
             forward = Forward::Sent;
         }
         let last = header.is_last();
+        let (offset, sync) = (header.offset_in_block, header.flags & FLAG_SYNC != 0);
         let (replica, sums, data, result) = tokio::task::spawn_blocking(move || {
-            let appended = replica.append(&data, &sums).map(|_| replica.len());
+            let mut appended = replica.write_at(offset, &data, &sums).map(|_| replica.len());
+            if sync && appended.is_ok() {
+                appended = replica.sync().map(|_| replica.len());
+            }
             let (replica, result) = match appended {
                 Ok(_) if last => (None, replica.finalize().map(|info| info.len)),
                 other => (Some(replica), other),
@@ -319,6 +342,7 @@ pub async fn transfer_replica(
         targets: targets[1..].to_vec(),
         client_name,
         stage: WriteStage::TransferFinalized as i32,
+        ..Default::default()
     };
     let stream = connect_pipeline(first, &req).await.map_err(|resp| resp.message)?;
     let (r, mut w) = stream.into_split();

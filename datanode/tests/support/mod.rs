@@ -61,6 +61,7 @@ pub async fn write_block(
         targets,
         client_name: "test-client".into(),
         stage: WriteStage::PipelineSetupCreate as i32,
+        ..Default::default()
     };
     data_transfer::write_op(&mut s, Opcode::WriteBlock, &req).await.unwrap();
     let resp: BlockOpResponse = data_transfer::read_msg(&mut s).await.unwrap();
