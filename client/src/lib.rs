@@ -427,6 +427,26 @@ impl Client {
         Ok(())
     }
 
+    pub(crate) async fn additional_datanode(
+        &self,
+        path: &str,
+        block: ExtendedBlock,
+        existing: &[String],
+        excluded: &[String],
+    ) -> Result<DatanodeInfo> {
+        let req = GetAdditionalDatanodeRequest {
+            path: path.into(),
+            block: Some(block),
+            existing: existing.to_vec(),
+            excluded: excluded.to_vec(),
+            client_name: self.client_name.clone(),
+        };
+        let r = self.rpc.clone().get_additional_datanode(self.req(req)).await.map_err(|s| self.err(s))?;
+        r.into_inner()
+            .datanode
+            .ok_or_else(|| ClientError::Protocol("getAdditionalDatanode answered without a datanode".into()))
+    }
+
     pub(crate) async fn fsync(&self, path: &str, last_block_length: u64) -> Result<()> {
         let req = FsyncRequest { path: path.into(), client_name: self.client_name.clone(), last_block_length };
         self.rpc.clone().fsync(self.req(req)).await.map_err(|s| self.err(s))?;

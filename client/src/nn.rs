@@ -107,6 +107,26 @@ impl Namenode {
         }
     }
 
+    /// A datanode to join a pipeline that lost one.
+    pub(crate) async fn additional_datanode(
+        &self,
+        path: &str,
+        block: ExtendedBlock,
+        existing: &[String],
+        excluded: &[String],
+    ) -> Result<tusk_proto::client::DatanodeInfo> {
+        match self {
+            Namenode::Rpc(c) => c.additional_datanode(path, block, existing, excluded).await,
+            #[cfg(test)]
+            Namenode::Fake(f) => f
+                .datanodes
+                .iter()
+                .find(|d| !existing.contains(&d.datanode_uuid) && !excluded.contains(&d.datanode_uuid))
+                .cloned()
+                .ok_or_else(|| crate::ClientError::Io("no datanode left".into())),
+        }
+    }
+
     pub(crate) async fn fsync(&self, path: &str, last_block_length: u64) -> Result<()> {
         match self {
             Namenode::Rpc(c) => c.fsync(path, last_block_length).await,

@@ -6,9 +6,12 @@
 //! failure points at is dropped, the namenode hands out a new generation stamp for the block
 //! (UpdateBlockForPipeline), the survivors reopen their replicas under it cut back to the
 //! acknowledged bytes, the unacknowledged packets are sent again, and the namenode learns the
-//! new pipeline (UpdatePipeline). Replicas left with the old stamp are discarded. No
-//! replacement datanode is added (HDFS's best-effort policy on small clusters): the
-//! replication monitor restores the replication once the file is closed.
+//! new pipeline (UpdatePipeline). Replicas left with the old stamp are discarded. When the
+//! pipeline is short of the file's replication and the namenode has a spare datanode
+//! (GetAdditionalDatanode), a survivor first copies the acknowledged bytes to it
+//! (TRANSFER_BLOCK) and it joins the new pipeline; without one the write carries on with
+//! the survivors (HDFS's best-effort policy) and the replication monitor restores the count
+//! once the file is closed.
 //!
 //! `hflush` makes what was written visible to new readers, `hsync` also durable on the
 //! datanodes' disks; `Client::append` reopens a file's last block.
@@ -59,6 +62,12 @@ pub struct FileWriter {
     failed: Option<ClientError>,
     /// Pipeline recoveries of the current block.
     recoveries: usize,
+    /// Replicas a block should have: a pipeline that lost datanodes gets new ones up to it.
+    replication: usize,
+    /// Datanodes that failed in this file's pipelines (uuids): not asked again.
+    failed_nodes: Vec<String>,
+    /// The namenode had no datanode to add to a pipeline: do not ask again for this file.
+    no_spare: bool,
     /// Keeps the client's lease renewed while this file is open.
     pub(crate) lease: Option<crate::lease::WriterLease>,
 }
@@ -79,6 +88,9 @@ impl FileWriter {
             bytes_written: 0,
             failed: None,
             recoveries: 0,
+            replication: 0,
+            failed_nodes: Vec::new(),
+            no_spare: false,
             lease: None,
         })
     }
@@ -96,6 +108,7 @@ impl FileWriter {
         let mut w = FileWriter::new(nn, path, block_size)?;
         w.bytes_written = len;
         let Some(lb) = last else { return Ok(w) };
+        w.replication = lb.expected_replication as usize;
         let block = lb.block.ok_or_else(|| ClientError::Protocol("append answered a block without a block".into()))?;
         if block.num_bytes >= block_size {
             // A full last block: the appended bytes start a new one.
@@ -187,7 +200,14 @@ impl FileWriter {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        let Some(mut w) = self.current.take() else { return Ok(()) };
+        let Some(mut w) = self.current.take() else {
+            // At a block boundary: the namenode learns the finished block's length with the
+            // next AddBlock; readers need it now.
+            return match self.previous {
+                Some(p) => self.nn.fsync(&self.path, p.num_bytes).await,
+                None => Ok(()),
+            };
+        };
         self.failed = Some(ClientError::Io(format!("an earlier flush of {} was interrupted", self.path)));
         let r = async {
             let len = loop {
@@ -226,6 +246,7 @@ impl FileWriter {
                     path = %self.path, block = %name, datanode = %xfer_addr(&bad), survivors = left.nodes.len(),
                     "pipeline failed: {}; recovering", failure.error
                 );
+                self.failed_nodes.push(bad.datanode_uuid);
             }
             if left.nodes.is_empty() {
                 return Err(ClientError::Io(format!(
@@ -239,8 +260,14 @@ impl FileWriter {
                     self.path, failure.error
                 )));
             }
+            let mut nodes = left.nodes.clone();
+            if nodes.len() < self.replication && !self.no_spare {
+                if let Some(dn) = self.replacement(&nodes, left.block, left.bytes_acked()).await {
+                    nodes.push(dn);
+                }
+            }
             let new = self.nn.update_block_for_pipeline(&self.path, left.block).await?;
-            match BlockWriter::resume(&left, new, left.nodes.clone(), &self.client_name).await {
+            match BlockWriter::resume(&left, new, nodes.clone(), &self.client_name).await {
                 Ok(w) => {
                     let nodes: Vec<String> = w.nodes().iter().map(|d| d.datanode_uuid.clone()).collect();
                     let acked = ExtendedBlock { num_bytes: left.bytes_acked(), ..new };
@@ -249,8 +276,45 @@ impl FileWriter {
                     return Ok(w);
                 }
                 // The next round starts again from what `left` holds, under a newer stamp
-                // (the survivors accept any stamp between the old one and it).
-                Err((_, f)) => failure = f,
+                // (the survivors accept any stamp between the old one and it). The datanode
+                // to blame is counted in this round's pipeline, which may have a new one.
+                Err((_, f)) => {
+                    left.nodes = nodes;
+                    failure = f;
+                }
+            }
+        }
+    }
+
+    /// A datanode to replace a failed one (HDFS's replace-datanode-on-failure, best effort):
+    /// the namenode picks it, a survivor copies the acknowledged bytes to it. `None` when
+    /// the cluster has no spare datanode or the copy fails.
+    async fn replacement(
+        &mut self,
+        nodes: &[tusk_proto::client::DatanodeInfo],
+        block: ExtendedBlock,
+        bytes_acked: u64,
+    ) -> Option<tusk_proto::client::DatanodeInfo> {
+        let source = nodes.first()?;
+        let existing: Vec<String> = nodes.iter().map(|d| d.datanode_uuid.clone()).collect();
+        let dn = match self.nn.additional_datanode(&self.path, block, &existing, &self.failed_nodes).await {
+            Ok(dn) => dn,
+            Err(e) => {
+                tracing::info!(path = %self.path, "no datanode to replace the failed one; carrying on with {}: {e}", nodes.len());
+                self.no_spare = true;
+                return None;
+            }
+        };
+        let copy = ExtendedBlock { num_bytes: bytes_acked, ..block };
+        match crate::pipeline::copy_replica(source, copy, &dn, &self.client_name).await {
+            Ok(()) => {
+                tracing::info!(path = %self.path, block = %block_name(&block), datanode = %xfer_addr(&dn), bytes = bytes_acked, "datanode added to the pipeline");
+                Some(dn)
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path, "could not add datanode {}: {e}", xfer_addr(&dn));
+                self.failed_nodes.push(dn.datanode_uuid);
+                None
             }
         }
     }
@@ -262,7 +326,10 @@ impl FileWriter {
         for _ in 0..MAX_BLOCK_ATTEMPTS {
             let lb = self.add_block(&excluded).await?;
             match BlockWriter::setup(&lb, &self.client_name, Stage::Create).await {
-                Ok(w) => return Ok(w),
+                Ok(w) => {
+                    self.replication = lb.expected_replication as usize;
+                    return Ok(w);
+                }
                 Err(e) => {
                     let bad = lb.locations.get(e.bad_node);
                     tracing::warn!(

@@ -24,7 +24,7 @@ use tusk_proto::data_transfer::{
     chunk_checksums, read_ack, read_msg, write_op, write_packet, Ack, Opcode, PacketHeader, ACK_ERROR_CHECKSUM,
     ACK_SUCCESS, BYTES_PER_CHECKSUM, FLAG_LAST, FLAG_SYNC, MAX_PACKET_DATA,
 };
-use tusk_proto::transfer::{BlockOpResponse, OpStatus, WriteBlockRequest, WriteStage};
+use tusk_proto::transfer::{BlockOpResponse, OpStatus, TransferBlockRequest, WriteBlockRequest, WriteStage};
 
 /// How long connecting to a datanode may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,6 +66,36 @@ pub(crate) async fn connect_datanode(dn: &DatanodeInfo) -> io::Result<TcpStream>
 /// Runs `fut` with [`IO_TIMEOUT`], turning an elapsed timer into an `io::Error`.
 pub(crate) async fn timed<T>(what: &str, fut: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
     tokio::time::timeout(IO_TIMEOUT, fut).await.map_err(|_| timed_out(what))?
+}
+
+/// Has `source` (a datanode of the pipeline) copy the first `block.num_bytes` bytes of its
+/// replica being written to `target`, which joins the pipeline next.
+pub(crate) async fn copy_replica(
+    source: &DatanodeInfo,
+    block: ExtendedBlock,
+    target: &DatanodeInfo,
+    client_name: &str,
+) -> std::result::Result<(), String> {
+    let addr = xfer_addr(source);
+    let stream = connect_datanode(source).await.map_err(|e| format!("cannot connect to datanode {addr}: {e}"))?;
+    let (input, mut out) = stream.into_split();
+    let mut input = BufReader::new(input);
+    let req =
+        TransferBlockRequest { block: Some(block), targets: vec![target.clone()], client_name: client_name.to_owned() };
+    timed("transfer request", write_op(&mut out, Opcode::TransferBlock, &req))
+        .await
+        .map_err(|e| format!("datanode {addr}: {e}"))?;
+    let resp: BlockOpResponse =
+        timed("transfer", read_msg(&mut input)).await.map_err(|e| format!("datanode {addr}: {e}"))?;
+    if resp.status != OpStatus::OpSuccess as i32 {
+        return Err(format!(
+            "datanode {addr} could not copy {} to {}: {}",
+            block_name(&block),
+            xfer_addr(target),
+            resp.message
+        ));
+    }
+    Ok(())
 }
 
 /// Why a pipeline could not be set up, and which datanode (index into the pipeline) to blame.

@@ -945,7 +945,8 @@ impl ReplicaReader {
         self.meta.read_exact(checksums).map_err(DatanodeError::io("cannot read", &self.meta_path))?;
         let end = pos + len as u64;
         let tail = (end % BYTES_PER_CHECKSUM as u64) as usize;
-        if self.unfinished && end == self.info.len && tail != 0 && len >= tail {
+        // The stored checksum of a chunk cut by this read (or still growing) covers other bytes.
+        if (self.unfinished || end < self.info.len) && tail != 0 && len >= tail {
             let mut sum = Vec::with_capacity(4);
             tusk_proto::data_transfer::chunk_checksums(&data[len - tail..], &mut sum);
             let n = checksums.len();

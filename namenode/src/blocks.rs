@@ -1195,6 +1195,41 @@ mod tests {
     }
 
     #[test]
+    fn blocks_being_written_follow_their_pipeline_through_recovery() {
+        let mut m = BlockMap::new();
+        let now = Instant::now();
+        for (u, port) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
+            m.register(u, "h", "127.0.0.1", port, 0, 0, "/default-rack", now);
+            m.heartbeat(u, 1 << 40, 0, 1 << 40, 0, now).unwrap();
+        }
+        let uuids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let names = |v: Vec<DatanodeInfo>| v.into_iter().map(|d| d.datanode_uuid).collect::<Vec<_>>();
+        m.add_block(7, 1001, 0, 3, false);
+        m.set_pipeline(7, 1001, &uuids(&["a", "b", "c"]));
+        assert_eq!(names(m.uc_locations(7)), ["a", "b", "c"], "readers of an hflushed block go to the pipeline");
+        // "b" failed: the rebuilt pipeline has a newer stamp and a replacement.
+        m.set_pipeline(7, 1002, &uuids(&["a", "c", "d"]));
+        assert_eq!(m.block(7).unwrap().genstamp, 1002);
+        assert_eq!(names(m.uc_locations(7)), ["a", "c", "d"]);
+        // Lease recovery committed: complete, with the synced replicas only.
+        m.commit_recovered(7, 1005, 4096, &uuids(&["a", "c"]));
+        let b = m.block(7).unwrap();
+        assert!(b.complete);
+        assert_eq!((b.genstamp, b.num_bytes, b.replicas.len()), (1005, 4096, 2));
+        // An unfinished replica with the old stamp, reported later, is deleted, not counted.
+        let stale = Reported { id: 7, genstamp: 1002, len: 100, finalized: false };
+        m.block_report("d", &[stale]).unwrap();
+        assert_eq!(m.live_replicas(7), 2);
+        let d = m.find("d").unwrap();
+        assert!(m.take_commands(d).iter().any(|c| matches!(c, Command::Delete(ids) if ids.contains(&7))));
+        // Recovery commands ride on the primary's next heartbeat.
+        let block = ExtendedBlock { block_id: 7, generation_stamp: 1005, num_bytes: 0 };
+        m.queue_recovery("c", block, 1006, Vec::new());
+        let c = m.find("c").unwrap();
+        assert!(matches!(&m.take_commands(c)[..], [Command::RecoverBlock(b, 1006, _)] if b.block_id == 7));
+    }
+
+    #[test]
     fn a_holder_sends_a_bounded_number_of_copies_and_late_ones_are_rescheduled() {
         let mut m = BlockMap::new();
         let now = Instant::now();

@@ -244,6 +244,38 @@ impl Namesystem {
         Ok(())
     }
 
+    /// A datanode to join the pipeline of the last block of `path`, which lost one: not one
+    /// of `existing` or `excluded`, placed as a new replica would be.
+    pub fn additional_datanode(
+        &self,
+        path: &str,
+        client_name: &str,
+        block: ExtendedBlock,
+        existing: &[String],
+        excluded: &[String],
+        writer_ip: Option<&str>,
+    ) -> NnResult<tusk_proto::client::DatanodeInfo> {
+        let path = Self::parse(path)?;
+        self.renew_lease(client_name);
+        let block_size = {
+            let ns = self.ns.read();
+            let (_, _) = Self::writers_last_block(&ns, &path, client_name, block.block_id)?;
+            ns.lookup(&path).and_then(|i| ns.inode(i).file().map(|f| f.block_size)).unwrap_or(0)
+        };
+        let avoid: Vec<String> = existing.iter().chain(excluded).cloned().collect();
+        let blocks = self.blocks.lock();
+        let chosen = blocks.choose(1, writer_ip, &avoid, block_size);
+        let dn = chosen.first().ok_or_else(|| {
+            NnError::Unavailable(format!(
+                "no datanode to add to the pipeline of blk_{} of {path}: {} in it, {} excluded",
+                block.block_id,
+                existing.len(),
+                excluded.len()
+            ))
+        })?;
+        Ok(blocks.info(*dn))
+    }
+
     /// hflush/hsync: readers opening the file from now on see `len` bytes of its last block.
     pub fn fsync(&self, path: &str, client_name: &str, len: u64) -> NnResult<()> {
         let path = Self::parse(path)?;

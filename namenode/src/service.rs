@@ -327,9 +327,17 @@ impl ClientNamenode for ClientService {
 
     async fn get_additional_datanode(
         &self,
-        _req: Request<GetAdditionalDatanodeRequest>,
+        req: Request<GetAdditionalDatanodeRequest>,
     ) -> Reply<GetAdditionalDatanodeResponse> {
-        Err(Status::unimplemented("getAdditionalDatanode: pipelines carry on with the datanodes they have left"))
+        let _ = self.caller(&req)?;
+        let ip = req.remote_addr().map(|a| a.ip().to_string());
+        let r = req.get_ref();
+        let block = r.block.ok_or_else(|| Status::invalid_argument("getAdditionalDatanode needs a block"))?;
+        let dn = self
+            .fsn
+            .additional_datanode(&r.path, &r.client_name, block, &r.existing, &r.excluded, ip.as_deref())
+            .map_err(to_status)?;
+        Ok(Response::new(GetAdditionalDatanodeResponse { datanode: Some(dn) }))
     }
 
     async fn fsync(&self, req: Request<FsyncRequest>) -> Reply<FsyncResponse> {

@@ -41,6 +41,9 @@ pub enum Opcode {
     InitReplicaRecovery = 82,
     /// Block recovery: [`crate::transfer::UpdateReplicaRequest`], one answer.
     UpdateReplica = 83,
+    /// Copy a replica being written to a datanode joining the pipeline:
+    /// [`crate::transfer::TransferBlockRequest`], one answer.
+    TransferBlock = 86,
 }
 
 fn invalid(msg: impl Into<String>) -> io::Error {
@@ -70,6 +73,7 @@ pub async fn read_op<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<(Opcode, Vec
         81 => Opcode::ReadBlock,
         82 => Opcode::InitReplicaRecovery,
         83 => Opcode::UpdateReplica,
+        86 => Opcode::TransferBlock,
         other => return Err(invalid(format!("unknown opcode {other}"))),
     };
     Ok((op, read_body(r).await?))

@@ -102,16 +102,22 @@ impl Store {
     ) -> Result<RbwReplica, DatanodeError> {
         self.take_over(block_id)?;
         let info = self.get(block_id).ok_or(DatanodeError::ReplicaNotFound { block_id })?;
-        if info.state != ReplicaState::Rbw {
-            return Err(DatanodeError::Invalid(format!(
-                "block {block_id}: replica is finalized; no pipeline to recover"
-            )));
-        }
         if info.genstamp < old_gs || info.genstamp >= new_gs {
             return Err(DatanodeError::Invalid(format!(
                 "block {block_id}: replica has stamp {}, expected one in [{old_gs}, {new_gs})",
                 info.genstamp
             )));
+        }
+        if info.state == ReplicaState::Finalized {
+            // The pipeline broke after this node finalized the block, before the client saw
+            // every ack: reopened, it is finalized again by the re-sent last packet.
+            if info.len != bytes_acked {
+                return Err(DatanodeError::Invalid(format!(
+                    "block {block_id}: finalized replica has {} bytes, the client acknowledged {bytes_acked}",
+                    info.len
+                )));
+            }
+            return self.reopen_finalized(block_id, info, new_gs);
         }
         if info.len < bytes_acked {
             return Err(DatanodeError::Invalid(format!(
@@ -143,9 +149,20 @@ impl Store {
                 info.genstamp, info.len, info.state
             )));
         }
+        self.reopen_finalized(block_id, info, new_gs)
+    }
+
+    /// Moves a finalized replica back to `rbw/` under `new_gs` and opens it for writing.
+    fn reopen_finalized(
+        self: &Arc<Self>,
+        block_id: u64,
+        info: ReplicaInfo,
+        new_gs: u64,
+    ) -> Result<RbwReplica, DatanodeError> {
         if self.is_bad(block_id) {
             return Err(DatanodeError::Invalid(format!("block {block_id}: replica is corrupt")));
         }
+        let (old_gs, len) = (info.genstamp, info.len);
         let v = self.volume(info.volume)?;
         self.index.delete(block_id)?;
         let moves = [
@@ -156,7 +173,7 @@ impl Store {
             fs::rename(from, to).map_err(DatanodeError::io("cannot rename", from))?;
         }
         lock(&self.replicas).insert(block_id, ReplicaInfo { genstamp: new_gs, len, state: ReplicaState::Rbw, ..info });
-        tracing::info!(block_id, old_gs, new_gs, len, "replica reopened for append");
+        tracing::info!(block_id, old_gs, new_gs, len, "finalized replica reopened");
         self.open_rbw(block_id, new_gs, info.volume, len)
     }
 

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use tusk_proto::data_transfer::{self, Opcode};
 use tusk_proto::transfer::{
     BlockOpResponse, InitReplicaRecoveryRequest, InitReplicaRecoveryResponse, OpStatus, ReadBlockRequest,
-    UpdateReplicaRequest, UpdateReplicaResponse, WriteBlockRequest,
+    TransferBlockRequest, UpdateReplicaRequest, UpdateReplicaResponse, WriteBlockRequest,
 };
 
 /// How long a peer may stay silent in the middle of an operation.
@@ -139,6 +139,34 @@ async fn handle_connection(mut socket: TcpStream, ctx: &Arc<XferContext>) -> io:
                         message: e.to_string(),
                         ..Default::default()
                     }
+                }
+            };
+            data_transfer::write_msg(&mut socket, &resp).await
+        }
+        Opcode::TransferBlock => {
+            let Ok(req) = TransferBlockRequest::decode(&body[..]) else {
+                return reply_error(&mut socket, OpStatus::OpErrorInvalid, "undecodable TransferBlockRequest").await;
+            };
+            let block = req.block.unwrap_or_default();
+            let to: Vec<String> = req.targets.iter().map(|t| format!("{}:{}", t.ip_addr, t.xfer_port)).collect();
+            let store = Arc::clone(&ctx.store);
+            let r = write::transfer_rbw(
+                store,
+                block.block_id,
+                block.generation_stamp,
+                block.num_bytes,
+                req.targets,
+                req.client_name,
+            )
+            .await;
+            let resp = match r {
+                Ok(len) => {
+                    tracing::info!(block_id = block.block_id, len, ?to, "copied a replica being written");
+                    BlockOpResponse { status: OpStatus::OpSuccess as i32, ..Default::default() }
+                }
+                Err(e) => {
+                    tracing::warn!(block_id = block.block_id, ?to, "copy of a replica being written failed: {e}");
+                    BlockOpResponse { status: OpStatus::OpError as i32, message: e, ..Default::default() }
                 }
             };
             data_transfer::write_msg(&mut socket, &resp).await

@@ -53,6 +53,7 @@ pub async fn write_block(mut upstream: TcpStream, req: WriteBlockRequest, ctx: &
             | WriteStage::TransferFinalized
             | WriteStage::PipelineSetupStreamingRecovery
             | WriteStage::PipelineSetupAppend
+            | WriteStage::TransferRbw
     ) {
         let msg = format!("unsupported write stage {}", req.stage);
         return reply_error(&mut upstream, OpStatus::OpErrorInvalid, &msg).await;
@@ -68,7 +69,7 @@ pub async fn write_block(mut upstream: TcpStream, req: WriteBlockRequest, ctx: &
         WriteStage::PipelineSetupStreamingRecovery => store.recover_rbw(block_id, old_gs, genstamp, acked),
         WriteStage::PipelineSetupAppend => store.reopen_for_append(block_id, old_gs, genstamp, acked),
         // A client's unfinished replica stays for recovery; a re-replication's does not.
-        _ => store.create_rbw(block_id, genstamp, stage == WriteStage::PipelineSetupCreate),
+        _ => store.create_rbw(block_id, genstamp, stage != WriteStage::TransferFinalized),
     })
     .await
     .map_err(io::Error::other)?;
@@ -103,7 +104,10 @@ pub async fn write_block(mut upstream: TcpStream, req: WriteBlockRequest, ctx: &
     }
     let ok = BlockOpResponse { status: OpStatus::OpSuccess as i32, ..Default::default() };
     data_transfer::write_msg(&mut upstream, &ok).await?;
-    match run_pipeline(upstream, downstream, rbw).await {
+    // A replica copied to a datanode joining a pipeline stays unfinished: the client's
+    // recovery setup takes it over next.
+    let finalize = stage != WriteStage::TransferRbw;
+    match run_pipeline(upstream, downstream, rbw, finalize).await {
         Ok(len) => {
             tracing::info!(len, client = %req.client_name, "received block");
             Ok(())
@@ -166,7 +170,12 @@ struct Received {
 }
 
 /// Runs receiver and responder until the last packet is acknowledged; returns the length.
-async fn run_pipeline(upstream: TcpStream, downstream: Option<TcpStream>, rbw: RbwReplica) -> Result<u64, String> {
+async fn run_pipeline(
+    upstream: TcpStream,
+    downstream: Option<TcpStream>,
+    rbw: RbwReplica,
+    finalize: bool,
+) -> Result<u64, String> {
     let (up_r, up_w) = upstream.into_split();
     let (down_r, down_w) = match downstream {
         Some(s) => {
@@ -176,7 +185,7 @@ async fn run_pipeline(upstream: TcpStream, downstream: Option<TcpStream>, rbw: R
         None => (None, None),
     };
     let (tx, rx) = mpsc::channel(MAX_PACKETS_IN_FLIGHT);
-    let receiver = receive(BufReader::with_capacity(SOCKET_BUFFER, up_r), down_w, rbw, tx);
+    let receiver = receive(BufReader::with_capacity(SOCKET_BUFFER, up_r), down_w, rbw, tx, finalize);
     let responder = respond(down_r, up_w, rx);
     tokio::pin!(receiver, responder);
     tokio::select! {
@@ -196,6 +205,7 @@ async fn receive(
     mut down: Option<OwnedWriteHalf>,
     rbw: RbwReplica,
     acks: mpsc::Sender<Received>,
+    finalize: bool,
 ) -> Result<u64, String> {
     let fence = rbw.fence();
     let mut rbw = Some(rbw);
@@ -238,7 +248,8 @@ async fn receive(
                 appended = replica.sync().map(|_| replica.len());
             }
             let (replica, result) = match appended {
-                Ok(_) if last => (None, replica.finalize().map(|info| info.len)),
+                Ok(_) if last && finalize => (None, replica.finalize().map(|info| info.len)),
+                Ok(len) if last => (None, Ok(len)),
                 other => (Some(replica), other),
             };
             (replica, sums, data, result)
@@ -326,6 +337,29 @@ pub async fn transfer_replica(
     targets: Vec<DatanodeInfo>,
     client_name: String,
 ) -> Result<u64, String> {
+    transfer(store, block_id, targets, client_name, None).await
+}
+
+/// Copies the first `len` bytes of a replica being written (stamp at least `genstamp`) to
+/// `targets` with stage TRANSFER_RBW, for a datanode joining a client's pipeline.
+pub async fn transfer_rbw(
+    store: Arc<Store>,
+    block_id: u64,
+    genstamp: u64,
+    len: u64,
+    targets: Vec<DatanodeInfo>,
+    client_name: String,
+) -> Result<u64, String> {
+    transfer(store, block_id, targets, client_name, Some((genstamp, len))).await
+}
+
+async fn transfer(
+    store: Arc<Store>,
+    block_id: u64,
+    targets: Vec<DatanodeInfo>,
+    client_name: String,
+    rbw: Option<(u64, u64)>,
+) -> Result<u64, String> {
     let Some(first) = targets.first() else {
         return Err("no targets".into());
     };
@@ -337,11 +371,25 @@ pub async fn transfer_replica(
             .map_err(|e| e.to_string())?
     };
     let info = reader.info;
+    let (stage, len) = match rbw {
+        None if info.state != crate::replica_index::ReplicaState::Finalized => {
+            return Err(format!("replica of block {block_id} is not finalized"));
+        }
+        None => (WriteStage::TransferFinalized, info.len),
+        // A pipeline recovery that failed half-way may have moved it to a newer stamp.
+        Some((gs, _)) if info.genstamp < gs => {
+            return Err(format!("replica of block {block_id} has stamp {}, older than {gs}", info.genstamp));
+        }
+        Some((_, len)) if len > info.len => {
+            return Err(format!("replica of block {block_id} has {} bytes, fewer than {len}", info.len));
+        }
+        Some((_, len)) => (WriteStage::TransferRbw, len),
+    };
     let req = WriteBlockRequest {
-        block: Some(ExtendedBlock { block_id, generation_stamp: info.genstamp, num_bytes: info.len }),
+        block: Some(ExtendedBlock { block_id, generation_stamp: info.genstamp, num_bytes: len }),
         targets: targets[1..].to_vec(),
         client_name,
-        stage: WriteStage::TransferFinalized as i32,
+        stage: stage as i32,
         ..Default::default()
     };
     let stream = connect_pipeline(first, &req).await.map_err(|resp| resp.message)?;
@@ -367,8 +415,8 @@ pub async fn transfer_replica(
         let mut reader = Some(reader);
         let mut bufs = Some((Vec::with_capacity(MAX_PACKET_DATA), Vec::new()));
         let (mut pos, mut seqno) = (0u64, 0u64);
-        while pos < info.len {
-            let n = (info.len - pos).min(MAX_PACKET_DATA as u64) as usize;
+        while pos < len {
+            let n = (len - pos).min(MAX_PACKET_DATA as u64) as usize;
             let (Some(mut rd), Some((mut data, mut sums))) = (reader.take(), bufs.take()) else {
                 return Err("reader lost".to_string());
             };
@@ -398,5 +446,5 @@ pub async fn transfer_replica(
     let acked = acker.await.map_err(|e| e.to_string())?;
     sent?;
     acked?;
-    Ok(info.len)
+    Ok(len)
 }
