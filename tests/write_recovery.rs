@@ -35,6 +35,7 @@ async fn kill_one_of_the_pipeline_mid_write(position: usize) {
     let data = pattern(24 * MB as usize + 12_345, 7 + position as u64);
     let mut w = c.create("/big", false, 3, 4 * MB).await.unwrap();
     let (first, rest) = data.split_at(9 * MB as usize + 1000);
+    // The kill lands in the third block (8-12 MiB).
     for chunk in first.chunks(100_000) {
         w.write(chunk).await.unwrap();
     }
@@ -43,18 +44,29 @@ async fn kill_one_of_the_pipeline_mid_write(position: usize) {
     assert_eq!(pipeline.len(), 3, "{pipeline:?}");
     let victim = mc.index_of(&pipeline[position]).unwrap();
     mc.stop_datanode(victim).await;
+    // Still in the same block: its pipeline is rebuilt with the spare datanode in place of
+    // the dead one (the cluster has four).
+    let (same_block, rest) = rest.split_at(MB as usize);
+    w.write(same_block).await.expect("the write carries on without the dead datanode");
+    w.hflush().await.unwrap();
+    let rebuilt = pipeline_of(&c, "/big").await;
+    assert_eq!(rebuilt.len(), 3, "a replacement joined: {rebuilt:?}");
+    assert!(!rebuilt.contains(&pipeline[position]), "{rebuilt:?}");
     for chunk in rest.chunks(100_000) {
         w.write(chunk).await.expect("the write carries on without the dead datanode");
     }
     assert_eq!(w.close().await.unwrap(), data.len() as u64);
     assert_eq!(read_all(&c, "/big").await, data, "the file reads back identical");
-    // Every block ends with 3 live replicas again, none on the dead node, all with one stamp.
+    // Every block ends with 3 live replicas again without the dead node (declared dead, or
+    // not yet: its replicas do not count here).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let locs = c.get_block_locations("/big", 0, u64::MAX).await.unwrap();
-        let short = locs.blocks.iter().filter(|b| b.locations.len() < 3).count();
+        let others = |b: &tusk_proto::client::LocatedBlock| {
+            b.locations.iter().filter(|d| d.datanode_uuid != pipeline[position]).count()
+        };
+        let short = locs.blocks.iter().filter(|b| others(b) < 3).count();
         if short == 0 {
-            assert!(locs.blocks.iter().all(|b| b.locations.iter().all(|d| d.datanode_uuid != pipeline[position])));
             break;
         }
         assert!(Instant::now() < deadline, "{short} blocks still under-replicated");

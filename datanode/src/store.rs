@@ -673,6 +673,12 @@ impl RbwReplica {
         self.genstamp
     }
 
+    /// Removes the replica (a new one whose pipeline could not be set up: no client will
+    /// recover it).
+    pub fn discard(mut self) {
+        self.keep = false;
+    }
+
     /// The fence a recovery raises to take this replica over.
     pub fn fence(&self) -> Arc<Fence> {
         Arc::clone(&self.fence)

@@ -97,7 +97,10 @@ pub async fn write_block(mut upstream: TcpStream, req: WriteBlockRequest, ctx: &
             Ok(s) => downstream = Some(s),
             Err(resp) => {
                 tracing::warn!(first_bad_link = %resp.first_bad_link, "pipeline setup failed: {}", resp.message);
-                drop(rbw);
+                // A new replica nobody wrote to goes; a reopened one stays for the next try.
+                if matches!(stage, WriteStage::PipelineSetupCreate | WriteStage::TransferFinalized) {
+                    rbw.discard();
+                }
                 return data_transfer::write_msg(&mut upstream, &resp).await;
             }
         }
