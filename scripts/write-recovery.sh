@@ -65,15 +65,20 @@ healthy() { "$TUSK" fsck / > "$WORK/fsck.txt" 2>&1 && grep -q "Under-replicated 
 step "1. kill -9 the pipeline's first datanode during a ${BIG_MB} MiB put"
 head -c $(( BIG_MB * 1048576 + 4321 )) /dev/urandom > "$WORK/big"
 # The client runs on 127.0.0.1: datanode 1, on the writer's host, heads every pipeline.
+t_put=$SECONDS
 "$TUSK" fs -D dfs.blocksize=64m -put "$WORK/big" /big 2> "$WORK/put.err" & PUT=$!
 wait_for 60 "the put is under way" bash -c "ls '$WORK'/dn1/current/rbw/blk_* 2>/dev/null | grep -q ."
 sleep 2
 kill -9 "${DN_PID[1]}"
 echo "   killed datanode 1 mid-write"
 wait "$PUT" || fail "the put failed: $(cat "$WORK/put.err")"
+echo "   the put succeeded in $(( SECONDS - t_put ))s"
 grep -c "pipeline failed" "$WORK/put.err" | sed 's/^/   pipeline recoveries logged by the client: /' || true
-"$TUSK" fs -cat /big | cmp - "$WORK/big" || fail "/big differs from what was put"
+grep -c "datanode added to the pipeline" "$WORK/put.err" | sed 's/^/   replacement datanodes added: /' || true
+# Reads try datanode 1 first (the reader's host) until it is declared dead: failovers are logged.
+"$TUSK" fs -cat /big 2> "$WORK/cat.err" | cmp - "$WORK/big" || fail "/big differs from what was put"
 echo "   /big is identical ($(stat -c %s "$WORK/big") bytes)"
+wait_for 60 "datanode 1 declared dead" bash -c "'$TUSK' dfsadmin -report -dead | grep -q '^Name: 127.0.0.1:'"
 wait_for 120 "every block of /big back at 3 live replicas" healthy
 rm -f "$WORK/big"
 

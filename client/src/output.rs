@@ -308,7 +308,7 @@ impl FileWriter {
         let copy = ExtendedBlock { num_bytes: bytes_acked, ..block };
         match crate::pipeline::copy_replica(source, copy, &dn, &self.client_name).await {
             Ok(()) => {
-                tracing::info!(path = %self.path, block = %block_name(&block), datanode = %xfer_addr(&dn), bytes = bytes_acked, "datanode added to the pipeline");
+                tracing::warn!(path = %self.path, block = %block_name(&block), datanode = %xfer_addr(&dn), bytes = bytes_acked, "datanode added to the pipeline");
                 Some(dn)
             }
             Err(e) => {
