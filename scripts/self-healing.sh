@@ -10,26 +10,9 @@
 # first failure. State and logs in $WORK (default: a new temporary directory, kept on failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
-TUSK="${TUSK:-$CARGO_TARGET_DIR/debug/tusk}"
-[ -x "$TUSK" ] || { echo "build first: cargo build --workspace --all-targets" >&2; exit 1; }
-WORK="${WORK:-$(mktemp -d /tmp/tusk-self-healing.XXXXXX)}"
-mkdir -p "$WORK"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-fail() { echo "FAILED: $*" >&2; echo "logs in $WORK" >&2; exit 1; }
-step() { echo; echo "== $*"; }
-# wait_for SECONDS DESCRIPTION COMMAND...: polls until the command succeeds.
-wait_for() {
-  local secs=$1 what=$2; shift 2
-  local t0=$SECONDS
-  until "$@" >/dev/null 2>&1; do
-    (( SECONDS - t0 < secs )) || fail "$what (waited ${secs}s)"
-    sleep 0.5
-  done
-  echo "   ok after $(( SECONDS - t0 ))s: $what"
-}
+NAME=self-healing
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 cat > "$WORK/tusk.toml" <<EOF
 [namenode]

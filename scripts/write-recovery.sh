@@ -12,27 +12,12 @@
 # logs in $WORK (default: a new temporary directory). BIG_MB sets the size of step 1's file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
-TUSK="${TUSK:-$CARGO_TARGET_DIR/debug/tusk}"
+NAME=write-recovery
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 HFLUSH="${HFLUSH:-$CARGO_TARGET_DIR/debug/examples/hflush}"
 BIG_MB="${BIG_MB:-1024}"
-[ -x "$TUSK" ] && [ -x "$HFLUSH" ] || { echo "build first: cargo build --workspace --all-targets" >&2; exit 1; }
-WORK="${WORK:-$(mktemp -d /tmp/tusk-write-recovery.XXXXXX)}"
-mkdir -p "$WORK"
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-fail() { echo "FAILED: $*" >&2; echo "logs in $WORK" >&2; exit 1; }
-step() { echo; echo "== $*"; }
-wait_for() {
-  local secs=$1 what=$2; shift 2
-  local t0=$SECONDS
-  until "$@" >/dev/null 2>&1; do
-    (( SECONDS - t0 < secs )) || fail "$what (waited ${secs}s)"
-    sleep 0.5
-  done
-  echo "   ok after $(( SECONDS - t0 ))s: $what"
-}
+[ -x "$HFLUSH" ] || { echo "build first: cargo build --workspace --all-targets" >&2; exit 1; }
 
 cat > "$WORK/tusk.toml" <<EOF
 [namenode]

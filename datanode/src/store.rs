@@ -380,18 +380,7 @@ impl Store {
             writers.insert(block_id, Arc::clone(&fence));
         }
         // From here the RbwReplica owns the entry: dropping it on an error cleans up.
-        let mut rbw = RbwReplica {
-            store: Arc::clone(self),
-            block_id,
-            genstamp,
-            volume,
-            data: None,
-            meta: None,
-            len: 0,
-            done: false,
-            keep: false,
-            fence,
-        };
+        let mut rbw = RbwReplica::new(Arc::clone(self), block_id, genstamp, volume, 0, fence);
         let v = self.volume(volume)?;
         let (data_path, meta_path) = (v.rbw_block(block_id), v.rbw_meta(block_id, genstamp));
         let create = |p: &Path| OpenOptions::new().write(true).create_new(true).open(p);
@@ -654,6 +643,11 @@ pub struct RbwReplica {
 }
 
 impl RbwReplica {
+    /// A replica being written, files not open yet, removed if dropped before `keep` is set.
+    fn new(store: Arc<Store>, block_id: u64, genstamp: u64, volume: u16, len: u64, fence: Arc<Fence>) -> RbwReplica {
+        RbwReplica { store, block_id, genstamp, volume, data: None, meta: None, len, done: false, keep: false, fence }
+    }
+
     pub fn block_id(&self) -> u64 {
         self.block_id
     }

@@ -99,8 +99,8 @@ impl Namesystem {
             .mutate(|ns| {
                 self.check_safe_mode("append to file", path.as_str())?;
                 let res = ns.resolve(&path);
-                let i = res.last().ok_or_else(|| NnError::FileNotFound(format!("failed to append to non-existent file {path} for client {client_name}")))?;
-                let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(format!("failed to append to directory {path}")))?;
+                let i = res.last().ok_or_else(|| NnError::FileNotFound(path.to_string()))?;
+                let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
                 caller.check(ns, &res, Need { target: Some(Access::WRITE), ..Default::default() })?;
                 if let Some(holder) = f.under_construction.as_deref() {
                     if holder == client_name {
@@ -296,11 +296,12 @@ impl Namesystem {
     /// forced recovery). `Ok(true)` when the file is closed.
     pub async fn recover_lease(&self, caller: &Caller, path: &str, client_name: &str) -> NnResult<bool> {
         let fpath = Self::parse(path)?;
+        self.check_safe_mode("recover the lease of", fpath.as_str())?;
         {
             let ns = self.ns.read();
             let res = ns.resolve(&fpath);
-            let i = res.last().ok_or_else(|| NnError::FileNotFound(format!("File does not exist: {fpath}")))?;
-            let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(format!("Path is not a file: {fpath}")))?;
+            let i = res.last().ok_or_else(|| NnError::FileNotFound(fpath.to_string()))?;
+            let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(fpath.to_string()))?;
             caller.check(&ns, &res, Need { target: Some(Access::WRITE), ..Default::default() })?;
             if f.under_construction.is_none() {
                 return Ok(true);
@@ -465,6 +466,10 @@ impl Namesystem {
     /// The lease monitor (every second): recovers the files of holders silent past the hard
     /// limit, and restarts block recoveries that did not finish.
     pub async fn check_leases(&self) {
+        // As HDFS: no lease is recovered in safe mode (the block reports are not all in).
+        if self.check_safe_mode("", "").is_err() {
+            return;
+        }
         let hard = self.conf.lease_hard_limit;
         let expired: Vec<String> =
             self.leases.lock().iter().filter(|(_, l)| l.renewed.elapsed() > hard).map(|(h, _)| h.clone()).collect();

@@ -58,18 +58,8 @@ impl Store {
             }
             writers.insert(block_id, Arc::clone(&fence));
         }
-        let mut rbw = RbwReplica {
-            store: Arc::clone(self),
-            block_id,
-            genstamp,
-            volume,
-            data: None,
-            meta: None,
-            len,
-            done: false,
-            keep: true,
-            fence,
-        };
+        let mut rbw = RbwReplica::new(Arc::clone(self), block_id, genstamp, volume, len, fence);
+        rbw.keep = true;
         let v = self.volume(volume)?;
         let (data_path, meta_path) = (v.rbw_block(block_id), v.rbw_meta(block_id, genstamp));
         let open = |p: &Path| -> Result<File, DatanodeError> {

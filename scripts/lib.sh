@@ -1,0 +1,24 @@
+# Helpers shared by the scripted runs on real processes (self-healing.sh, write-recovery.sh).
+# Source it after setting NAME (used in the work directory's name); it sets TUSK (the debug
+# binary), WORK (the state and logs directory, new unless given), PIDS (processes to kill on
+# exit) and defines fail, step and wait_for.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
+TUSK="${TUSK:-$CARGO_TARGET_DIR/debug/tusk}"
+[ -x "$TUSK" ] || { echo "build first: cargo build --workspace --all-targets" >&2; exit 1; }
+WORK="${WORK:-$(mktemp -d "/tmp/tusk-$NAME.XXXXXX")}"
+mkdir -p "$WORK"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+fail() { echo "FAILED: $*" >&2; echo "logs in $WORK" >&2; exit 1; }
+step() { echo; echo "== $*"; }
+# wait_for SECONDS DESCRIPTION COMMAND...: polls until the command succeeds.
+wait_for() {
+  local secs=$1 what=$2; shift 2
+  local t0=$SECONDS
+  until "$@" >/dev/null 2>&1; do
+    (( SECONDS - t0 < secs )) || fail "$what (waited ${secs}s)"
+    sleep 0.5
+  done
+  echo "   ok after $(( SECONDS - t0 ))s: $what"
+}
