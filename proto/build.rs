@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/tusk/datanode_namenode.proto",
         "proto/tusk/data_transfer.proto",
         "proto/tusk/checkpoint.proto",
+        "proto/tusk/mapreduce.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={f}");

@@ -129,6 +129,95 @@ pub async fn run_datanode(conf: Config) -> Result<i32> {
     Ok(0)
 }
 
+/// Starts a jobtracker serving on `listener`, reading and writing through the namenode at
+/// `namenode`; it runs until `stop` turns true.
+pub async fn start_jobtracker(
+    conf: &Config,
+    namenode: &str,
+    listener: tokio::net::TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let user = tusk_common::user::os_user_name();
+    let client = tusk_client::Client::connect(namenode, &user, &conf.client)
+        .await
+        .map_err(|e| anyhow::anyhow!("jobtracker: cannot reach the namenode at {namenode}: {e}"))?;
+    let mr = &conf.mapreduce;
+    let jt = Arc::new(tusk_mapreduce::jobtracker::JobTracker::new(
+        client,
+        mr.max_attempts,
+        std::time::Duration::from_millis(mr.tracker_expiry_ms),
+    ));
+    let expiry = Arc::clone(&jt);
+    let mut expiry_stop = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = expiry_stop.wait_for(|s| *s) => return,
+            }
+            expiry.expire_trackers();
+        }
+    });
+    let svc = tusk_proto::mapreduce::job_tracker_server::JobTrackerServer::new(
+        tusk_mapreduce::service::JobTrackerService(jt),
+    );
+    Ok(tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let served = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!("jobtracker RPC server failed: {e}");
+        }
+    }))
+}
+
+/// `tusk jobtracker`.
+pub async fn run_jobtracker(conf: Config) -> Result<i32> {
+    let addr = conf.mapreduce.jobtracker.clone();
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (set mapreduce.jobtracker)"))?;
+    println!("jobtracker: RPC listening on {}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = start_jobtracker(&conf, &conf.mapreduce.namenode, listener, stop_rx).await?;
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = task.await;
+    Ok(0)
+}
+
+fn tracker_config(conf: &Config, jobtracker: &str, local_dir: PathBuf) -> tusk_mapreduce::tasktracker::TrackerConfig {
+    let mr = &conf.mapreduce;
+    tusk_mapreduce::tasktracker::TrackerConfig {
+        jobtracker: jobtracker.to_owned(),
+        local_dir,
+        host: mr.datanode_host.clone(),
+        map_slots: mr.map_slots,
+        reduce_slots: mr.reduce_slots,
+        heartbeat: std::time::Duration::from_millis(mr.heartbeat_interval_ms.max(50)),
+    }
+}
+
+/// `tusk tasktracker`.
+pub async fn run_tasktracker(conf: Config) -> Result<i32> {
+    let mr = &conf.mapreduce;
+    let listener = tokio::net::TcpListener::bind(&mr.shuffle_address)
+        .await
+        .with_context(|| format!("cannot listen on {} (set mapreduce.shuffle_address)", mr.shuffle_address))?;
+    println!("tasktracker: shuffle listening on {}", listener.local_addr()?);
+    let user = tusk_common::user::os_user_name();
+    let client = tusk_client::Client::connect(&mr.namenode, &user, &conf.client)
+        .await
+        .map_err(|e| anyhow::anyhow!("tasktracker: cannot reach the namenode at {}: {e}", mr.namenode))?;
+    let tc = tracker_config(&conf, &mr.jobtracker, mr.local_dir.clone());
+    tusk_mapreduce::tasktracker::run(tc, client, listener, shutdown_signal()).await.map_err(|e| anyhow::anyhow!(e))?;
+    Ok(0)
+}
+
 /// `tusk cluster up`: every daemon in this process, all state under `dir` (configured name
 /// and data directories do not apply: the pseudo-cluster is one directory). The namenode
 /// listens on 127.0.0.1:`port`, else on `namenode.rpc_address`.
@@ -176,12 +265,37 @@ pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: Option
     let ck_task = tokio::spawn(checkpointer.run(async move {
         let _ = ck_stop.changed().await;
     }));
+    // MapReduce: a jobtracker, and a tasktracker beside every datanode.
+    let jt_addr = match port {
+        Some(_) => "127.0.0.1:0".to_owned(),
+        None => conf.mapreduce.jobtracker.clone(),
+    };
+    let jt_listener = tokio::net::TcpListener::bind(&jt_addr)
+        .await
+        .with_context(|| format!("jobtracker: cannot listen on {jt_addr}"))?;
+    let jt_bound = jt_listener.local_addr()?;
+    let jt_task = start_jobtracker(&conf, &bound.to_string(), jt_listener, stop_rx.clone()).await?;
+    let mut tts = Vec::new();
+    for i in 1..=datanodes {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let user = tusk_common::user::os_user_name();
+        let client = tusk_client::Client::connect(&bound.to_string(), &user, &conf.client)
+            .await
+            .map_err(|e| anyhow::anyhow!("tasktracker {i}: {e}"))?;
+        let mut tc = tracker_config(&conf, &jt_bound.to_string(), dir.join(format!("mapred{i}")));
+        tc.host = "127.0.0.1".into();
+        let mut tt_stop = stop_rx.clone();
+        tts.push(tokio::spawn(tusk_mapreduce::tasktracker::run(tc, client, listener, async move {
+            let _ = tt_stop.wait_for(|s| *s).await;
+        })));
+    }
     println!("Tusk pseudo-cluster is up (state in {})", dir.display());
     println!("  namenode   {bound}   (cluster {cluster_id})");
     for (i, dn) in dns.iter().enumerate() {
         println!("  datanode {} {}", i + 1, dn.xfer_addr());
     }
     println!("  checkpointer      (images in {})", ck_dir.display());
+    println!("  jobtracker {jt_bound}   ({} tasktrackers)", tts.len());
     println!("Try: tusk fs -put FILE / && tusk fsck / -files -blocks -locations     (Ctrl-C stops the cluster)");
     shutdown_signal().await;
     for dn in dns {
@@ -189,6 +303,10 @@ pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: Option
     }
     let _ = stop_tx.send(true);
     let _ = ck_task.await;
+    let _ = jt_task.await;
+    for t in tts {
+        let _ = t.await;
+    }
     drop(stop_rx);
     nn_task.await.context("namenode task failed")?.context("namenode RPC server failed")?;
     Ok(0)

@@ -51,6 +51,13 @@ enum Command {
     /// Debugging tools (hdfs debug): tusk debug recoverLease -path P [-retries N]
     #[command(disable_help_flag = true)]
     Debug(ShellArgs),
+    /// Run the jobtracker (MapReduce v1).
+    Jobtracker,
+    /// Run a tasktracker (beside a datanode).
+    Tasktracker,
+    /// MapReduce jobs: tusk job run wordcount IN OUT [-r N] | status ID | list
+    #[command(disable_help_flag = true)]
+    Job(ShellArgs),
     /// Print the version.
     Version,
 }
@@ -286,6 +293,24 @@ fn run(command: Command, conf: Config) -> Result<i32> {
         }
         Command::Fsck(a) => run_client_tool(ClientTool::Fsck, a, conf),
         Command::Debug(a) => run_client_tool(ClientTool::Debug, a, conf),
+        Command::Jobtracker => {
+            init_logging("info");
+            runtime()?.block_on(daemons::run_jobtracker(conf))
+        }
+        Command::Tasktracker => {
+            init_logging("info");
+            runtime()?.block_on(daemons::run_tasktracker(conf))
+        }
+        Command::Job(a) => {
+            init_logging("warn");
+            let user = tusk_common::user::current_user();
+            let jt = conf.mapreduce.jobtracker.clone();
+            let code = runtime()?.block_on(async {
+                let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+                tusk_mapreduce::jobclient::run(&a.args, &jt, &user, &mut out, &mut err).await
+            });
+            Ok(code)
+        }
         Command::Cluster { action: ClusterAction::Up { dir, datanodes, port } } => {
             init_logging("info");
             runtime()?.block_on(daemons::cluster_up(conf, dir, datanodes, port))

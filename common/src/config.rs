@@ -16,7 +16,7 @@ pub enum ConfigError {
 }
 
 /// Sections `TUSK_<SECTION>__<KEY>` variables may set.
-const KNOWN_SECTIONS: &[&str] = &["namenode", "client", "datanode", "checkpoint"];
+const KNOWN_SECTIONS: &[&str] = &["namenode", "client", "datanode", "checkpoint", "mapreduce"];
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +25,50 @@ pub struct Config {
     pub client: ClientConfig,
     pub datanode: DatanodeConfig,
     pub checkpoint: CheckpointConfig,
+    pub mapreduce: MapReduceConfig,
+}
+
+/// MapReduce: the jobtracker and the tasktrackers (HDFS's mapred.*).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MapReduceConfig {
+    /// The jobtracker's RPC address (mapred.job.tracker; Hadoop 1's port 8021).
+    pub jobtracker: String,
+    /// The namenode the jobtracker and the trackers read and write through.
+    pub namenode: String,
+    /// The address a tasktracker's shuffle service binds (Hadoop 1's port 50060).
+    pub shuffle_address: String,
+    /// The host of the datanode a tasktracker sits beside (locality); default: the IP of
+    /// its shuffle address.
+    pub datanode_host: String,
+    /// Where a tasktracker keeps map output.
+    pub local_dir: PathBuf,
+    /// Slots per tracker (default: the number of cores).
+    pub map_slots: u32,
+    pub reduce_slots: u32,
+    pub heartbeat_interval_ms: u64,
+    /// A tracker silent this long is lost: its tasks run again elsewhere.
+    pub tracker_expiry_ms: u64,
+    /// Attempts a task gets before its job fails (mapred.map.max.attempts).
+    pub max_attempts: u32,
+}
+
+impl Default for MapReduceConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2);
+        Self {
+            jobtracker: "127.0.0.1:8021".into(),
+            namenode: "127.0.0.1:9000".into(),
+            shuffle_address: "127.0.0.1:50060".into(),
+            datanode_host: String::new(),
+            local_dir: PathBuf::from("./tusk-data/mapred"),
+            map_slots: cores,
+            reduce_slots: cores,
+            heartbeat_interval_ms: 500,
+            tracker_expiry_ms: 30_000,
+            max_attempts: 4,
+        }
+    }
 }
 
 /// Checkpoints (HDFS's dfs.namenode.checkpoint.*): read by the checkpointer, and by the

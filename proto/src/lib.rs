@@ -30,3 +30,8 @@ pub mod storage {
 }
 
 pub use prost::Message;
+
+/// Job client and tasktrackers <-> jobtracker; reduces <-> tasktrackers (shuffle).
+pub mod mapreduce {
+    tonic::include_proto!("tusk.mapreduce");
+}

@@ -1,0 +1,480 @@
+//! The jobtracker's core: jobs, their tasks and attempts, the trackers, and the scheduling
+//! decisions, behind one mutex; the DFS work (splits, commits, cleanup) is done by async
+//! methods around it. `service.rs` is the thin gRPC layer.
+//!
+//! Scheduling (on each tracker heartbeat, HDFS's JobQueueTaskScheduler in miniature): free
+//! map slots get pending maps whose split has a replica on the tracker's host first
+//! (node-local), then any; once every map of a job is done its reduces are handed out. An
+//! attempt that fails makes its task pending again (another tracker preferred) until it has
+//! used `max_attempts`, then the job fails. A tracker silent past `tracker_expiry` is lost:
+//! its running attempts and the finished maps of jobs still reducing run again.
+
+use crate::splits;
+use crate::task::{part_name, temp_output};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+use tusk_client::Client;
+use tusk_proto::mapreduce::{
+    AttemptState, JobSpec, JobState, JobStatus, MapOutputLocation, Split, TaskAssignment, TaskKind, TaskReport,
+    TrackerHeartbeat, TrackerHeartbeatResponse,
+};
+
+/// How long finished jobs are announced to trackers (so they delete the map output).
+const CLEANUP_ANNOUNCE: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TaskStatus {
+    Pending,
+    Running,
+    Done,
+}
+
+#[derive(Debug, Clone)]
+struct Task {
+    status: TaskStatus,
+    attempts: u32,
+    /// Attempts running now: attempt id -> tracker id.
+    running: HashMap<String, String>,
+    /// The attempt that succeeded, and its tracker.
+    done: Option<(String, String)>,
+    failed_on: HashSet<String>,
+    last_error: String,
+}
+
+impl Task {
+    fn new() -> Task {
+        Task {
+            status: TaskStatus::Pending,
+            attempts: 0,
+            running: HashMap::new(),
+            done: None,
+            failed_on: HashSet::new(),
+            last_error: String::new(),
+        }
+    }
+}
+
+struct Job {
+    spec: JobSpec,
+    state: JobState,
+    splits: Vec<Split>,
+    maps: Vec<Task>,
+    reduces: Vec<Task>,
+    counters: BTreeMap<String, u64>,
+    error: String,
+    submit_ms: i64,
+    finish_ms: i64,
+    /// Set while the job's commit or cleanup runs.
+    finishing: bool,
+}
+
+struct Tracker {
+    host: String,
+    shuffle_addr: String,
+    last_seen: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: BTreeMap<String, Job>,
+    trackers: HashMap<String, Tracker>,
+    /// attempt id -> (job id, kind is map, task index)
+    attempts: HashMap<String, (String, bool, u32)>,
+    ended: Vec<(String, Instant)>,
+    next_job: u32,
+}
+
+/// What a heartbeat left for the async part to do.
+#[derive(Default)]
+pub struct FollowUp {
+    /// Reduce (or map-only) attempts to commit: (job, attempt, kind is map, index).
+    commits: Vec<(String, String, bool, u32)>,
+    /// Jobs whose every task is done.
+    complete: Vec<String>,
+    /// Jobs that failed.
+    failed: Vec<String>,
+}
+
+pub struct JobTracker {
+    client: Client,
+    max_attempts: u32,
+    tracker_expiry: Duration,
+    start_id: String,
+    state: Mutex<State>,
+}
+
+fn attempt_id(job: &str, map: bool, index: u32, n: u32) -> String {
+    format!("attempt_{}_{}_{index:06}_{n}", job.trim_start_matches("job_"), if map { "m" } else { "r" })
+}
+
+impl JobTracker {
+    pub fn new(client: Client, max_attempts: u32, tracker_expiry: Duration) -> JobTracker {
+        let start_id = chrono_like_id();
+        JobTracker {
+            client,
+            max_attempts: max_attempts.max(1),
+            tracker_expiry,
+            start_id,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Checks a job and starts it: the mapper and reducer exist, the output does not, every
+    /// input does; splits from the inputs' blocks; `OUT/_temporary` created.
+    pub async fn submit(&self, mut spec: JobSpec) -> Result<String, String> {
+        crate::functions::map_fn(&spec.mapper)?;
+        if spec.num_reduces > 0 {
+            crate::functions::reduce_fn(&spec.reducer)?;
+        }
+        if !spec.combiner.is_empty() {
+            crate::functions::reduce_fn(&spec.combiner)?;
+        }
+        if spec.inputs.is_empty() {
+            return Err("No input paths specified in job".into());
+        }
+        if spec.output.is_empty() {
+            return Err("Output directory not set".into());
+        }
+        spec.output = spec.output.trim_end_matches('/').to_owned();
+        if self.client.file_info(&spec.output).await.map_err(|e| e.to_string())?.is_some() {
+            return Err(format!("Output directory {} already exists", spec.output));
+        }
+        let splits = splits::compute(&self.client, &spec.inputs).await?;
+        self.client
+            .mkdirs(&format!("{}/_temporary", spec.output), 0o755, true)
+            .await
+            .map_err(|e| format!("{}: {e}", spec.output))?;
+        let mut st = self.state.lock();
+        st.next_job += 1;
+        let id = format!("job_{}_{:04}", self.start_id, st.next_job);
+        let reduces = spec.num_reduces as usize;
+        tracing::info!(job = %id, maps = splits.len(), reduces, output = %spec.output, "job submitted");
+        st.jobs.insert(
+            id.clone(),
+            Job {
+                maps: vec![Task::new(); splits.len()],
+                reduces: vec![Task::new(); reduces],
+                splits,
+                spec,
+                state: JobState::JobRunning,
+                counters: BTreeMap::new(),
+                error: String::new(),
+                submit_ms: tusk_common::now_ms(),
+                finish_ms: 0,
+                finishing: false,
+            },
+        );
+        Ok(id)
+    }
+
+    fn status_of(id: &str, j: &Job) -> JobStatus {
+        let done = |t: &[Task]| t.iter().filter(|t| t.status == TaskStatus::Done).count() as u32;
+        JobStatus {
+            job_id: id.to_owned(),
+            name: j.spec.name.clone(),
+            state: j.state as i32,
+            maps_total: j.maps.len() as u32,
+            maps_done: done(&j.maps),
+            reduces_total: j.reduces.len() as u32,
+            reduces_done: done(&j.reduces),
+            error: j.error.clone(),
+            counters: j.counters.clone().into_iter().collect(),
+            submit_time_ms: j.submit_ms,
+            finish_time_ms: j.finish_ms,
+            output: j.spec.output.clone(),
+        }
+    }
+
+    pub fn status(&self, id: &str) -> Option<JobStatus> {
+        let st = self.state.lock();
+        st.jobs.get(id).map(|j| Self::status_of(id, j))
+    }
+
+    pub fn list(&self) -> Vec<JobStatus> {
+        let st = self.state.lock();
+        st.jobs.iter().map(|(id, j)| Self::status_of(id, j)).collect()
+    }
+
+    /// A heartbeat: takes the tracker's reports, hands it work. The commits and job ends it
+    /// causes are done by [`follow_up`](Self::follow_up).
+    pub fn heartbeat(&self, hb: &TrackerHeartbeat) -> (TrackerHeartbeatResponse, FollowUp) {
+        let mut st = self.state.lock();
+        let mut follow = FollowUp::default();
+        let now = Instant::now();
+        st.trackers
+            .entry(hb.tracker_id.clone())
+            .and_modify(|t| {
+                t.last_seen = now;
+                t.host = hb.host.clone();
+                t.shuffle_addr = hb.shuffle_addr.clone();
+            })
+            .or_insert_with(|| {
+                tracing::info!(tracker = %hb.tracker_id, host = %hb.host, "tasktracker joined");
+                Tracker { host: hb.host.clone(), shuffle_addr: hb.shuffle_addr.clone(), last_seen: now }
+            });
+        for r in &hb.reports {
+            self.report(&mut st, &hb.tracker_id, r, &mut follow);
+        }
+        let tasks = self.assign(&mut st, hb);
+        st.ended.retain(|(_, at)| at.elapsed() < CLEANUP_ANNOUNCE);
+        let finished_jobs = st.ended.iter().map(|(id, _)| id.clone()).collect();
+        (TrackerHeartbeatResponse { tasks, finished_jobs }, follow)
+    }
+
+    fn report(&self, st: &mut State, tracker: &str, r: &TaskReport, follow: &mut FollowUp) {
+        let Some((job_id, is_map, index)) = st.attempts.get(&r.attempt_id).cloned() else { return };
+        let max = self.max_attempts;
+        let Some(job) = st.jobs.get_mut(&job_id) else { return };
+        let map_only = job.reduces.is_empty();
+        let task = if is_map { &mut job.maps[index as usize] } else { &mut job.reduces[index as usize] };
+        if task.running.remove(&r.attempt_id).is_none() {
+            return;
+        }
+        match AttemptState::try_from(r.state).unwrap_or(AttemptState::Unspecified) {
+            AttemptState::AttemptSucceeded if task.status != TaskStatus::Done => {
+                task.status = TaskStatus::Done;
+                task.done = Some((r.attempt_id.clone(), tracker.to_owned()));
+                for (k, v) in &r.counters {
+                    *job.counters.entry(k.clone()).or_default() += v;
+                }
+                if !is_map || map_only {
+                    follow.commits.push((job_id.clone(), r.attempt_id.clone(), is_map, index));
+                }
+            }
+            AttemptState::AttemptSucceeded => {}
+            _ => {
+                tracing::warn!(job = %job_id, attempt = %r.attempt_id, tracker, "attempt failed: {}", r.error);
+                task.failed_on.insert(tracker.to_owned());
+                task.last_error = r.error.clone();
+                *job.counters.entry("FAILED_ATTEMPTS".into()).or_default() += 1;
+                if task.attempts >= max && task.running.is_empty() {
+                    job.state = JobState::JobFailed;
+                    job.error = format!(
+                        "task {} failed {} times; last error: {}",
+                        if is_map { format!("m_{index:06}") } else { format!("r_{index:06}") },
+                        task.attempts,
+                        r.error
+                    );
+                    follow.failed.push(job_id.clone());
+                } else if task.running.is_empty() {
+                    task.status = TaskStatus::Pending;
+                }
+            }
+        }
+        if job.state == JobState::JobRunning && !job.finishing {
+            let all = |t: &[Task]| t.iter().all(|t| t.status == TaskStatus::Done);
+            if all(&job.maps) && all(&job.reduces) {
+                job.finishing = true;
+                follow.complete.push(job_id);
+            }
+        }
+    }
+
+    fn assign(&self, st: &mut State, hb: &TrackerHeartbeat) -> Vec<TaskAssignment> {
+        let mut out = Vec::new();
+        let (mut maps, mut reduces) = (hb.free_map_slots, hb.free_reduce_slots);
+        let shuffle: HashMap<String, String> =
+            st.trackers.iter().map(|(id, t)| (id.clone(), t.shuffle_addr.clone())).collect();
+        let mut new_attempts = Vec::new();
+        for (job_id, job) in st.jobs.iter_mut() {
+            if job.state != JobState::JobRunning || job.finishing {
+                continue;
+            }
+            // Maps: node-local first, then any; a tracker that failed the task comes last.
+            while maps > 0 {
+                let pending = |t: &Task| t.status == TaskStatus::Pending;
+                let local = (0..job.maps.len()).find(|&i| {
+                    pending(&job.maps[i])
+                        && job.splits[i].hosts.contains(&hb.host)
+                        && !job.maps[i].failed_on.contains(&hb.tracker_id)
+                });
+                let any = || {
+                    (0..job.maps.len())
+                        .find(|&i| pending(&job.maps[i]) && !job.maps[i].failed_on.contains(&hb.tracker_id))
+                        .or_else(|| (0..job.maps.len()).find(|&i| pending(&job.maps[i])))
+                };
+                let (i, locality) = match local {
+                    Some(i) => (i, "DATA_LOCAL_MAPS"),
+                    None => match any() {
+                        Some(i) => (i, "OTHER_LOCAL_MAPS"),
+                        None => break,
+                    },
+                };
+                let t = &mut job.maps[i];
+                let id = attempt_id(job_id, true, i as u32, t.attempts);
+                t.attempts += 1;
+                t.status = TaskStatus::Running;
+                t.running.insert(id.clone(), hb.tracker_id.clone());
+                *job.counters.entry(locality.into()).or_default() += 1;
+                *job.counters.entry("LAUNCHED_MAPS".into()).or_default() += 1;
+                new_attempts.push((id.clone(), job_id.clone(), true, i as u32));
+                out.push(TaskAssignment {
+                    job_id: job_id.clone(),
+                    attempt_id: id,
+                    kind: TaskKind::Map as i32,
+                    index: i as u32,
+                    spec: Some(job.spec.clone()),
+                    split: Some(job.splits[i].clone()),
+                    map_outputs: Vec::new(),
+                });
+                maps -= 1;
+            }
+            if !job.maps.iter().all(|t| t.status == TaskStatus::Done) {
+                continue;
+            }
+            while reduces > 0 {
+                let Some(i) = (0..job.reduces.len()).find(|&i| job.reduces[i].status == TaskStatus::Pending) else {
+                    break;
+                };
+                let map_outputs = job
+                    .maps
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(m, t)| {
+                        let (attempt, tracker) = t.done.as_ref()?;
+                        Some(MapOutputLocation {
+                            map_index: m as u32,
+                            attempt_id: attempt.clone(),
+                            addr: shuffle.get(tracker).cloned().unwrap_or_default(),
+                        })
+                    })
+                    .collect();
+                let t = &mut job.reduces[i];
+                let id = attempt_id(job_id, false, i as u32, t.attempts);
+                t.attempts += 1;
+                t.status = TaskStatus::Running;
+                t.running.insert(id.clone(), hb.tracker_id.clone());
+                *job.counters.entry("LAUNCHED_REDUCES".into()).or_default() += 1;
+                new_attempts.push((id.clone(), job_id.clone(), false, i as u32));
+                out.push(TaskAssignment {
+                    job_id: job_id.clone(),
+                    attempt_id: id,
+                    kind: TaskKind::Reduce as i32,
+                    index: i as u32,
+                    spec: Some(job.spec.clone()),
+                    split: None,
+                    map_outputs,
+                });
+                reduces -= 1;
+            }
+        }
+        for (id, job, map, i) in new_attempts {
+            st.attempts.insert(id, (job, map, i));
+        }
+        out
+    }
+
+    /// Trackers silent past the expiry are lost: what they ran, or hold for running jobs,
+    /// runs again.
+    pub fn expire_trackers(&self) -> Vec<String> {
+        let mut st = self.state.lock();
+        let lost: Vec<String> = st
+            .trackers
+            .iter()
+            .filter(|(_, t)| t.last_seen.elapsed() > self.tracker_expiry)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &lost {
+            st.trackers.remove(id);
+            tracing::warn!(tracker = %id, "tasktracker lost: its tasks run again");
+            for job in st.jobs.values_mut() {
+                if job.state != JobState::JobRunning || job.finishing {
+                    continue;
+                }
+                let reducing = !job.reduces.iter().all(|t| t.status == TaskStatus::Done);
+                let map_only = job.reduces.is_empty();
+                let mut rerun = 0;
+                for (is_map, tasks) in [(true, &mut job.maps), (false, &mut job.reduces)] {
+                    for t in tasks.iter_mut() {
+                        t.running.retain(|_, tr| tr != id);
+                        let lost_output =
+                            is_map && !map_only && reducing && t.done.as_ref().is_some_and(|(_, tr)| tr == id);
+                        if lost_output {
+                            t.done = None;
+                            t.status = TaskStatus::Pending;
+                            rerun += 1;
+                        } else if t.status == TaskStatus::Running && t.running.is_empty() {
+                            t.status = TaskStatus::Pending;
+                        }
+                    }
+                }
+                if rerun > 0 {
+                    *job.counters.entry("MAPS_RERUN_LOST_TRACKER".into()).or_default() += rerun;
+                }
+            }
+        }
+        lost
+    }
+
+    /// Commits attempts and finishes or fails jobs, as a heartbeat asked.
+    pub async fn follow_up(&self, f: FollowUp) {
+        for (job, attempt, is_map, index) in f.commits {
+            let output = match self.state.lock().jobs.get(&job) {
+                Some(j) => j.spec.output.clone(),
+                None => continue,
+            };
+            let name = part_name(is_map, index);
+            let from = format!("{}/{name}", temp_output(&output, &attempt));
+            let to = format!("{output}/{name}");
+            if let Err(e) = self.client.rename(&from, &to).await {
+                self.fail(&job, format!("cannot commit {attempt}: {e}")).await;
+            }
+        }
+        for job in f.complete {
+            let output = match self.state.lock().jobs.get(&job) {
+                Some(j) => j.spec.output.clone(),
+                None => continue,
+            };
+            let done = async {
+                self.client.delete(&format!("{output}/_temporary"), true).await?;
+                self.client.create_empty(&format!("{output}/_SUCCESS"), false).await?;
+                Ok::<_, tusk_client::ClientError>(())
+            }
+            .await;
+            let mut st = self.state.lock();
+            if let Some(j) = st.jobs.get_mut(&job) {
+                j.finish_ms = tusk_common::now_ms();
+                match done {
+                    Ok(()) => {
+                        j.state = JobState::JobSucceeded;
+                        tracing::info!(job = %job, "job succeeded");
+                    }
+                    Err(e) => {
+                        j.state = JobState::JobFailed;
+                        j.error = format!("cannot commit the job: {e}");
+                    }
+                }
+            }
+            st.ended.push((job, Instant::now()));
+        }
+        for job in f.failed {
+            let error = self.state.lock().jobs.get(&job).map(|j| j.error.clone()).unwrap_or_default();
+            self.fail(&job, error).await;
+        }
+    }
+
+    /// Fails a job and removes everything at its output path.
+    async fn fail(&self, job: &str, error: String) {
+        let output = {
+            let mut st = self.state.lock();
+            let Some(j) = st.jobs.get_mut(job) else { return };
+            j.state = JobState::JobFailed;
+            j.finishing = true;
+            j.error = error.clone();
+            j.finish_ms = tusk_common::now_ms();
+            let out = j.spec.output.clone();
+            st.ended.push((job.to_owned(), Instant::now()));
+            out
+        };
+        tracing::warn!(job, "job failed: {error}");
+        if let Err(e) = self.client.delete(&output, true).await {
+            tracing::warn!(job, "cannot remove the output of a failed job {output}: {e}");
+        }
+    }
+}
+
+/// A job id prefix in Hadoop's style: the jobtracker's start time, yyyyMMddHHmm.
+fn chrono_like_id() -> String {
+    chrono::Utc::now().format("%Y%m%d%H%M").to_string()
+}

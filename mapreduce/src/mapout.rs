@@ -1,0 +1,341 @@
+//! Map output on the tracker's local disk. Records are buffered; past `spill_bytes` the
+//! buffer is sorted by (partition, key) in parallel (rayon), combined when the job has a
+//! combiner, and spilled as a sorted run; at the end the runs are merged (a heap over the
+//! runs), combined again, and written as one file with a partition index:
+//!
+//! ```text
+//! file.out    per partition, sorted by key: [u32 key_len][key][u32 value_len][value] ...
+//! file.index  per partition: [u64 offset][u64 length], then [u32 crc32c of what is before]
+//! ```
+//!
+//! A reduce fetches its partition's byte range ([`read_partition`]) and walks it with
+//! [`Records`].
+
+use crate::functions::ReduceFn;
+use rayon::slice::ParallelSliceMut;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+const WRITE_BUFFER: usize = 1 << 20;
+
+type Rec = (u32, Vec<u8>, Vec<u8>);
+/// Where combined records go: (partition, key, value).
+type Sink<'s> = dyn FnMut(u32, &[u8], &[u8]) -> io::Result<()> + 's;
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+fn put(out: &mut impl Write, key: &[u8], value: &[u8]) -> io::Result<u64> {
+    out.write_all(&(key.len() as u32).to_be_bytes())?;
+    out.write_all(key)?;
+    out.write_all(&(value.len() as u32).to_be_bytes())?;
+    out.write_all(value)?;
+    Ok(8 + key.len() as u64 + value.len() as u64)
+}
+
+/// Walks `[u32 klen][key][u32 vlen][value]` records.
+pub struct Records<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Records<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Records { buf }
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = io::Result<(&'a [u8], &'a [u8])>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let mut take = |n: usize| -> io::Result<&'a [u8]> {
+            if self.buf.len() < n {
+                return Err(invalid(format!("map output record cut short: {} bytes left, {n} wanted", self.buf.len())));
+            }
+            let (h, t) = self.buf.split_at(n);
+            self.buf = t;
+            Ok(h)
+        };
+        let mut field = || -> io::Result<&'a [u8]> {
+            let len = take(4)?;
+            let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            take(n)
+        };
+        Some(field().and_then(|k| field().map(|v| (k, v))))
+    }
+}
+
+/// Runs `combiner` (or nothing) over sorted records, calling `out` with what results.
+fn combine_sorted<'a>(
+    sorted: impl Iterator<Item = (u32, &'a [u8], &'a [u8])>,
+    combiner: Option<ReduceFn>,
+    out: &mut Sink<'_>,
+) -> io::Result<()> {
+    let Some(combine) = combiner else {
+        for (p, k, v) in sorted {
+            out(p, k, v)?;
+        }
+        return Ok(());
+    };
+    let mut group: Option<(u32, &[u8])> = None;
+    let mut values: Vec<&[u8]> = Vec::new();
+    let mut flush = |group: Option<(u32, &[u8])>, values: &mut Vec<&[u8]>| -> io::Result<()> {
+        if let Some((p, k)) = group {
+            let mut result = Ok(());
+            combine(k, &mut values.drain(..), &mut |ck, cv| {
+                if result.is_ok() {
+                    result = out(p, ck, cv);
+                }
+            });
+            result?;
+        }
+        Ok(())
+    };
+    for (p, k, v) in sorted {
+        if group != Some((p, k)) {
+            flush(group, &mut values)?;
+            group = Some((p, k));
+        }
+        values.push(v);
+    }
+    flush(group, &mut values)
+}
+
+/// Collects one map attempt's output.
+pub struct MapOutput {
+    dir: PathBuf,
+    partitions: u32,
+    combiner: Option<ReduceFn>,
+    spill_bytes: usize,
+    buf: Vec<Rec>,
+    bytes: usize,
+    runs: Vec<PathBuf>,
+}
+
+impl MapOutput {
+    pub fn new(dir: &Path, partitions: u32, combiner: Option<ReduceFn>, spill_bytes: usize) -> io::Result<MapOutput> {
+        std::fs::create_dir_all(dir)?;
+        Ok(MapOutput {
+            dir: dir.to_owned(),
+            partitions: partitions.max(1),
+            combiner,
+            spill_bytes,
+            buf: Vec::new(),
+            bytes: 0,
+            runs: Vec::new(),
+        })
+    }
+
+    pub fn spills(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn add(&mut self, partition: u32, key: &[u8], value: &[u8]) -> io::Result<()> {
+        self.bytes += key.len() + value.len() + 48;
+        self.buf.push((partition, key.to_vec(), value.to_vec()));
+        if self.bytes >= self.spill_bytes {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    fn sort(buf: &mut [Rec]) {
+        buf.par_sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    }
+
+    /// Sorts, combines and writes the buffer as a run: [u32 partition] + record, repeated.
+    fn spill(&mut self) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        self.bytes = 0;
+        Self::sort(&mut buf);
+        let path = self.dir.join(format!("spill{}.run", self.runs.len()));
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, File::create(&path)?);
+        combine_sorted(buf.iter().map(|(p, k, v)| (*p, &k[..], &v[..])), self.combiner, &mut |p, k, v| {
+            out.write_all(&p.to_be_bytes())?;
+            put(&mut out, k, v).map(|_| ())
+        })?;
+        out.flush()?;
+        self.runs.push(path);
+        Ok(())
+    }
+
+    /// Writes `file.out` and `file.index`; returns the bytes of each partition.
+    pub fn finish(mut self) -> io::Result<Vec<u64>> {
+        let data_path = self.dir.join("file.out");
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, File::create(&data_path)?);
+        let mut sizes = vec![0u64; self.partitions as usize];
+        let mut write = |p: u32, k: &[u8], v: &[u8]| -> io::Result<()> {
+            let n = put(&mut out, k, v)?;
+            *sizes.get_mut(p as usize).ok_or_else(|| invalid(format!("partition {p} out of range")))? += n;
+            Ok(())
+        };
+        if self.runs.is_empty() {
+            let mut buf = std::mem::take(&mut self.buf);
+            Self::sort(&mut buf);
+            combine_sorted(buf.iter().map(|(p, k, v)| (*p, &k[..], &v[..])), self.combiner, &mut write)?;
+        } else {
+            if !self.buf.is_empty() {
+                self.spill()?;
+            }
+            // One key's values at a time in memory, whatever the runs hold.
+            let mut group: Option<(u32, Vec<u8>)> = None;
+            let mut values: Vec<Vec<u8>> = Vec::new();
+            let combiner = self.combiner;
+            let mut flush = |group: &Option<(u32, Vec<u8>)>, values: &mut Vec<Vec<u8>>| -> io::Result<()> {
+                if let Some((p, k)) = group {
+                    let recs: Vec<(u32, &[u8], &[u8])> = values.iter().map(|v| (*p, &k[..], &v[..])).collect();
+                    combine_sorted(recs.into_iter(), combiner, &mut write)?;
+                }
+                values.clear();
+                Ok(())
+            };
+            merge_runs(&self.runs, &mut |p, k, v| {
+                if group.as_ref().is_none_or(|(gp, gk)| *gp != p || *gk != k) {
+                    flush(&group, &mut values)?;
+                    group = Some((p, k));
+                }
+                values.push(v);
+                Ok(())
+            })?;
+            flush(&group, &mut values)?;
+            for r in &self.runs {
+                let _ = std::fs::remove_file(r);
+            }
+        }
+        out.flush()?;
+        out.get_ref().sync_data()?;
+        let mut index = Vec::with_capacity(sizes.len() * 16 + 4);
+        let mut offset = 0u64;
+        for s in &sizes {
+            index.extend_from_slice(&offset.to_be_bytes());
+            index.extend_from_slice(&s.to_be_bytes());
+            offset += s;
+        }
+        let crc = tusk_common::checksum::crc32c(&index);
+        index.extend_from_slice(&crc.to_be_bytes());
+        std::fs::write(self.dir.join("file.index"), &index)?;
+        Ok(sizes)
+    }
+}
+
+/// Reads sorted runs back and merges them (a heap keyed by partition and key), handing each
+/// record to `out` in order.
+fn merge_runs(runs: &[PathBuf], out: &mut dyn FnMut(u32, Vec<u8>, Vec<u8>) -> io::Result<()>) -> io::Result<()> {
+    let mut readers = Vec::new();
+    for r in runs {
+        readers.push(BufReader::with_capacity(WRITE_BUFFER, File::open(r)?));
+    }
+    let next = |r: &mut BufReader<File>| -> io::Result<Option<Rec>> {
+        let mut p = [0u8; 4];
+        match r.read_exact(&mut p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let mut field = || -> io::Result<Vec<u8>> {
+            let mut l = [0u8; 4];
+            r.read_exact(&mut l)?;
+            let mut v = vec![0u8; u32::from_be_bytes(l) as usize];
+            r.read_exact(&mut v)?;
+            Ok(v)
+        };
+        let k = field()?;
+        let v = field()?;
+        Ok(Some((u32::from_be_bytes(p), k, v)))
+    };
+    let mut heap = BinaryHeap::new();
+    for (i, r) in readers.iter_mut().enumerate() {
+        if let Some((p, k, v)) = next(r)? {
+            heap.push(Reverse((p, k, i, v)));
+        }
+    }
+    while let Some(Reverse((p, k, i, v))) = heap.pop() {
+        out(p, k, v)?;
+        if let Some((p, k, v)) = next(&mut readers[i])? {
+            heap.push(Reverse((p, k, i, v)));
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of one partition of a finished map output.
+pub fn read_partition(dir: &Path, partition: u32) -> io::Result<Vec<u8>> {
+    let index = std::fs::read(dir.join("file.index"))?;
+    if index.len() < 4 || (index.len() - 4) % 16 != 0 {
+        return Err(invalid(format!("map output index of {} bytes", index.len())));
+    }
+    let (body, crc) = index.split_at(index.len() - 4);
+    if tusk_common::checksum::crc32c(body) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err(invalid("map output index fails its checksum".into()));
+    }
+    let entry = body
+        .chunks(16)
+        .nth(partition as usize)
+        .ok_or_else(|| invalid(format!("partition {partition} of {}", body.len() / 16)))?;
+    let offset = u64::from_be_bytes(entry[..8].try_into().map_err(|_| invalid("index entry".into()))?);
+    let len = u64::from_be_bytes(entry[8..].try_into().map_err(|_| invalid("index entry".into()))?);
+    use std::io::Seek;
+    let mut f = File::open(dir.join("file.out"))?;
+    f.seek(io::SeekFrom::Start(offset))?;
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::sum_reduce;
+
+    fn collect(dir: &Path, p: u32) -> Vec<(String, String)> {
+        let buf = read_partition(dir, p).unwrap();
+        Records::new(&buf)
+            .map(|r| r.unwrap())
+            .map(|(k, v)| (String::from_utf8_lossy(k).into(), String::from_utf8_lossy(v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn sorted_combined_and_the_same_with_spills() {
+        for spill in [usize::MAX, 200] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut m = MapOutput::new(dir.path(), 2, Some(sum_reduce), spill).unwrap();
+            for w in ["b", "a", "c", "a", "b", "a", "d"] {
+                m.add(crate::functions::partition(w.as_bytes(), 2), w.as_bytes(), b"1").unwrap();
+            }
+            let spilled = m.spills();
+            m.finish().unwrap();
+            let mut all: Vec<_> = collect(dir.path(), 0).into_iter().chain(collect(dir.path(), 1)).collect();
+            for p in 0..2 {
+                let part = collect(dir.path(), p);
+                assert!(part.windows(2).all(|w| w[0].0 < w[1].0), "sorted, one record a key: {part:?}");
+            }
+            all.sort();
+            let want: Vec<(String, String)> = [("a", "3"), ("b", "2"), ("c", "1"), ("d", "1")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(all, want, "spill limit {spill} ({spilled} spills)");
+        }
+    }
+
+    #[test]
+    fn a_damaged_index_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = MapOutput::new(dir.path(), 1, None, usize::MAX).unwrap();
+        m.add(0, b"k", b"v").unwrap();
+        m.finish().unwrap();
+        let mut idx = std::fs::read(dir.path().join("file.index")).unwrap();
+        idx[3] ^= 1;
+        std::fs::write(dir.path().join("file.index"), idx).unwrap();
+        assert!(read_partition(dir.path(), 0).is_err());
+        let cut = [0u8, 0, 0, 9, b'x'];
+        assert!(Records::new(&cut).next().unwrap().is_err());
+    }
+}

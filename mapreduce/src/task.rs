@@ -1,0 +1,205 @@
+//! What a tasktracker does with one attempt: a map (its split's lines through the map
+//! function into sorted, partitioned local output, or straight to the DFS for a map-only
+//! job) or a reduce (its partition of every map's output, merged, grouped, reduced, written
+//! to the DFS under the attempt's temporary directory). No sockets of its own except the
+//! DFS client and the shuffle fetches.
+
+use crate::functions::{self, ReduceFn};
+use crate::lines::LineReader;
+use crate::mapout::{MapOutput, Records};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::path::{Path, PathBuf};
+use tusk_client::Client;
+use tusk_proto::mapreduce::shuffle_client::ShuffleClient;
+use tusk_proto::mapreduce::{MapOutputRequest, TaskAssignment};
+
+/// Map output buffered before a spill.
+const SPILL_BYTES: usize = 64 << 20;
+/// Output written to the DFS in pieces of this size.
+const WRITE_CHUNK: usize = 1 << 20;
+
+pub type Counters = BTreeMap<String, u64>;
+
+/// Where an attempt writes its output file in the DFS.
+pub fn temp_output(output: &str, attempt: &str) -> String {
+    format!("{}/_temporary/{attempt}", output.trim_end_matches('/'))
+}
+
+/// The output file name of task `index` (`part-r-00003`, `part-m-00003`).
+pub fn part_name(kind_map: bool, index: u32) -> String {
+    format!("part-{}-{index:05}", if kind_map { "m" } else { "r" })
+}
+
+/// The local directory of a map attempt's output.
+pub fn map_output_dir(local: &Path, job: &str, attempt: &str) -> PathBuf {
+    local.join(job).join(attempt)
+}
+
+fn combiner(name: &str) -> Result<Option<ReduceFn>, String> {
+    if name.is_empty() {
+        Ok(None)
+    } else {
+        functions::reduce_fn(name).map(Some)
+    }
+}
+
+/// Text output: `key<TAB>value`, or the key alone when the value is empty.
+fn text_line(out: &mut Vec<u8>, k: &[u8], v: &[u8]) {
+    out.extend_from_slice(k);
+    if !v.is_empty() {
+        out.push(b'\t');
+        out.extend_from_slice(v);
+    }
+    out.push(b'\n');
+}
+
+/// Runs a map attempt.
+pub async fn run_map(client: &Client, local: &Path, a: &TaskAssignment) -> Result<Counters, String> {
+    let spec = a.spec.as_ref().ok_or("map task without a job")?;
+    let split = a.split.as_ref().ok_or("map task without a split")?;
+    let mapper = functions::map_fn(&spec.mapper)?;
+    let reader = client.open(&split.path).await.map_err(|e| format!("{}: {e}", split.path))?;
+    let mut lines = LineReader::open(reader, split.start, split.length).await.map_err(|e| e.to_string())?;
+    let mut counters = Counters::new();
+    let (mut records_in, mut records_out) = (0u64, 0u64);
+    if spec.num_reduces == 0 {
+        // Map-only: straight to the DFS.
+        let dir = temp_output(&spec.output, &a.attempt_id);
+        client.mkdirs(&dir, 0o755, true).await.map_err(|e| format!("{dir}: {e}"))?;
+        let path = format!("{dir}/{}", part_name(true, a.index));
+        let mut w = client.create(&path, false, 0, 0).await.map_err(|e| format!("{path}: {e}"))?;
+        let mut buf = Vec::with_capacity(WRITE_CHUNK);
+        while let Some(line) = lines.next().await.map_err(|e| e.to_string())? {
+            records_in += 1;
+            mapper(&line, &mut |k, v| {
+                records_out += 1;
+                text_line(&mut buf, k, v);
+            });
+            if buf.len() >= WRITE_CHUNK {
+                w.write(&buf).await.map_err(|e| e.to_string())?;
+                buf.clear();
+            }
+        }
+        w.write(&buf).await.map_err(|e| e.to_string())?;
+        let n = w.close().await.map_err(|e| e.to_string())?;
+        counters.insert("HDFS_BYTES_WRITTEN".into(), n);
+    } else {
+        let dir = map_output_dir(local, &a.job_id, &a.attempt_id);
+        let partitions = spec.num_reduces;
+        let mut out = MapOutput::new(&dir, partitions, combiner(&spec.combiner)?, SPILL_BYTES)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut failed = None;
+        while let Some(line) = lines.next().await.map_err(|e| e.to_string())? {
+            records_in += 1;
+            mapper(&line, &mut |k, v| {
+                records_out += 1;
+                if failed.is_none() {
+                    if let Err(e) = out.add(functions::partition(k, partitions), k, v) {
+                        failed = Some(e);
+                    }
+                }
+            });
+            if let Some(e) = failed.take() {
+                return Err(format!("map output in {}: {e}", dir.display()));
+            }
+        }
+        counters.insert("SPILLED_RUNS".into(), out.spills() as u64);
+        let sizes = tokio::task::spawn_blocking(move || out.finish())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("map output in {}: {e}", dir.display()))?;
+        counters.insert("MAP_OUTPUT_BYTES".into(), sizes.iter().sum());
+    }
+    counters.insert("MAP_INPUT_RECORDS".into(), records_in);
+    counters.insert("MAP_OUTPUT_RECORDS".into(), records_out);
+    counters.insert("HDFS_BYTES_READ".into(), split.length);
+    Ok(counters)
+}
+
+/// Fetches one map's partition from the tracker that ran it.
+async fn fetch(addr: &str, job: &str, attempt: &str, partition: u32) -> Result<Vec<u8>, String> {
+    let mut c = ShuffleClient::connect(format!("http://{addr}"))
+        .await
+        .map_err(|e| format!("cannot reach the shuffle service at {addr}: {e}"))?
+        .max_decoding_message_size(64 << 20);
+    let req = MapOutputRequest { job_id: job.into(), attempt_id: attempt.into(), partition };
+    let mut stream = c
+        .get_map_output(req)
+        .await
+        .map_err(|s| format!("fetching {attempt} from {addr}: {}", s.message()))?
+        .into_inner();
+    let mut buf = Vec::new();
+    while let Some(chunk) =
+        stream.message().await.map_err(|s| format!("fetching {attempt} from {addr}: {}", s.message()))?
+    {
+        buf.extend_from_slice(&chunk.data);
+    }
+    Ok(buf)
+}
+
+/// Runs a reduce attempt.
+pub async fn run_reduce(client: &Client, a: &TaskAssignment) -> Result<Counters, String> {
+    let spec = a.spec.as_ref().ok_or("reduce task without a job")?;
+    let reducer = functions::reduce_fn(&spec.reducer)?;
+    // Shuffle: every map's partition, several fetches at once.
+    let mut fetches = tokio::task::JoinSet::new();
+    for m in &a.map_outputs {
+        let (addr, job, attempt, p) = (m.addr.clone(), a.job_id.clone(), m.attempt_id.clone(), a.index);
+        fetches.spawn(async move { fetch(&addr, &job, &attempt, p).await });
+    }
+    let mut runs = Vec::new();
+    while let Some(r) = fetches.join_next().await {
+        runs.push(r.map_err(|e| e.to_string())??);
+    }
+    let shuffled: u64 = runs.iter().map(|r| r.len() as u64).sum();
+    // Merge the sorted runs, group by key, reduce.
+    let mut iters: Vec<Records> = runs.iter().map(|r| Records::new(r)).collect();
+    let mut heap = BinaryHeap::new();
+    for (i, it) in iters.iter_mut().enumerate() {
+        if let Some(r) = it.next() {
+            let (k, v) = r.map_err(|e| format!("map output: {e}"))?;
+            heap.push(Reverse((k, i, v)));
+        }
+    }
+    let dir = temp_output(&spec.output, &a.attempt_id);
+    client.mkdirs(&dir, 0o755, true).await.map_err(|e| format!("{dir}: {e}"))?;
+    let path = format!("{dir}/{}", part_name(false, a.index));
+    let mut w = client.create(&path, false, 0, 0).await.map_err(|e| format!("{path}: {e}"))?;
+    let mut buf = Vec::with_capacity(WRITE_CHUNK);
+    let (mut groups, mut records_out) = (0u64, 0u64);
+    let mut values: Vec<&[u8]> = Vec::new();
+    while let Some(Reverse((key, i, v))) = heap.pop() {
+        values.clear();
+        values.push(v);
+        if let Some(r) = iters[i].next() {
+            let (k, v) = r.map_err(|e| format!("map output: {e}"))?;
+            heap.push(Reverse((k, i, v)));
+        }
+        while heap.peek().is_some_and(|Reverse((k, _, _))| *k == key) {
+            let Some(Reverse((_, j, v))) = heap.pop() else { break };
+            values.push(v);
+            if let Some(r) = iters[j].next() {
+                let (k, v) = r.map_err(|e| format!("map output: {e}"))?;
+                heap.push(Reverse((k, j, v)));
+            }
+        }
+        groups += 1;
+        reducer(key, &mut values.iter().copied(), &mut |k, v| {
+            records_out += 1;
+            text_line(&mut buf, k, v);
+        });
+        if buf.len() >= WRITE_CHUNK {
+            w.write(&buf).await.map_err(|e| e.to_string())?;
+            buf.clear();
+        }
+    }
+    w.write(&buf).await.map_err(|e| e.to_string())?;
+    let n = w.close().await.map_err(|e| e.to_string())?;
+    let mut counters = Counters::new();
+    counters.insert("REDUCE_SHUFFLE_BYTES".into(), shuffled);
+    counters.insert("REDUCE_INPUT_GROUPS".into(), groups);
+    counters.insert("REDUCE_OUTPUT_RECORDS".into(), records_out);
+    counters.insert("HDFS_BYTES_WRITTEN".into(), n);
+    Ok(counters)
+}

@@ -1,0 +1,146 @@
+//! A tasktracker: serves its map output (Shuffle), heartbeats the jobtracker with its free
+//! slots and the attempts that ended, runs what the replies assign (each attempt a task of
+//! its own), and deletes the map output of jobs that ended.
+
+use crate::service::ShuffleService;
+use crate::task;
+use parking_lot::Mutex;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tusk_client::Client;
+use tusk_proto::mapreduce::job_tracker_client::JobTrackerClient;
+use tusk_proto::mapreduce::shuffle_server::ShuffleServer;
+use tusk_proto::mapreduce::{AttemptState, TaskKind, TaskReport, TrackerHeartbeat};
+
+pub struct TrackerConfig {
+    pub jobtracker: String,
+    pub local_dir: PathBuf,
+    pub host: String,
+    pub map_slots: u32,
+    pub reduce_slots: u32,
+    pub heartbeat: Duration,
+}
+
+struct Shared {
+    reports: Mutex<Vec<TaskReport>>,
+    free_maps: AtomicU32,
+    free_reduces: AtomicU32,
+}
+
+/// Runs a tracker until `shutdown` resolves. `shuffle` is its bound shuffle listener.
+pub async fn run(
+    conf: TrackerConfig,
+    client: Client,
+    shuffle: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    std::fs::create_dir_all(&conf.local_dir).map_err(|e| format!("{}: {e}", conf.local_dir.display()))?;
+    let shuffle_addr = shuffle.local_addr().map_err(|e| e.to_string())?;
+    let host = if conf.host.is_empty() { shuffle_addr.ip().to_string() } else { conf.host.clone() };
+    let tracker_id = format!("tracker_{host}:{}", shuffle_addr.port());
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let svc = ShuffleServer::new(ShuffleService { local_dir: conf.local_dir.clone() });
+    let mut stop_srv = stop_rx.clone();
+    let server = tokio::spawn(tonic::transport::Server::builder().add_service(svc).serve_with_incoming_shutdown(
+        tokio_stream::wrappers::TcpListenerStream::new(shuffle),
+        async move {
+            let _ = stop_srv.wait_for(|s| *s).await;
+        },
+    ));
+    tracing::info!(%tracker_id, shuffle = %shuffle_addr, jobtracker = %conf.jobtracker, "tasktracker started");
+    let shared = Arc::new(Shared {
+        reports: Mutex::new(Vec::new()),
+        free_maps: AtomicU32::new(conf.map_slots.max(1)),
+        free_reduces: AtomicU32::new(conf.reduce_slots.max(1)),
+    });
+    let mut jt: Option<JobTrackerClient<tonic::transport::Channel>> = None;
+    let mut tick = tokio::time::interval(conf.heartbeat);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop_rx.wait_for(|s| *s) => break,
+        }
+        if jt.is_none() {
+            match JobTrackerClient::connect(format!("http://{}", conf.jobtracker)).await {
+                Ok(c) => jt = Some(c),
+                Err(e) => {
+                    tracing::debug!("jobtracker {} not reachable: {e}", conf.jobtracker);
+                    continue;
+                }
+            }
+        }
+        let Some(c) = jt.as_mut() else { continue };
+        let reports = std::mem::take(&mut *shared.reports.lock());
+        let hb = TrackerHeartbeat {
+            tracker_id: tracker_id.clone(),
+            host: host.clone(),
+            shuffle_addr: shuffle_addr.to_string(),
+            free_map_slots: shared.free_maps.load(Ordering::Acquire),
+            free_reduce_slots: shared.free_reduces.load(Ordering::Acquire),
+            reports: reports.clone(),
+        };
+        let resp = match c.heartbeat(hb).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                tracing::warn!("heartbeat to the jobtracker failed: {}", s.message());
+                shared.reports.lock().extend(reports);
+                jt = None;
+                continue;
+            }
+        };
+        for job in resp.finished_jobs {
+            let dir = conf.local_dir.join(&job);
+            if dir.exists() {
+                tracing::info!(%job, "job ended: removing its map output");
+                let _ = tokio::fs::remove_dir_all(&dir).await;
+            }
+        }
+        for a in resp.tasks {
+            let is_map = a.kind == TaskKind::Map as i32;
+            let slots = if is_map { &shared.free_maps } else { &shared.free_reduces };
+            slots.fetch_sub(1, Ordering::AcqRel);
+            let (shared, client, local) = (Arc::clone(&shared), client.clone(), conf.local_dir.clone());
+            tokio::spawn(async move {
+                tracing::info!(attempt = %a.attempt_id, "attempt started");
+                let result =
+                    if is_map { task::run_map(&client, &local, &a).await } else { task::run_reduce(&client, &a).await };
+                let report = match result {
+                    Ok(counters) => {
+                        tracing::info!(attempt = %a.attempt_id, "attempt succeeded");
+                        TaskReport {
+                            attempt_id: a.attempt_id.clone(),
+                            state: AttemptState::AttemptSucceeded as i32,
+                            error: String::new(),
+                            counters: counters.into_iter().collect(),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(attempt = %a.attempt_id, "attempt failed: {e}");
+                        if is_map {
+                            let _ =
+                                tokio::fs::remove_dir_all(task::map_output_dir(&local, &a.job_id, &a.attempt_id)).await;
+                        }
+                        TaskReport {
+                            attempt_id: a.attempt_id.clone(),
+                            state: AttemptState::AttemptFailed as i32,
+                            error: e,
+                            counters: Default::default(),
+                        }
+                    }
+                };
+                shared.reports.lock().push(report);
+                let slots = if is_map { &shared.free_maps } else { &shared.free_reduces };
+                slots.fetch_add(1, Ordering::AcqRel);
+            });
+        }
+    }
+    let _ = server.await;
+    Ok(())
+}

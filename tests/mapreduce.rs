@@ -1,0 +1,170 @@
+//! MapReduce on the in-process cluster: a jobtracker and a tasktracker beside each of three
+//! datanodes, wordcount compared with a count made here, output commit, clear errors, and
+//! no map output left behind.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use support::minicluster::{write_file, MiniCluster};
+use tokio::net::TcpListener;
+use tusk_mapreduce::jobtracker::JobTracker;
+use tusk_mapreduce::service::JobTrackerService;
+use tusk_mapreduce::tasktracker::{self, TrackerConfig};
+use tusk_proto::mapreduce::job_tracker_server::JobTrackerServer;
+
+struct Mr {
+    jt_addr: String,
+    local_dirs: Vec<tempfile::TempDir>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+async fn start_mapreduce(mc: &MiniCluster, trackers: usize) -> Mr {
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let client = mc.client("root").await;
+    let jt = Arc::new(JobTracker::new(client, 4, Duration::from_secs(10)));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jt_addr = listener.local_addr().unwrap().to_string();
+    let mut s = stop_rx.clone();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(JobTrackerServer::new(JobTrackerService(jt)))
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
+                let _ = s.wait_for(|v| *v).await;
+            }),
+    );
+    let mut local_dirs = Vec::new();
+    for _ in 0..trackers {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = TrackerConfig {
+            jobtracker: jt_addr.clone(),
+            local_dir: dir.path().to_owned(),
+            host: "127.0.0.1".into(),
+            map_slots: 2,
+            reduce_slots: 2,
+            heartbeat: Duration::from_millis(100),
+        };
+        let client = mc.client("root").await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut s = stop_rx.clone();
+        tokio::spawn(tasktracker::run(conf, client, listener, async move {
+            let _ = s.wait_for(|v| *v).await;
+        }));
+        local_dirs.push(dir);
+    }
+    Mr { jt_addr, local_dirs, stop }
+}
+
+async fn job(mr: &Mr, args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = tusk_mapreduce::jobclient::run(&args, &mr.jt_addr, "root", &mut out, &mut err).await;
+    (code, String::from_utf8_lossy(&out).into(), String::from_utf8_lossy(&err).into())
+}
+
+/// Text with lines of varied length, so block boundaries fall inside lines.
+fn text(lines: usize, seed: u64) -> Vec<u8> {
+    let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"];
+    let mut x = seed | 1;
+    let mut out = Vec::new();
+    for _ in 0..lines {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let n = (x % 23) as usize;
+        for j in 0..n {
+            let w = words[((x >> (j % 50)) as usize + j) % words.len()];
+            out.extend_from_slice(w.as_bytes());
+            out.push(if j % 7 == 6 { b'\t' } else { b' ' });
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+fn count_words(data: &[u8]) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for w in data.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty()) {
+        *m.entry(String::from_utf8_lossy(w).into_owned()).or_default() += 1;
+    }
+    m
+}
+
+async fn read_output(c: &tusk_client::Client, dir: &str) -> (Vec<String>, BTreeMap<String, u64>) {
+    let (_, entries) = c.list_all(dir).await.unwrap();
+    let names: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+    let mut counts = BTreeMap::new();
+    for n in names.iter().filter(|n| n.starts_with("part-")) {
+        let data = support::minicluster::read_all(c, &format!("{dir}/{n}")).await;
+        for line in String::from_utf8(data).unwrap().lines() {
+            let (k, v) = line.split_once('\t').expect("key<TAB>value");
+            assert!(counts.insert(k.to_owned(), v.parse::<u64>().unwrap()).is_none(), "{k} twice");
+        }
+    }
+    (names, counts)
+}
+
+fn leftovers(mr: &Mr) -> usize {
+    mr.local_dirs.iter().map(|d| std::fs::read_dir(d.path()).map(|r| r.count()).unwrap_or(0)).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wordcount_equals_a_local_count_and_cleans_up() {
+    let mc = MiniCluster::start(3).await;
+    let mr = start_mapreduce(&mc, 3).await;
+    let c = mc.client("root").await;
+    c.mkdirs("/in", 0o755, true).await.unwrap();
+    let a = text(60_000, 7);
+    let b = text(9_000, 11);
+    write_file(&c, "/in/a.txt", &a, 1 << 20).await;
+    write_file(&c, "/in/b.txt", &b, 1 << 20).await;
+    let (code, out, err) = job(&mr, &["run", "wordcount", "/in", "/out", "-r", "3"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("completed successfully"), "{out}");
+    let (names, counts) = read_output(&c, "/out").await;
+    assert_eq!(names, ["_SUCCESS", "part-r-00000", "part-r-00001", "part-r-00002"]);
+    let mut want = count_words(&a);
+    for (k, v) in count_words(&b) {
+        *want.entry(k).or_default() += v;
+    }
+    assert_eq!(counts, want);
+    let maps: u64 = out.lines().find_map(|l| l.trim().strip_prefix("LAUNCHED_MAPS=")).unwrap().parse().unwrap();
+    let local: u64 =
+        out.lines().find_map(|l| l.trim().strip_prefix("DATA_LOCAL_MAPS=")).unwrap_or("0").parse().unwrap();
+    assert!(maps >= 2 && local == maps, "every map ran beside its data: {out}");
+    // Map output is gone from every tracker once the job ended.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while leftovers(&mr) > 0 {
+        assert!(std::time::Instant::now() < deadline, "map output left behind");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A map-only identity job copies the lines.
+    let (code, out, err) = job(&mr, &["run", "identity", "/in/b.txt", "/copy", "-r", "0"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let copy = support::minicluster::read_all(&c, "/copy/part-m-00000").await;
+    assert_eq!(copy, b);
+    let _ = mr.stop.send(true);
+    mc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_jobs_fail_clearly_and_leave_nothing() {
+    let mc = MiniCluster::start(1).await;
+    let mr = start_mapreduce(&mc, 1).await;
+    let c = mc.client("root").await;
+    write_file(&c, "/in.txt", b"a b\n", 1 << 20).await;
+    c.mkdirs("/exists", 0o755, false).await.unwrap();
+    let (code, _, err) = job(&mr, &["run", "wordcount", "/in.txt", "/exists"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("Output directory /exists already exists"), "{err}");
+    let (code, _, err) = job(&mr, &["run", "wordcount", "/missing", "/o1"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("Input path does not exist: /missing"), "{err}");
+    assert!(c.file_info("/o1").await.unwrap().is_none(), "nothing at the output path");
+    let (code, _, err) = job(&mr, &["run", "nosuchjob", "/in.txt", "/o2"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("Unknown job: nosuchjob"), "{err}");
+    let _ = mr.stop.send(true);
+    mc.shutdown().await;
+}
