@@ -18,12 +18,26 @@ struct Mr {
     jt_addr: String,
     local_dirs: Vec<tempfile::TempDir>,
     stop: tokio::sync::watch::Sender<bool>,
+    /// Stops one tracker (as if it died: no more heartbeats, no more shuffle).
+    tracker_stops: Vec<tokio::sync::watch::Sender<bool>>,
 }
 
 async fn start_mapreduce(mc: &MiniCluster, trackers: usize) -> Mr {
+    start_mapreduce_with(mc, trackers, Duration::from_secs(10)).await
+}
+
+async fn start_mapreduce_with(mc: &MiniCluster, trackers: usize, tracker_expiry: Duration) -> Mr {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let client = mc.client("root").await;
-    let jt = Arc::new(JobTracker::new(client, 4, Duration::from_secs(10)));
+    let jt = Arc::new(JobTracker::new(client, 4, tracker_expiry));
+    let expiry = Arc::clone(&jt);
+    let mut s = stop_rx.clone();
+    tokio::spawn(async move {
+        while !*s.borrow() {
+            expiry.expire_trackers();
+            let _ = tokio::time::timeout(Duration::from_millis(200), s.changed()).await;
+        }
+    });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let jt_addr = listener.local_addr().unwrap().to_string();
     let mut s = stop_rx.clone();
@@ -35,6 +49,7 @@ async fn start_mapreduce(mc: &MiniCluster, trackers: usize) -> Mr {
             }),
     );
     let mut local_dirs = Vec::new();
+    let mut tracker_stops = Vec::new();
     for _ in 0..trackers {
         let dir = tempfile::tempdir().unwrap();
         let conf = TrackerConfig {
@@ -48,12 +63,17 @@ async fn start_mapreduce(mc: &MiniCluster, trackers: usize) -> Mr {
         let client = mc.client("root").await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut s = stop_rx.clone();
+        let (one, mut one_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(tasktracker::run(conf, client, listener, async move {
-            let _ = s.wait_for(|v| *v).await;
+            tokio::select! {
+                _ = s.wait_for(|v| *v) => {}
+                _ = one_rx.wait_for(|v| *v) => {}
+            }
         }));
         local_dirs.push(dir);
+        tracker_stops.push(one);
     }
-    Mr { jt_addr, local_dirs, stop }
+    Mr { jt_addr, local_dirs, stop, tracker_stops }
 }
 
 async fn job(mr: &Mr, args: &[&str]) -> (i32, String, String) {
@@ -165,6 +185,55 @@ async fn bad_jobs_fail_clearly_and_leave_nothing() {
     let (code, _, err) = job(&mr, &["run", "nosuchjob", "/in.txt", "/o2"]).await;
     assert_eq!(code, 1);
     assert!(err.contains("Unknown job: nosuchjob"), "{err}");
+    let _ = mr.stop.send(true);
+    mc.shutdown().await;
+}
+
+/// Whether a tracker's local directory holds a finished map output.
+fn holds_map_output(dir: &std::path::Path) -> bool {
+    let Ok(jobs) = std::fs::read_dir(dir) else { return false };
+    jobs.flatten()
+        .any(|j| std::fs::read_dir(j.path()).is_ok_and(|a| a.flatten().any(|a| a.path().join("file.index").exists())))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_tracker_s_maps_run_again_and_the_job_still_succeeds() {
+    let mc = MiniCluster::start(3).await;
+    let mr = Arc::new(start_mapreduce_with(&mc, 3, Duration::from_secs(2)).await);
+    let c = mc.client("root").await;
+    let data = text(120_000, 5);
+    write_file(&c, "/in.txt", &data, 1 << 20).await;
+    let runner = {
+        let mr = Arc::clone(&mr);
+        tokio::spawn(async move { job(&mr, &["run", "wordcount", "/in.txt", "/out", "-r", "2"]).await })
+    };
+    // Kill a tracker as soon as it holds finished map output the reduces will need.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let victim = loop {
+        if let Some(i) = mr.local_dirs.iter().position(|d| holds_map_output(d.path())) {
+            break i;
+        }
+        assert!(std::time::Instant::now() < deadline, "no map finished");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let _ = mr.tracker_stops[victim].send(true);
+    let (code, out, err) = runner.await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, counts) = read_output(&c, "/out").await;
+    assert_eq!(counts, count_words(&data), "identical output");
+    let counter = |name: &str| -> u64 {
+        out.lines().find_map(|l| l.trim().strip_prefix(name)?.strip_prefix('=')?.parse().ok()).unwrap_or(0)
+    };
+    let maps = out.lines().find_map(|l| l.strip_prefix("map 100% (")?.split('/').next()?.parse::<u64>().ok()).unwrap();
+    // The maps it had done (reported or not) ran again elsewhere, and the counters say so.
+    assert!(counter("LAUNCHED_MAPS") > maps, "{out}");
+    assert!(
+        counter("ATTEMPTS_KILLED_LOST_TRACKER")
+            + counter("MAPS_RERUN_LOST_TRACKER")
+            + counter("MAPS_RERUN_FETCH_FAILED")
+            >= 1,
+        "{out}"
+    );
     let _ = mr.stop.send(true);
     mc.shutdown().await;
 }

@@ -98,7 +98,13 @@ fn absolute(p: &str, user: &str) -> String {
     }
 }
 
-pub async fn run(args: &[String], jobtracker: &str, user: &str, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub async fn run(
+    args: &[String],
+    jobtracker: &str,
+    user: &str,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> i32 {
     let Some((cmd, rest)) = args.split_first() else {
         let _ = writeln!(err, "{USAGE}");
         return 1;

@@ -33,7 +33,10 @@ enum TaskStatus {
 #[derive(Debug, Clone)]
 struct Task {
     status: TaskStatus,
+    /// Attempts that count toward `max_attempts`.
     attempts: u32,
+    /// Attempts launched (numbers the attempt ids).
+    launched: u32,
     /// Attempts running now: attempt id -> tracker id.
     running: HashMap<String, String>,
     /// The attempt that succeeded, and its tracker.
@@ -47,6 +50,7 @@ impl Task {
         Task {
             status: TaskStatus::Pending,
             attempts: 0,
+            launched: 0,
             running: HashMap::new(),
             done: None,
             failed_on: HashSet::new(),
@@ -243,6 +247,24 @@ impl JobTracker {
                 }
             }
             AttemptState::AttemptSucceeded => {}
+            _ if !r.fetch_failed_maps.is_empty() => {
+                // Not the reduce's fault: the maps whose output is gone run again, and the
+                // reduce waits for them.
+                tracing::warn!(job = %job_id, attempt = %r.attempt_id, maps = ?r.fetch_failed_maps, "map output could not be fetched: {}", r.error);
+                task.attempts = task.attempts.saturating_sub(1);
+                if task.running.is_empty() {
+                    task.status = TaskStatus::Pending;
+                }
+                for &m in &r.fetch_failed_maps {
+                    if let Some(mt) = job.maps.get_mut(m as usize) {
+                        if mt.status == TaskStatus::Done {
+                            mt.status = TaskStatus::Pending;
+                            mt.done = None;
+                            *job.counters.entry("MAPS_RERUN_FETCH_FAILED".into()).or_default() += 1;
+                        }
+                    }
+                }
+            }
             _ => {
                 tracing::warn!(job = %job_id, attempt = %r.attempt_id, tracker, "attempt failed: {}", r.error);
                 task.failed_on.insert(tracker.to_owned());
@@ -302,7 +324,8 @@ impl JobTracker {
                     },
                 };
                 let t = &mut job.maps[i];
-                let id = attempt_id(job_id, true, i as u32, t.attempts);
+                let id = attempt_id(job_id, true, i as u32, t.launched);
+                t.launched += 1;
                 t.attempts += 1;
                 t.status = TaskStatus::Running;
                 t.running.insert(id.clone(), hb.tracker_id.clone());
@@ -341,7 +364,8 @@ impl JobTracker {
                     })
                     .collect();
                 let t = &mut job.reduces[i];
-                let id = attempt_id(job_id, false, i as u32, t.attempts);
+                let id = attempt_id(job_id, false, i as u32, t.launched);
+                t.launched += 1;
                 t.attempts += 1;
                 t.status = TaskStatus::Running;
                 t.running.insert(id.clone(), hb.tracker_id.clone());
@@ -384,10 +408,12 @@ impl JobTracker {
                 }
                 let reducing = !job.reduces.iter().all(|t| t.status == TaskStatus::Done);
                 let map_only = job.reduces.is_empty();
-                let mut rerun = 0;
+                let (mut rerun, mut killed) = (0, 0);
                 for (is_map, tasks) in [(true, &mut job.maps), (false, &mut job.reduces)] {
                     for t in tasks.iter_mut() {
+                        let before = t.running.len();
                         t.running.retain(|_, tr| tr != id);
+                        killed += (before - t.running.len()) as u64;
                         let lost_output =
                             is_map && !map_only && reducing && t.done.as_ref().is_some_and(|(_, tr)| tr == id);
                         if lost_output {
@@ -401,6 +427,9 @@ impl JobTracker {
                 }
                 if rerun > 0 {
                     *job.counters.entry("MAPS_RERUN_LOST_TRACKER".into()).or_default() += rerun;
+                }
+                if killed > 0 {
+                    *job.counters.entry("ATTEMPTS_KILLED_LOST_TRACKER".into()).or_default() += killed;
                 }
             }
         }

@@ -21,6 +21,25 @@ const WRITE_CHUNK: usize = 1 << 20;
 
 pub type Counters = BTreeMap<String, u64>;
 
+/// Why an attempt failed; a reduce names the maps whose output it could not fetch.
+#[derive(Debug, Default)]
+pub struct TaskError {
+    pub message: String,
+    pub fetch_failed_maps: Vec<u32>,
+}
+
+impl From<String> for TaskError {
+    fn from(message: String) -> Self {
+        TaskError { message, fetch_failed_maps: Vec::new() }
+    }
+}
+
+impl From<&str> for TaskError {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
 /// Where an attempt writes its output file in the DFS.
 pub fn temp_output(output: &str, attempt: &str) -> String {
     format!("{}/_temporary/{attempt}", output.trim_end_matches('/'))
@@ -139,18 +158,30 @@ async fn fetch(addr: &str, job: &str, attempt: &str, partition: u32) -> Result<V
 }
 
 /// Runs a reduce attempt.
-pub async fn run_reduce(client: &Client, a: &TaskAssignment) -> Result<Counters, String> {
+pub async fn run_reduce(client: &Client, a: &TaskAssignment) -> Result<Counters, TaskError> {
     let spec = a.spec.as_ref().ok_or("reduce task without a job")?;
     let reducer = functions::reduce_fn(&spec.reducer)?;
     // Shuffle: every map's partition, several fetches at once.
     let mut fetches = tokio::task::JoinSet::new();
     for m in &a.map_outputs {
-        let (addr, job, attempt, p) = (m.addr.clone(), a.job_id.clone(), m.attempt_id.clone(), a.index);
-        fetches.spawn(async move { fetch(&addr, &job, &attempt, p).await });
+        let (addr, job, attempt, p, map) =
+            (m.addr.clone(), a.job_id.clone(), m.attempt_id.clone(), a.index, m.map_index);
+        fetches.spawn(async move { fetch(&addr, &job, &attempt, p).await.map_err(|e| (map, e)) });
     }
     let mut runs = Vec::new();
+    let mut failed = TaskError::default();
     while let Some(r) = fetches.join_next().await {
-        runs.push(r.map_err(|e| e.to_string())??);
+        match r.map_err(|e| e.to_string())? {
+            Ok(run) => runs.push(run),
+            Err((map, e)) => {
+                failed.fetch_failed_maps.push(map);
+                failed.message = e;
+            }
+        }
+    }
+    if !failed.fetch_failed_maps.is_empty() {
+        failed.fetch_failed_maps.sort_unstable();
+        return Err(failed);
     }
     let shuffled: u64 = runs.iter().map(|r| r.len() as u64).sum();
     // Merge the sorted runs, group by key, reduce.

@@ -109,8 +109,11 @@ pub async fn run(
             let (shared, client, local) = (Arc::clone(&shared), client.clone(), conf.local_dir.clone());
             tokio::spawn(async move {
                 tracing::info!(attempt = %a.attempt_id, "attempt started");
-                let result =
-                    if is_map { task::run_map(&client, &local, &a).await } else { task::run_reduce(&client, &a).await };
+                let result = if is_map {
+                    task::run_map(&client, &local, &a).await.map_err(task::TaskError::from)
+                } else {
+                    task::run_reduce(&client, &a).await
+                };
                 let report = match result {
                     Ok(counters) => {
                         tracing::info!(attempt = %a.attempt_id, "attempt succeeded");
@@ -119,10 +122,11 @@ pub async fn run(
                             state: AttemptState::AttemptSucceeded as i32,
                             error: String::new(),
                             counters: counters.into_iter().collect(),
+                            fetch_failed_maps: Vec::new(),
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(attempt = %a.attempt_id, "attempt failed: {e}");
+                        tracing::warn!(attempt = %a.attempt_id, "attempt failed: {}", e.message);
                         if is_map {
                             let _ =
                                 tokio::fs::remove_dir_all(task::map_output_dir(&local, &a.job_id, &a.attempt_id)).await;
@@ -130,8 +134,9 @@ pub async fn run(
                         TaskReport {
                             attempt_id: a.attempt_id.clone(),
                             state: AttemptState::AttemptFailed as i32,
-                            error: e,
+                            error: e.message,
                             counters: Default::default(),
+                            fetch_failed_maps: e.fetch_failed_maps,
                         }
                     }
                 };
