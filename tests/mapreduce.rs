@@ -16,6 +16,7 @@ use tusk_proto::mapreduce::job_tracker_server::JobTrackerServer;
 
 struct Mr {
     jt_addr: String,
+    nn_addr: String,
     local_dirs: Vec<tempfile::TempDir>,
     stop: tokio::sync::watch::Sender<bool>,
     /// Stops one tracker (as if it died: no more heartbeats, no more shuffle).
@@ -73,13 +74,13 @@ async fn start_mapreduce_with(mc: &MiniCluster, trackers: usize, tracker_expiry:
         local_dirs.push(dir);
         tracker_stops.push(one);
     }
-    Mr { jt_addr, local_dirs, stop, tracker_stops }
+    Mr { jt_addr, nn_addr: mc.nn_addr.clone(), local_dirs, stop, tracker_stops }
 }
 
 async fn job(mr: &Mr, args: &[&str]) -> (i32, String, String) {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = tusk_mapreduce::jobclient::run(&args, &mr.jt_addr, "root", &mut out, &mut err).await;
+    let code = tusk_mapreduce::jobclient::run(&args, &mr.jt_addr, &mr.nn_addr, "root", &mut out, &mut err).await;
     (code, String::from_utf8_lossy(&out).into(), String::from_utf8_lossy(&err).into())
 }
 
@@ -234,6 +235,60 @@ async fn a_lost_tracker_s_maps_run_again_and_the_job_still_succeeds() {
             >= 1,
         "{out}"
     );
+    let _ = mr.stop.send(true);
+    mc.shutdown().await;
+}
+
+const MAPPER_PY: &str = "#!/usr/bin/env python3\nimport sys\nfor line in sys.stdin:\n    for w in line.split():\n        print(f\"{w}\\t1\")\n";
+const REDUCER_PY: &str = "#!/usr/bin/env python3\nimport sys\ncur, n = None, 0\nfor line in sys.stdin:\n    k, v = line.rstrip(\"\\n\").split(\"\\t\", 1)\n    if k != cur:\n        if cur is not None:\n            print(f\"{cur}\\t{n}\")\n        cur, n = k, 0\n    n += int(v)\nif cur is not None:\n    print(f\"{cur}\\t{n}\")\nprint(\"reporter:counter:wc,reducers,1\", file=sys.stderr)\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streaming_python_wordcount_equals_the_built_in_one() {
+    let mc = MiniCluster::start(3).await;
+    let mr = start_mapreduce(&mc, 3).await;
+    let c = mc.client("root").await;
+    let data = text(30_000, 3);
+    write_file(&c, "/in.txt", &data, 1 << 20).await;
+    let scripts = tempfile::tempdir().unwrap();
+    let (m, r) = (scripts.path().join("mapper.py"), scripts.path().join("reducer.py"));
+    std::fs::write(&m, MAPPER_PY).unwrap();
+    std::fs::write(&r, REDUCER_PY).unwrap();
+    let (m, r) = (m.to_str().unwrap(), r.to_str().unwrap());
+    let args = [
+        "streaming",
+        "-input",
+        "/in.txt",
+        "-output",
+        "/st",
+        "-mapper",
+        "python3 mapper.py",
+        "-reducer",
+        "python3 reducer.py",
+        "-file",
+        m,
+        "-file",
+        r,
+        "-numReduceTasks",
+        "2",
+    ];
+    let (code, out, err) = job(&mr, &args).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("wc.reducers=2"), "stderr counters are honoured: {out}");
+    let (code, out, err) = job(&mr, &["run", "wordcount", "/in.txt", "/wc", "-r", "2"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, streamed) = read_output(&c, "/st").await;
+    let (_, built_in) = read_output(&c, "/wc").await;
+    assert_eq!(streamed, built_in);
+    assert_eq!(streamed, count_words(&data));
+    // The shipped files' staging directory is gone.
+    let (_, staging) = c.list_all("/user/root/.staging").await.unwrap();
+    assert!(staging.is_empty(), "{staging:?}");
+    // A mapper command that does not exist: the job fails with the reason, nothing at the output.
+    let (code, out, _) =
+        job(&mr, &["streaming", "-input", "/in.txt", "-output", "/bad", "-mapper", "no-such-command-xyz"]).await;
+    assert_eq!(code, 1);
+    assert!(out.contains("no-such-command-xyz") && out.contains("exit code 127"), "{out}");
+    assert!(c.file_info("/bad").await.unwrap().is_none());
     let _ = mr.stop.send(true);
     mc.shutdown().await;
 }

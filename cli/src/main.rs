@@ -305,9 +305,10 @@ fn run(command: Command, conf: Config) -> Result<i32> {
             init_logging("warn");
             let user = tusk_common::user::current_user();
             let jt = conf.mapreduce.jobtracker.clone();
+            let nn = namenode_addr(a.namenode, &conf);
             let code = runtime()?.block_on(async {
                 let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-                tusk_mapreduce::jobclient::run(&a.args, &jt, &user, &mut out, &mut err).await
+                tusk_mapreduce::jobclient::run(&a.args, &jt, &nn, &user, &mut out, &mut err).await
             });
             Ok(code)
         }

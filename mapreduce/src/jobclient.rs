@@ -12,7 +12,71 @@ use std::time::Duration;
 use tusk_proto::mapreduce::job_tracker_client::JobTrackerClient;
 use tusk_proto::mapreduce::{JobSpec, JobState, JobStatus, JobStatusRequest, ListJobsRequest, SubmitJobRequest};
 
-const USAGE: &str = "Usage: tusk job run <wordcount|identity> <in> [<in>...] <out> [-r <reduces>]\n       tusk job status <job id>\n       tusk job list";
+const USAGE: &str = "Usage: tusk job run <wordcount|identity> <in> [<in>...] <out> [-r <reduces>]\n       tusk job streaming -input <in> [-input <in>...] -output <out> -mapper <cmd> [-reducer <cmd>] [-file <local file>]... [-numReduceTasks <n>] [-cmdenv <k=v>]...\n       tusk job status <job id>\n       tusk job list";
+
+/// Parses Hadoop Streaming's options into a job and the local files to ship.
+fn parse_streaming(args: &[String], user: &str) -> Result<(JobSpec, Vec<String>), String> {
+    let mut spec = JobSpec { name: "streaming".into(), user: user.to_owned(), num_reduces: 1, ..Default::default() };
+    let (mut files, mut env) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(opt) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| format!("{opt} needs a value"));
+        match opt.as_str() {
+            "-input" => spec.inputs.push(value()?),
+            "-output" => spec.output = value()?,
+            "-mapper" => {
+                spec.mapper = crate::streaming::MAPPER.into();
+                spec.settings.insert("stream.map.command".into(), value()?);
+            }
+            "-reducer" => {
+                let cmd = value()?;
+                if cmd != "NONE" {
+                    spec.reducer = crate::streaming::MAPPER.into();
+                    spec.settings.insert("stream.reduce.command".into(), cmd);
+                } else {
+                    spec.num_reduces = 0;
+                }
+            }
+            "-file" => files.push(value()?),
+            "-numReduceTasks" => {
+                let v = value()?;
+                spec.num_reduces = v.parse().map_err(|_| format!("-numReduceTasks: not a number: {v}"))?;
+            }
+            "-cmdenv" => env.push(value()?),
+            other => return Err(format!("Unrecognized option: {other}")),
+        }
+    }
+    if spec.inputs.is_empty() || spec.output.is_empty() || spec.mapper.is_empty() {
+        return Err("Required arguments missing: -input, -output and -mapper".into());
+    }
+    if spec.num_reduces > 0 && spec.reducer.is_empty() {
+        spec.reducer = "identity".into();
+    }
+    if spec.num_reduces == 0 {
+        spec.reducer.clear();
+    }
+    if !env.is_empty() {
+        spec.settings.insert("stream.env".into(), env.join(","));
+    }
+    Ok((spec, files))
+}
+
+/// Copies the `-file`s into a staging directory in the DFS; returns it and their paths.
+async fn ship(client: &tusk_client::Client, files: &[String], user: &str) -> Result<(String, Vec<String>), String> {
+    let dir = format!("/user/{user}/.staging/job-{}-{}", tusk_common::now_ms(), rand::random::<u32>());
+    client.mkdirs(&dir, 0o700, true).await.map_err(|e| format!("{dir}: {e}"))?;
+    let mut paths = Vec::new();
+    for f in files {
+        let data = std::fs::read(f).map_err(|e| format!("-file {f}: {e}"))?;
+        let name = std::path::Path::new(f).file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        let path = format!("{dir}/{name}");
+        let mut w = client.create(&path, false, 0, 0).await.map_err(|e| format!("{path}: {e}"))?;
+        w.write(&data).await.map_err(|e| format!("{path}: {e}"))?;
+        w.close().await.map_err(|e| format!("{path}: {e}"))?;
+        paths.push(path);
+    }
+    Ok((dir, paths))
+}
 
 fn state_name(s: i32) -> &'static str {
     match JobState::try_from(s).unwrap_or(JobState::Unspecified) {
@@ -101,6 +165,7 @@ fn absolute(p: &str, user: &str) -> String {
 pub async fn run(
     args: &[String],
     jobtracker: &str,
+    namenode: &str,
     user: &str,
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
@@ -110,7 +175,36 @@ pub async fn run(
         return 1;
     };
     let mut spec = None;
+    let mut staging = None;
     match cmd.as_str() {
+        "streaming" => match parse_streaming(rest, user) {
+            Ok((mut s, files)) => {
+                s.inputs = s.inputs.iter().map(|p| absolute(p, user)).collect();
+                s.output = absolute(&s.output, user);
+                if !files.is_empty() {
+                    let conf = tusk_common::config::ClientConfig::default();
+                    let shipped = match tusk_client::Client::connect(namenode, user, &conf).await {
+                        Ok(c) => ship(&c, &files, user).await.map(|r| (c, r)),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match shipped {
+                        Ok((c, (dir, paths))) => {
+                            s.settings.insert("stream.files".into(), paths.join(","));
+                            staging = Some((c, dir));
+                        }
+                        Err(e) => {
+                            let _ = writeln!(err, "job: {e}");
+                            return 1;
+                        }
+                    }
+                }
+                spec = Some(s);
+            }
+            Err(e) => {
+                let _ = writeln!(err, "job: {e}\n{USAGE}");
+                return 1;
+            }
+        },
         "run" => match parse_run(rest, user) {
             Ok(mut s) => {
                 s.inputs = s.inputs.iter().map(|p| absolute(p, user)).collect();
@@ -179,41 +273,51 @@ pub async fn run(
         }
         _ => {
             let Some(spec) = spec else { return 1 };
-            let id = match c.submit_job(SubmitJobRequest { spec: Some(spec) }).await {
-                Ok(r) => r.into_inner().job_id,
-                Err(s) => {
-                    let _ = writeln!(err, "job: {}", s.message());
-                    return 1;
-                }
-            };
-            let _ = writeln!(out, "Running job: {id}");
-            let mut last = String::new();
-            loop {
-                let s = match c.get_job_status(JobStatusRequest { job_id: id.clone() }).await {
-                    Ok(s) => s.into_inner(),
-                    Err(s) => {
-                        let _ = writeln!(err, "job: {}", s.message());
-                        return 1;
-                    }
-                };
-                let line = format!(
-                    " map {}% reduce {}%",
-                    pct(s.maps_done, s.maps_total),
-                    pct(s.reduces_done, s.reduces_total)
-                );
-                if line != last {
-                    let _ = writeln!(out, "{line}");
-                    last = line;
-                }
-                if s.state != JobState::JobRunning as i32 {
-                    let ok = s.state == JobState::JobSucceeded as i32;
-                    let _ = writeln!(out, "Job {id} {}", if ok { "completed successfully" } else { "failed" });
-                    print_status(out, &s);
-                    return if ok { 0 } else { 1 };
-                }
-                tokio::time::sleep(Duration::from_millis(300)).await;
+            let code = follow(&mut c, spec, out, err).await;
+            if let Some((client, dir)) = staging {
+                let _ = client.delete(&dir, true).await;
             }
+            code
         }
+    }
+}
+
+/// Submits a job and prints its progress until it ends; the exit code.
+async fn follow(
+    c: &mut JobTrackerClient<tonic::transport::Channel>,
+    spec: JobSpec,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    let id = match c.submit_job(SubmitJobRequest { spec: Some(spec) }).await {
+        Ok(r) => r.into_inner().job_id,
+        Err(s) => {
+            let _ = writeln!(err, "job: {}", s.message());
+            return 1;
+        }
+    };
+    let _ = writeln!(out, "Running job: {id}");
+    let mut last = String::new();
+    loop {
+        let s = match c.get_job_status(JobStatusRequest { job_id: id.clone() }).await {
+            Ok(s) => s.into_inner(),
+            Err(s) => {
+                let _ = writeln!(err, "job: {}", s.message());
+                return 1;
+            }
+        };
+        let line = format!(" map {}% reduce {}%", pct(s.maps_done, s.maps_total), pct(s.reduces_done, s.reduces_total));
+        if line != last {
+            let _ = writeln!(out, "{line}");
+            last = line;
+        }
+        if s.state != JobState::JobRunning as i32 {
+            let ok = s.state == JobState::JobSucceeded as i32;
+            let _ = writeln!(out, "Job {id} {}", if ok { "completed successfully" } else { "failed" });
+            print_status(out, &s);
+            return if ok { 0 } else { 1 };
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 

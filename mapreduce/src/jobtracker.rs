@@ -127,9 +127,23 @@ impl JobTracker {
     /// Checks a job and starts it: the mapper and reducer exist, the output does not, every
     /// input does; splits from the inputs' blocks; `OUT/_temporary` created.
     pub async fn submit(&self, mut spec: JobSpec) -> Result<String, String> {
-        crate::functions::map_fn(&spec.mapper)?;
+        let streaming = crate::streaming::MAPPER;
+        let command = |key: &str| spec.settings.get(key).is_some_and(|c| !c.trim().is_empty());
+        if spec.mapper == streaming {
+            if !command("stream.map.command") {
+                return Err("a streaming job needs a -mapper command".into());
+            }
+        } else {
+            crate::functions::map_fn(&spec.mapper)?;
+        }
         if spec.num_reduces > 0 {
-            crate::functions::reduce_fn(&spec.reducer)?;
+            if spec.reducer == streaming {
+                if !command("stream.reduce.command") {
+                    return Err("a streaming job with reduces needs a -reducer command".into());
+                }
+            } else {
+                crate::functions::reduce_fn(&spec.reducer)?;
+            }
         }
         if !spec.combiner.is_empty() {
             crate::functions::reduce_fn(&spec.combiner)?;

@@ -18,5 +18,6 @@ pub mod lines;
 pub mod mapout;
 pub mod service;
 pub mod splits;
+pub mod streaming;
 pub mod task;
 pub mod tasktracker;

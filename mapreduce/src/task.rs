@@ -76,6 +76,9 @@ fn text_line(out: &mut Vec<u8>, k: &[u8], v: &[u8]) {
 /// Runs a map attempt.
 pub async fn run_map(client: &Client, local: &Path, a: &TaskAssignment) -> Result<Counters, String> {
     let spec = a.spec.as_ref().ok_or("map task without a job")?;
+    if spec.mapper == crate::streaming::MAPPER {
+        return crate::streaming::run_map(client, local, a).await;
+    }
     let split = a.split.as_ref().ok_or("map task without a split")?;
     let mapper = functions::map_fn(&spec.mapper)?;
     let reader = client.open(&split.path).await.map_err(|e| format!("{}: {e}", split.path))?;
@@ -158,9 +161,8 @@ async fn fetch(addr: &str, job: &str, attempt: &str, partition: u32) -> Result<V
 }
 
 /// Runs a reduce attempt.
-pub async fn run_reduce(client: &Client, a: &TaskAssignment) -> Result<Counters, TaskError> {
+pub async fn run_reduce(client: &Client, local: &Path, a: &TaskAssignment) -> Result<Counters, TaskError> {
     let spec = a.spec.as_ref().ok_or("reduce task without a job")?;
-    let reducer = functions::reduce_fn(&spec.reducer)?;
     // Shuffle: every map's partition, several fetches at once.
     let mut fetches = tokio::task::JoinSet::new();
     for m in &a.map_outputs {
@@ -184,7 +186,52 @@ pub async fn run_reduce(client: &Client, a: &TaskAssignment) -> Result<Counters,
         return Err(failed);
     }
     let shuffled: u64 = runs.iter().map(|r| r.len() as u64).sum();
-    // Merge the sorted runs, group by key, reduce.
+    if spec.reducer == crate::streaming::MAPPER {
+        // The streaming reducer reads the merged partition as sorted key<TAB>value lines.
+        let mut sorted = Vec::with_capacity(shuffled as usize);
+        merge_runs(&runs, |k, values| {
+            for v in values {
+                sorted.extend_from_slice(k);
+                sorted.push(b'\t');
+                sorted.extend_from_slice(v);
+                sorted.push(b'\n');
+            }
+        })?;
+        let mut counters = crate::streaming::run_reduce(client, local, a, sorted).await?;
+        counters.insert("REDUCE_SHUFFLE_BYTES".into(), shuffled);
+        return Ok(counters);
+    }
+    let reducer = functions::reduce_fn(&spec.reducer)?;
+    // Merge the sorted runs, group by key, reduce (the output is held until written: a
+    // reduce holds its partition in memory anyway).
+    let (mut groups, mut records_out) = (0u64, 0u64);
+    let mut buf = Vec::with_capacity(WRITE_CHUNK);
+    merge_runs(&runs, |key, values| {
+        groups += 1;
+        reducer(key, &mut values.iter().copied(), &mut |k, v| {
+            records_out += 1;
+            text_line(&mut buf, k, v);
+        });
+    })?;
+    let dir = temp_output(&spec.output, &a.attempt_id);
+    client.mkdirs(&dir, 0o755, true).await.map_err(|e| format!("{dir}: {e}"))?;
+    let path = format!("{dir}/{}", part_name(false, a.index));
+    let mut w = client.create(&path, false, 0, 0).await.map_err(|e| format!("{path}: {e}"))?;
+    for piece in buf.chunks(WRITE_CHUNK) {
+        w.write(piece).await.map_err(|e| e.to_string())?;
+    }
+    let n = w.close().await.map_err(|e| e.to_string())?;
+    let mut counters = Counters::new();
+    counters.insert("REDUCE_SHUFFLE_BYTES".into(), shuffled);
+    counters.insert("REDUCE_INPUT_GROUPS".into(), groups);
+    counters.insert("REDUCE_OUTPUT_RECORDS".into(), records_out);
+    counters.insert("HDFS_BYTES_WRITTEN".into(), n);
+    Ok(counters)
+}
+
+/// Merges sorted runs of map output (a heap over them), calling `f` with each key and all
+/// its values in order.
+fn merge_runs(runs: &[Vec<u8>], mut f: impl FnMut(&[u8], &[&[u8]])) -> Result<(), String> {
     let mut iters: Vec<Records> = runs.iter().map(|r| Records::new(r)).collect();
     let mut heap = BinaryHeap::new();
     for (i, it) in iters.iter_mut().enumerate() {
@@ -193,12 +240,6 @@ pub async fn run_reduce(client: &Client, a: &TaskAssignment) -> Result<Counters,
             heap.push(Reverse((k, i, v)));
         }
     }
-    let dir = temp_output(&spec.output, &a.attempt_id);
-    client.mkdirs(&dir, 0o755, true).await.map_err(|e| format!("{dir}: {e}"))?;
-    let path = format!("{dir}/{}", part_name(false, a.index));
-    let mut w = client.create(&path, false, 0, 0).await.map_err(|e| format!("{path}: {e}"))?;
-    let mut buf = Vec::with_capacity(WRITE_CHUNK);
-    let (mut groups, mut records_out) = (0u64, 0u64);
     let mut values: Vec<&[u8]> = Vec::new();
     while let Some(Reverse((key, i, v))) = heap.pop() {
         values.clear();
@@ -215,22 +256,7 @@ pub async fn run_reduce(client: &Client, a: &TaskAssignment) -> Result<Counters,
                 heap.push(Reverse((k, j, v)));
             }
         }
-        groups += 1;
-        reducer(key, &mut values.iter().copied(), &mut |k, v| {
-            records_out += 1;
-            text_line(&mut buf, k, v);
-        });
-        if buf.len() >= WRITE_CHUNK {
-            w.write(&buf).await.map_err(|e| e.to_string())?;
-            buf.clear();
-        }
+        f(key, &values);
     }
-    w.write(&buf).await.map_err(|e| e.to_string())?;
-    let n = w.close().await.map_err(|e| e.to_string())?;
-    let mut counters = Counters::new();
-    counters.insert("REDUCE_SHUFFLE_BYTES".into(), shuffled);
-    counters.insert("REDUCE_INPUT_GROUPS".into(), groups);
-    counters.insert("REDUCE_OUTPUT_RECORDS".into(), records_out);
-    counters.insert("HDFS_BYTES_WRITTEN".into(), n);
-    Ok(counters)
+    Ok(())
 }

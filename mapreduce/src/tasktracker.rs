@@ -112,7 +112,7 @@ pub async fn run(
                 let result = if is_map {
                     task::run_map(&client, &local, &a).await.map_err(task::TaskError::from)
                 } else {
-                    task::run_reduce(&client, &a).await
+                    task::run_reduce(&client, &local, &a).await
                 };
                 let report = match result {
                     Ok(counters) => {
