@@ -35,9 +35,19 @@ run fs -D dfs.blocksize=8m -put ./tusk-data.sample /user/"$(id -un)"/demo/sample
 run fs -get /user/"$(id -un)"/demo/sample ./tusk-data.sample.back
 cmp ./tusk-data.sample ./tusk-data.sample.back && echo "get returned identical bytes"
 rm -f ./tusk-data.sample ./tusk-data.sample.back
+printf 'one more line\n' > ./tusk-data.more
+run fs -appendToFile ./tusk-data.more /user/"$(id -un)"/demo/sample
+rm -f ./tusk-data.more
 run fsck /user -files -blocks -locations
 # A checkpoint now (the cluster's own checkpointer waits for checkpoint.period or .txns).
 run checkpointer --once --namenode "$TUSK_NAMENODE" --dir ./tusk-data/checkpoint-demo
+# MapReduce: wordcount over a small text on the cluster's jobtracker and tasktrackers.
+export TUSK_MAPREDUCE__JOBTRACKER="$(sed -n 's/^  jobtracker \([0-9.:]*\) .*/\1/p' ./tusk-data.log)"
+printf 'the quick brown fox\njumps over the lazy dog\nthe end\n' > ./tusk-data.words
+run fs -put ./tusk-data.words /user/"$(id -un)"/demo/words.txt
+rm -f ./tusk-data.words
+run job run wordcount /user/"$(id -un)"/demo/words.txt /user/"$(id -un)"/demo/counts -r 2
+run fs -cat /user/"$(id -un)"/demo/counts/part-r-00000 /user/"$(id -un)"/demo/counts/part-r-00001
 run fs -rm -r /user/"$(id -un)"/demo
 run fs -ls /nope
 sleep 3  # the datanodes report their capacity with their next heartbeat
