@@ -292,3 +292,41 @@ async fn streaming_python_wordcount_equals_the_built_in_one() {
     let _ = mr.stop.send(true);
     mc.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_job_leaves_nothing_behind() {
+    use tusk_proto::mapreduce::job_tracker_client::JobTrackerClient;
+    use tusk_proto::mapreduce::{JobSpec, JobState, JobStatusRequest, SubmitJobRequest};
+    let mc = MiniCluster::start(3).await;
+    let mr = start_mapreduce(&mc, 3).await;
+    let c = mc.client("root").await;
+    write_file(&c, "/in.txt", &text(200_000, 9), 1 << 20).await;
+    let mut jt = JobTrackerClient::connect(format!("http://{}", mr.jt_addr)).await.unwrap();
+    let spec = JobSpec {
+        inputs: vec!["/in.txt".into()],
+        output: "/killed".into(),
+        mapper: "wordcount".into(),
+        reducer: "sum".into(),
+        num_reduces: 2,
+        ..Default::default()
+    };
+    let id = jt.submit_job(SubmitJobRequest { spec: Some(spec) }).await.unwrap().into_inner().job_id;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (code, out, err) = job(&mr, &["kill", &id]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let st = jt.get_job_status(JobStatusRequest { job_id: id.clone() }).await.unwrap().into_inner();
+    assert_eq!(st.state, JobState::JobKilled as i32);
+    // Its attempts are aborted and its map output removed; nothing appears at the output path.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while leftovers(&mr) > 0 {
+        assert!(std::time::Instant::now() < deadline, "map output left behind");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(c.file_info("/killed").await.unwrap().is_none(), "nothing at the output path");
+    let (code, _, err) = job(&mr, &["kill", &id]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not running"), "{err}");
+    let _ = mr.stop.send(true);
+    mc.shutdown().await;
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tusk_proto::mapreduce::job_tracker_client::JobTrackerClient;
 use tusk_proto::mapreduce::{JobSpec, JobState, JobStatus, JobStatusRequest, ListJobsRequest, SubmitJobRequest};
 
-const USAGE: &str = "Usage: tusk job run <wordcount|identity> <in> [<in>...] <out> [-r <reduces>]\n       tusk job streaming -input <in> [-input <in>...] -output <out> -mapper <cmd> [-reducer <cmd>] [-file <local file>]... [-numReduceTasks <n>] [-cmdenv <k=v>]...\n       tusk job status <job id>\n       tusk job list";
+const USAGE: &str = "Usage: tusk job run <wordcount|identity> <in> [<in>...] <out> [-r <reduces>]\n       tusk job streaming -input <in> [-input <in>...] -output <out> -mapper <cmd> [-reducer <cmd>] [-file <local file>]... [-numReduceTasks <n>] [-cmdenv <k=v>]...\n       tusk job status <job id>\n       tusk job kill <job id>\n       tusk job list";
 
 /// Parses Hadoop Streaming's options into a job and the local files to ship.
 fn parse_streaming(args: &[String], user: &str) -> Result<(JobSpec, Vec<String>), String> {
@@ -216,7 +216,7 @@ pub async fn run(
                 return 1;
             }
         },
-        "status" | "list" => {}
+        "status" | "list" | "kill" => {}
         _ => {
             let _ = writeln!(err, "{USAGE}");
             return 1;
@@ -255,6 +255,22 @@ pub async fn run(
                 1
             }
         },
+        "kill" => {
+            let Some(id) = rest.first() else {
+                let _ = writeln!(err, "{USAGE}");
+                return 1;
+            };
+            match c.kill_job(JobStatusRequest { job_id: id.clone() }).await {
+                Ok(_) => {
+                    let _ = writeln!(out, "Killed job {id}");
+                    0
+                }
+                Err(s) => {
+                    let _ = writeln!(err, "job: {}", s.message());
+                    1
+                }
+            }
+        }
         "status" => {
             let Some(id) = rest.first() else {
                 let _ = writeln!(err, "{USAGE}");
@@ -313,7 +329,12 @@ async fn follow(
         }
         if s.state != JobState::JobRunning as i32 {
             let ok = s.state == JobState::JobSucceeded as i32;
-            let _ = writeln!(out, "Job {id} {}", if ok { "completed successfully" } else { "failed" });
+            let how = match JobState::try_from(s.state) {
+                Ok(JobState::JobSucceeded) => "completed successfully",
+                Ok(JobState::JobKilled) => "was killed",
+                _ => "failed",
+            };
+            let _ = writeln!(out, "Job {id} {how}");
             print_status(out, &s);
             return if ok { 0 } else { 1 };
         }

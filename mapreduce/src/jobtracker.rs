@@ -497,6 +497,30 @@ impl JobTracker {
         }
     }
 
+    /// Kills a running job (`tusk job kill`): trackers abort its attempts when they hear it
+    /// ended, and its output path is removed. Returns its status.
+    pub async fn kill(&self, id: &str) -> Result<JobStatus, String> {
+        let output = {
+            let mut st = self.state.lock();
+            let Some(j) = st.jobs.get_mut(id) else { return Err(format!("no job {id}")) };
+            if j.state != JobState::JobRunning || j.finishing {
+                return Err(format!("job {id} is not running"));
+            }
+            j.state = JobState::JobKilled;
+            j.finishing = true;
+            j.error = "killed".into();
+            j.finish_ms = tusk_common::now_ms();
+            let out = j.spec.output.clone();
+            st.ended.push((id.to_owned(), Instant::now()));
+            out
+        };
+        tracing::info!(job = id, "job killed");
+        if let Err(e) = self.client.delete(&output, true).await {
+            tracing::warn!(job = id, "cannot remove the output of a killed job {output}: {e}");
+        }
+        self.status(id).ok_or_else(|| format!("no job {id}"))
+    }
+
     /// Fails a job and removes everything at its output path.
     async fn fail(&self, job: &str, error: String) {
         let output = {

@@ -30,6 +30,11 @@ impl JobTrackerRpc for JobTrackerService {
         Ok(Response::new(ListJobsResponse { jobs: self.0.list() }))
     }
 
+    async fn kill_job(&self, req: Request<JobStatusRequest>) -> Result<Response<JobStatus>, Status> {
+        let id = &req.get_ref().job_id;
+        self.0.kill(id).await.map(Response::new).map_err(Status::failed_precondition)
+    }
+
     async fn heartbeat(&self, req: Request<TrackerHeartbeat>) -> Result<Response<TrackerHeartbeatResponse>, Status> {
         let hb = req.into_inner();
         if hb.tracker_id.is_empty() {

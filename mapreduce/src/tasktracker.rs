@@ -61,6 +61,9 @@ pub async fn run(
         free_reduces: AtomicU32::new(conf.reduce_slots.max(1)),
     });
     let mut jt: Option<JobTrackerClient<tonic::transport::Channel>> = None;
+    // Attempts running, by job: aborted when the jobtracker says the job ended (killed or
+    // failed), so that nothing of it is written afterwards.
+    let mut running: std::collections::HashMap<String, Vec<tokio::task::AbortHandle>> = Default::default();
     let mut tick = tokio::time::interval(conf.heartbeat);
     loop {
         tokio::select! {
@@ -95,7 +98,14 @@ pub async fn run(
                 continue;
             }
         };
+        for handles in running.values_mut() {
+            handles.retain(|h| !h.is_finished());
+        }
+        running.retain(|_, h| !h.is_empty());
         for job in resp.finished_jobs {
+            for h in running.remove(&job).unwrap_or_default() {
+                h.abort();
+            }
             let dir = conf.local_dir.join(&job);
             if dir.exists() {
                 tracing::info!(%job, "job ended: removing its map output");
@@ -107,7 +117,18 @@ pub async fn run(
             let slots = if is_map { &shared.free_maps } else { &shared.free_reduces };
             slots.fetch_sub(1, Ordering::AcqRel);
             let (shared, client, local) = (Arc::clone(&shared), client.clone(), conf.local_dir.clone());
-            tokio::spawn(async move {
+            let job_id = a.job_id.clone();
+            // Gives the slot back however the attempt ends, aborted included.
+            struct Slot(Arc<Shared>, bool);
+            impl Drop for Slot {
+                fn drop(&mut self) {
+                    let slots = if self.1 { &self.0.free_maps } else { &self.0.free_reduces };
+                    slots.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            let slot = Slot(Arc::clone(&shared), is_map);
+            let handle = tokio::spawn(async move {
+                let _slot = slot;
                 tracing::info!(attempt = %a.attempt_id, "attempt started");
                 let result = if is_map {
                     task::run_map(&client, &local, &a).await.map_err(task::TaskError::from)
@@ -141,9 +162,8 @@ pub async fn run(
                     }
                 };
                 shared.reports.lock().push(report);
-                let slots = if is_map { &shared.free_maps } else { &shared.free_reduces };
-                slots.fetch_add(1, Ordering::AcqRel);
             });
+            running.entry(job_id).or_default().push(handle.abort_handle());
         }
     }
     let _ = server.await;
