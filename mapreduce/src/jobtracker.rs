@@ -112,6 +112,16 @@ fn attempt_id(job: &str, map: bool, index: u32, n: u32) -> String {
     format!("attempt_{}_{}_{index:06}_{n}", job.trim_start_matches("job_"), if map { "m" } else { "r" })
 }
 
+/// Starts a new attempt of task `i` on `tracker`; returns its id.
+fn launch(t: &mut Task, job_id: &str, map: bool, i: usize, tracker: &str) -> String {
+    let id = attempt_id(job_id, map, i as u32, t.launched);
+    t.launched += 1;
+    t.attempts += 1;
+    t.status = TaskStatus::Running;
+    t.running.insert(id.clone(), tracker.to_owned());
+    id
+}
+
 impl JobTracker {
     pub fn new(client: Client, max_attempts: u32, tracker_expiry: Duration) -> JobTracker {
         let start_id = chrono_like_id();
@@ -337,12 +347,7 @@ impl JobTracker {
                         None => break,
                     },
                 };
-                let t = &mut job.maps[i];
-                let id = attempt_id(job_id, true, i as u32, t.launched);
-                t.launched += 1;
-                t.attempts += 1;
-                t.status = TaskStatus::Running;
-                t.running.insert(id.clone(), hb.tracker_id.clone());
+                let id = launch(&mut job.maps[i], job_id, true, i, &hb.tracker_id);
                 *job.counters.entry(locality.into()).or_default() += 1;
                 *job.counters.entry("LAUNCHED_MAPS".into()).or_default() += 1;
                 new_attempts.push((id.clone(), job_id.clone(), true, i as u32));
@@ -377,12 +382,7 @@ impl JobTracker {
                         })
                     })
                     .collect();
-                let t = &mut job.reduces[i];
-                let id = attempt_id(job_id, false, i as u32, t.launched);
-                t.launched += 1;
-                t.attempts += 1;
-                t.status = TaskStatus::Running;
-                t.running.insert(id.clone(), hb.tracker_id.clone());
+                let id = launch(&mut job.reduces[i], job_id, false, i, &hb.tracker_id);
                 *job.counters.entry("LAUNCHED_REDUCES".into()).or_default() += 1;
                 new_attempts.push((id.clone(), job_id.clone(), false, i as u32));
                 out.push(TaskAssignment {

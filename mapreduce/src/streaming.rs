@@ -94,6 +94,29 @@ fn split_record(line: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
+/// Copies a command's stdout lines to a DFS file (a missing final newline added); returns
+/// the number of lines.
+async fn copy_lines(
+    out: &mut BufReader<tokio::process::ChildStdout>,
+    w: &mut tusk_client::FileWriter,
+) -> Result<u64, String> {
+    let (mut line, mut buf, mut records) = (Vec::new(), Vec::with_capacity(WRITE_CHUNK), 0u64);
+    while out.read_until(b'\n', &mut line).await.map_err(|e| e.to_string())? > 0 {
+        records += 1;
+        buf.extend_from_slice(&line);
+        if line.last() != Some(&b'\n') {
+            buf.push(b'\n');
+        }
+        line.clear();
+        if buf.len() >= WRITE_CHUNK {
+            w.write(&buf).await.map_err(|e| e.to_string())?;
+            buf.clear();
+        }
+    }
+    w.write(&buf).await.map_err(|e| e.to_string())?;
+    Ok(records)
+}
+
 async fn finish(
     child: &mut tokio::process::Child,
     stderr: tokio::task::JoinHandle<(Counters, String)>,
@@ -149,24 +172,8 @@ pub async fn run_map(client: &Client, local: &Path, a: &TaskAssignment) -> Resul
     let mut line = Vec::new();
     let mut records_out = 0u64;
     if spec.num_reduces == 0 {
-        let tmp = task::temp_output(&spec.output, &a.attempt_id);
-        client.mkdirs(&tmp, 0o755, true).await.map_err(|e| format!("{tmp}: {e}"))?;
-        let path = format!("{tmp}/{}", task::part_name(true, a.index));
-        let mut w = client.create(&path, false, 0, 0).await.map_err(|e| format!("{path}: {e}"))?;
-        let mut buf = Vec::with_capacity(WRITE_CHUNK);
-        while out_lines.read_until(b'\n', &mut line).await.map_err(|e| e.to_string())? > 0 {
-            records_out += 1;
-            buf.extend_from_slice(&line);
-            if line.last() != Some(&b'\n') {
-                buf.push(b'\n');
-            }
-            line.clear();
-            if buf.len() >= WRITE_CHUNK {
-                w.write(&buf).await.map_err(|e| e.to_string())?;
-                buf.clear();
-            }
-        }
-        w.write(&buf).await.map_err(|e| e.to_string())?;
+        let mut w = task::create_part(client, &spec.output, &a.attempt_id, true, a.index).await?;
+        records_out = copy_lines(&mut out_lines, &mut w).await?;
         finish(&mut child, errs, &cmd, &mut counters).await?;
         w.close().await.map_err(|e| e.to_string())?;
     } else {
@@ -216,25 +223,9 @@ pub async fn run_reduce(
     let feeder = tokio::spawn(async move {
         let _ = stdin.write_all(&sorted).await;
     });
-    let tmp = task::temp_output(&spec.output, &a.attempt_id);
-    client.mkdirs(&tmp, 0o755, true).await.map_err(|e| format!("{tmp}: {e}"))?;
-    let path = format!("{tmp}/{}", task::part_name(false, a.index));
-    let mut w = client.create(&path, false, 0, 0).await.map_err(|e| format!("{path}: {e}"))?;
+    let mut w = task::create_part(client, &spec.output, &a.attempt_id, false, a.index).await?;
     let mut out = BufReader::with_capacity(WRITE_CHUNK, stdout);
-    let (mut line, mut buf, mut records) = (Vec::new(), Vec::with_capacity(WRITE_CHUNK), 0u64);
-    while out.read_until(b'\n', &mut line).await.map_err(|e| e.to_string())? > 0 {
-        records += 1;
-        buf.extend_from_slice(&line);
-        if line.last() != Some(&b'\n') {
-            buf.push(b'\n');
-        }
-        line.clear();
-        if buf.len() >= WRITE_CHUNK {
-            w.write(&buf).await.map_err(|e| e.to_string())?;
-            buf.clear();
-        }
-    }
-    w.write(&buf).await.map_err(|e| e.to_string())?;
+    let records = copy_lines(&mut out, &mut w).await?;
     let _ = feeder.await;
     let mut counters = Counters::new();
     finish(&mut child, errs, &cmd, &mut counters).await?;

@@ -50,6 +50,20 @@ pub fn part_name(kind_map: bool, index: u32) -> String {
     format!("part-{}-{index:05}", if kind_map { "m" } else { "r" })
 }
 
+/// Creates the attempt's output file `OUT/_temporary/<attempt>/part-{m,r}-NNNNN`.
+pub async fn create_part(
+    client: &Client,
+    output: &str,
+    attempt: &str,
+    kind_map: bool,
+    index: u32,
+) -> Result<tusk_client::FileWriter, String> {
+    let dir = temp_output(output, attempt);
+    client.mkdirs(&dir, 0o755, true).await.map_err(|e| format!("{dir}: {e}"))?;
+    let path = format!("{dir}/{}", part_name(kind_map, index));
+    client.create(&path, false, 0, 0).await.map_err(|e| format!("{path}: {e}"))
+}
+
 /// The local directory of a map attempt's output.
 pub fn map_output_dir(local: &Path, job: &str, attempt: &str) -> PathBuf {
     local.join(job).join(attempt)
@@ -87,10 +101,7 @@ pub async fn run_map(client: &Client, local: &Path, a: &TaskAssignment) -> Resul
     let (mut records_in, mut records_out) = (0u64, 0u64);
     if spec.num_reduces == 0 {
         // Map-only: straight to the DFS.
-        let dir = temp_output(&spec.output, &a.attempt_id);
-        client.mkdirs(&dir, 0o755, true).await.map_err(|e| format!("{dir}: {e}"))?;
-        let path = format!("{dir}/{}", part_name(true, a.index));
-        let mut w = client.create(&path, false, 0, 0).await.map_err(|e| format!("{path}: {e}"))?;
+        let mut w = create_part(client, &spec.output, &a.attempt_id, true, a.index).await?;
         let mut buf = Vec::with_capacity(WRITE_CHUNK);
         while let Some(line) = lines.next().await.map_err(|e| e.to_string())? {
             records_in += 1;
@@ -213,10 +224,7 @@ pub async fn run_reduce(client: &Client, local: &Path, a: &TaskAssignment) -> Re
             text_line(&mut buf, k, v);
         });
     })?;
-    let dir = temp_output(&spec.output, &a.attempt_id);
-    client.mkdirs(&dir, 0o755, true).await.map_err(|e| format!("{dir}: {e}"))?;
-    let path = format!("{dir}/{}", part_name(false, a.index));
-    let mut w = client.create(&path, false, 0, 0).await.map_err(|e| format!("{path}: {e}"))?;
+    let mut w = create_part(client, &spec.output, &a.attempt_id, false, a.index).await?;
     for piece in buf.chunks(WRITE_CHUNK) {
         w.write(piece).await.map_err(|e| e.to_string())?;
     }
