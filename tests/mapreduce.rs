@@ -330,3 +330,43 @@ async fn a_killed_job_leaves_nothing_behind() {
     let _ = mr.stop.send(true);
     mc.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn job_history_survives_a_jobtracker_restart() {
+    use tusk_mapreduce::history::History;
+    use tusk_proto::mapreduce::{JobSpec, JobState};
+    let mc = MiniCluster::start(1).await;
+    let c = mc.client("root").await;
+    write_file(&c, "/in.txt", b"a b a\n", 1 << 20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |out: &str| JobSpec {
+        inputs: vec!["/in.txt".into()],
+        output: out.into(),
+        mapper: "wordcount".into(),
+        reducer: "sum".into(),
+        num_reduces: 1,
+        ..Default::default()
+    };
+    let id = {
+        // No tracker: the job is still running when this jobtracker goes away.
+        let jt = JobTracker::new(mc.client("root").await, 4, Duration::from_secs(10))
+            .with_history(History::open(dir.path()).unwrap())
+            .await
+            .unwrap();
+        let id = jt.submit(spec("/interrupted")).await.unwrap();
+        assert!(c.file_info("/interrupted").await.unwrap().is_some());
+        id
+    };
+    let jt = JobTracker::new(mc.client("root").await, 4, Duration::from_secs(10))
+        .with_history(History::open(dir.path()).unwrap())
+        .await
+        .unwrap();
+    let st = jt.status(&id).expect("the job is remembered");
+    assert_eq!(st.state, JobState::JobFailed as i32);
+    assert!(st.error.contains("jobtracker stopped"), "{}", st.error);
+    assert!(c.file_info("/interrupted").await.unwrap().is_none(), "its output path is cleaned");
+    let next = jt.submit(spec("/next")).await.unwrap();
+    assert_ne!(next, id, "job numbers go on");
+    assert_eq!(jt.list().len(), 2);
+    mc.shutdown().await;
+}

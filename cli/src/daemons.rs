@@ -134,6 +134,7 @@ pub async fn run_datanode(conf: Config) -> Result<i32> {
 pub async fn start_jobtracker(
     conf: &Config,
     namenode: &str,
+    history_dir: &std::path::Path,
     listener: tokio::net::TcpListener,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
@@ -142,11 +143,17 @@ pub async fn start_jobtracker(
         .await
         .map_err(|e| anyhow::anyhow!("jobtracker: cannot reach the namenode at {namenode}: {e}"))?;
     let mr = &conf.mapreduce;
-    let jt = Arc::new(tusk_mapreduce::jobtracker::JobTracker::new(
+    let history =
+        tusk_mapreduce::history::History::open(history_dir).map_err(|e| anyhow::anyhow!("jobtracker: {e}"))?;
+    let jt = tusk_mapreduce::jobtracker::JobTracker::new(
         client,
         mr.max_attempts,
         std::time::Duration::from_millis(mr.tracker_expiry_ms),
-    ));
+    )
+    .with_history(history)
+    .await
+    .map_err(|e| anyhow::anyhow!("jobtracker: {e}"))?;
+    let jt = Arc::new(jt);
     let expiry = Arc::clone(&jt);
     let mut expiry_stop = stop.clone();
     tokio::spawn(async move {
@@ -183,7 +190,8 @@ pub async fn run_jobtracker(conf: Config) -> Result<i32> {
         .with_context(|| format!("cannot listen on {addr} (set mapreduce.jobtracker)"))?;
     println!("jobtracker: RPC listening on {}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let task = start_jobtracker(&conf, &conf.mapreduce.namenode, listener, stop_rx).await?;
+    let task =
+        start_jobtracker(&conf, &conf.mapreduce.namenode, &conf.mapreduce.jobtracker_dir, listener, stop_rx).await?;
     shutdown_signal().await;
     let _ = stop_tx.send(true);
     let _ = task.await;
@@ -274,7 +282,8 @@ pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: Option
         .await
         .with_context(|| format!("jobtracker: cannot listen on {jt_addr}"))?;
     let jt_bound = jt_listener.local_addr()?;
-    let jt_task = start_jobtracker(&conf, &bound.to_string(), jt_listener, stop_rx.clone()).await?;
+    let jt_task =
+        start_jobtracker(&conf, &bound.to_string(), &dir.join("jobtracker"), jt_listener, stop_rx.clone()).await?;
     let mut tts = Vec::new();
     for i in 1..=datanodes {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

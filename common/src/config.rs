@@ -43,6 +43,8 @@ pub struct MapReduceConfig {
     pub datanode_host: String,
     /// Where a tasktracker keeps map output.
     pub local_dir: PathBuf,
+    /// Where the jobtracker keeps job history (RocksDB).
+    pub jobtracker_dir: PathBuf,
     /// Slots per tracker (default: the number of cores).
     pub map_slots: u32,
     pub reduce_slots: u32,
@@ -62,6 +64,7 @@ impl Default for MapReduceConfig {
             shuffle_address: "127.0.0.1:50060".into(),
             datanode_host: String::new(),
             local_dir: PathBuf::from("./tusk-data/mapred"),
+            jobtracker_dir: PathBuf::from("./tusk-data/jobtracker"),
             map_slots: cores,
             reduce_slots: cores,
             heartbeat_interval_ms: 500,

@@ -102,6 +102,9 @@ pub struct FollowUp {
 
 pub struct JobTracker {
     client: Client,
+    history: Option<crate::history::History>,
+    /// Jobs of earlier runs of the jobtracker, from the history.
+    past: Mutex<BTreeMap<String, JobStatus>>,
     max_attempts: u32,
     tracker_expiry: Duration,
     start_id: String,
@@ -127,10 +130,47 @@ impl JobTracker {
         let start_id = chrono_like_id();
         JobTracker {
             client,
+            history: None,
+            past: Mutex::new(BTreeMap::new()),
             max_attempts: max_attempts.max(1),
             tracker_expiry,
             start_id,
             state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Keeps job history in `history`. Jobs an earlier run left running are recorded as
+    /// failed and their output paths removed (nothing recovers them). Job numbers go on
+    /// after the last one of this start time.
+    pub async fn with_history(mut self, history: crate::history::History) -> Result<JobTracker, String> {
+        let mut past = BTreeMap::new();
+        for mut s in history.load()? {
+            if s.state == JobState::JobRunning as i32 {
+                s.state = JobState::JobFailed as i32;
+                s.error = "the jobtracker stopped while the job ran".into();
+                s.finish_time_ms = tusk_common::now_ms();
+                if let Err(e) = self.client.delete(&s.output, true).await {
+                    tracing::warn!(job = %s.job_id, "cannot remove the output of an interrupted job: {e}");
+                }
+                history.put(&s)?;
+            }
+            let prefix = format!("job_{}_", self.start_id);
+            if let Some(n) = s.job_id.strip_prefix(&prefix).and_then(|n| n.parse::<u32>().ok()) {
+                let st = self.state.get_mut();
+                st.next_job = st.next_job.max(n);
+            }
+            past.insert(s.job_id.clone(), s);
+        }
+        tracing::info!(jobs = past.len(), "job history loaded");
+        self.past = Mutex::new(past);
+        self.history = Some(history);
+        Ok(self)
+    }
+
+    fn record(&self, id: &str) {
+        let (Some(h), Some(s)) = (&self.history, self.status(id)) else { return };
+        if let Err(e) = h.put(&s) {
+            tracing::warn!(job = id, "{e}");
         }
     }
 
@@ -193,6 +233,8 @@ impl JobTracker {
                 finishing: false,
             },
         );
+        drop(st);
+        self.record(&id);
         Ok(id)
     }
 
@@ -216,12 +258,14 @@ impl JobTracker {
 
     pub fn status(&self, id: &str) -> Option<JobStatus> {
         let st = self.state.lock();
-        st.jobs.get(id).map(|j| Self::status_of(id, j))
+        st.jobs.get(id).map(|j| Self::status_of(id, j)).or_else(|| self.past.lock().get(id).cloned())
     }
 
     pub fn list(&self) -> Vec<JobStatus> {
         let st = self.state.lock();
-        st.jobs.iter().map(|(id, j)| Self::status_of(id, j)).collect()
+        let mut all: BTreeMap<String, JobStatus> = self.past.lock().clone();
+        all.extend(st.jobs.iter().map(|(id, j)| (id.clone(), Self::status_of(id, j))));
+        all.into_values().collect()
     }
 
     /// A heartbeat: takes the tracker's reports, hands it work. The commits and job ends it
@@ -489,7 +533,9 @@ impl JobTracker {
                     }
                 }
             }
-            st.ended.push((job, Instant::now()));
+            st.ended.push((job.clone(), Instant::now()));
+            drop(st);
+            self.record(&job);
         }
         for job in f.failed {
             let error = self.state.lock().jobs.get(&job).map(|j| j.error.clone()).unwrap_or_default();
@@ -515,6 +561,7 @@ impl JobTracker {
             out
         };
         tracing::info!(job = id, "job killed");
+        self.record(id);
         if let Err(e) = self.client.delete(&output, true).await {
             tracing::warn!(job = id, "cannot remove the output of a killed job {output}: {e}");
         }
@@ -535,6 +582,7 @@ impl JobTracker {
             out
         };
         tracing::warn!(job, "job failed: {error}");
+        self.record(job);
         if let Err(e) = self.client.delete(&output, true).await {
             tracing::warn!(job, "cannot remove the output of a failed job {output}: {e}");
         }

@@ -12,6 +12,7 @@
 //! nothing at its output path.
 
 pub mod functions;
+pub mod history;
 pub mod jobclient;
 pub mod jobtracker;
 pub mod lines;
