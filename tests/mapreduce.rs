@@ -289,6 +289,8 @@ async fn streaming_python_wordcount_equals_the_built_in_one() {
     assert_eq!(code, 1);
     assert!(out.contains("no-such-command-xyz") && out.contains("exit code 127"), "{out}");
     assert!(c.file_info("/bad").await.unwrap().is_none());
+    let (_, root) = c.list_all("/").await.unwrap();
+    assert!(root.iter().all(|e| !e.name.starts_with(".bad")), "its staging directory is gone: {root:?}");
     let _ = mr.stop.send(true);
     mc.shutdown().await;
 }
@@ -324,6 +326,8 @@ async fn a_killed_job_leaves_nothing_behind() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(c.file_info("/killed").await.unwrap().is_none(), "nothing at the output path");
+    let (_, root) = c.list_all("/").await.unwrap();
+    assert!(root.iter().all(|e| !e.name.starts_with(".killed")), "its staging directory is gone: {root:?}");
     let (code, _, err) = job(&mr, &["kill", &id]).await;
     assert_eq!(code, 1);
     assert!(err.contains("not running"), "{err}");
@@ -354,7 +358,8 @@ async fn job_history_survives_a_jobtracker_restart() {
             .await
             .unwrap();
         let id = jt.submit(spec("/interrupted")).await.unwrap();
-        assert!(c.file_info("/interrupted").await.unwrap().is_some());
+        assert!(c.file_info("/interrupted").await.unwrap().is_none(), "no partial output directory");
+        assert!(c.file_info(&format!("/.interrupted.{id}")).await.unwrap().is_some(), "staging");
         id
     };
     let jt = JobTracker::new(mc.client("root").await, 4, Duration::from_secs(10))
@@ -364,7 +369,7 @@ async fn job_history_survives_a_jobtracker_restart() {
     let st = jt.status(&id).expect("the job is remembered");
     assert_eq!(st.state, JobState::JobFailed as i32);
     assert!(st.error.contains("jobtracker stopped"), "{}", st.error);
-    assert!(c.file_info("/interrupted").await.unwrap().is_none(), "its output path is cleaned");
+    assert!(c.file_info(&format!("/.interrupted.{id}")).await.unwrap().is_none(), "what it built is removed");
     let next = jt.submit(spec("/next")).await.unwrap();
     assert_ne!(next, id, "job numbers go on");
     assert_eq!(jt.list().len(), 2);

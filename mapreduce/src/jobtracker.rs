@@ -10,7 +10,7 @@
 //! its running attempts and the finished maps of jobs still reducing run again.
 
 use crate::splits;
-use crate::task::{part_name, temp_output};
+use crate::task::{part_name, staging, temp_output};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -149,7 +149,7 @@ impl JobTracker {
                 s.state = JobState::JobFailed as i32;
                 s.error = "the jobtracker stopped while the job ran".into();
                 s.finish_time_ms = tusk_common::now_ms();
-                if let Err(e) = self.client.delete(&s.output, true).await {
+                if let Err(e) = self.client.delete(&staging(&s.output, &s.job_id), true).await {
                     tracing::warn!(job = %s.job_id, "cannot remove the output of an interrupted job: {e}");
                 }
                 history.put(&s)?;
@@ -175,7 +175,7 @@ impl JobTracker {
     }
 
     /// Checks a job and starts it: the mapper and reducer exist, the output does not, every
-    /// input does; splits from the inputs' blocks; `OUT/_temporary` created.
+    /// input does; splits from the inputs' blocks; the job's staging directory created.
     pub async fn submit(&self, mut spec: JobSpec) -> Result<String, String> {
         let streaming = crate::streaming::MAPPER;
         let command = |key: &str| spec.settings.get(key).is_some_and(|c| !c.trim().is_empty());
@@ -209,13 +209,14 @@ impl JobTracker {
             return Err(format!("Output directory {} already exists", spec.output));
         }
         let splits = splits::compute(&self.client, &spec.inputs).await?;
-        self.client
-            .mkdirs(&format!("{}/_temporary", spec.output), 0o755, true)
-            .await
-            .map_err(|e| format!("{}: {e}", spec.output))?;
+        let id = {
+            let mut st = self.state.lock();
+            st.next_job += 1;
+            format!("job_{}_{:04}", self.start_id, st.next_job)
+        };
+        let stage = staging(&spec.output, &id);
+        self.client.mkdirs(&format!("{stage}/_temporary"), 0o755, true).await.map_err(|e| format!("{stage}: {e}"))?;
         let mut st = self.state.lock();
-        st.next_job += 1;
-        let id = format!("job_{}_{:04}", self.start_id, st.next_job);
         let reduces = spec.num_reduces as usize;
         tracing::info!(job = %id, maps = splits.len(), reduces, output = %spec.output, "job submitted");
         st.jobs.insert(
@@ -502,8 +503,8 @@ impl JobTracker {
                 None => continue,
             };
             let name = part_name(is_map, index);
-            let from = format!("{}/{name}", temp_output(&output, &attempt));
-            let to = format!("{output}/{name}");
+            let from = format!("{}/{name}", temp_output(&output, &job, &attempt));
+            let to = format!("{}/{name}", staging(&output, &job));
             if let Err(e) = self.client.rename(&from, &to).await {
                 self.fail(&job, format!("cannot commit {attempt}: {e}")).await;
             }
@@ -514,8 +515,11 @@ impl JobTracker {
                 None => continue,
             };
             let done = async {
-                self.client.delete(&format!("{output}/_temporary"), true).await?;
-                self.client.create_empty(&format!("{output}/_SUCCESS"), false).await?;
+                let stage = staging(&output, &job);
+                self.client.delete(&format!("{stage}/_temporary"), true).await?;
+                self.client.create_empty(&format!("{stage}/_SUCCESS"), false).await?;
+                // OUT appears whole, in one rename, or not at all.
+                self.client.rename(&stage, &output).await?;
                 Ok::<_, tusk_client::ClientError>(())
             }
             .await;
@@ -544,7 +548,7 @@ impl JobTracker {
     }
 
     /// Kills a running job (`tusk job kill`): trackers abort its attempts when they hear it
-    /// ended, and its output path is removed. Returns its status.
+    /// ended, and what it built is removed. Returns its status.
     pub async fn kill(&self, id: &str) -> Result<JobStatus, String> {
         let output = {
             let mut st = self.state.lock();
@@ -556,7 +560,7 @@ impl JobTracker {
             j.finishing = true;
             j.error = "killed".into();
             j.finish_ms = tusk_common::now_ms();
-            let out = j.spec.output.clone();
+            let out = staging(&j.spec.output, id);
             st.ended.push((id.to_owned(), Instant::now()));
             out
         };
@@ -568,7 +572,7 @@ impl JobTracker {
         self.status(id).ok_or_else(|| format!("no job {id}"))
     }
 
-    /// Fails a job and removes everything at its output path.
+    /// Fails a job and removes what it built (its output path never appeared).
     async fn fail(&self, job: &str, error: String) {
         let output = {
             let mut st = self.state.lock();
@@ -577,7 +581,7 @@ impl JobTracker {
             j.finishing = true;
             j.error = error.clone();
             j.finish_ms = tusk_common::now_ms();
-            let out = j.spec.output.clone();
+            let out = staging(&j.spec.output, job);
             st.ended.push((job.to_owned(), Instant::now()));
             out
         };

@@ -5,9 +5,11 @@
 //! sorts (rayon), combines and writes one sorted file with a partition index to the
 //! tracker's local disk ([`mapout`]). Once every map is done, reduce tasks fetch their
 //! partition from each map's tracker (the Shuffle service), merge the sorted runs, group by
-//! key, reduce, and write `part-r-NNNNN` under `OUT/_temporary/<attempt>/`; the jobtracker
-//! commits an attempt by renaming its file into OUT and, when every task is done, writes
-//! `OUT/_SUCCESS` and removes `_temporary`. A failed attempt is retried (up to
+//! key, reduce, and write `part-r-NNNNN` under the job's staging directory (a hidden sibling
+//! of OUT: `.OUT.<job>/_temporary/<attempt>/`); the jobtracker commits an attempt by renaming
+//! its file into the staging directory and, when every task is done, removes `_temporary`,
+//! writes `_SUCCESS` and renames the staging directory to OUT, which so appears whole or not
+//! at all. A failed attempt is retried (up to
 //! `mapreduce.max_attempts`); a job that cannot succeed fails with the reason and leaves
 //! nothing at its output path.
 

@@ -172,7 +172,7 @@ pub async fn run_map(client: &Client, local: &Path, a: &TaskAssignment) -> Resul
     let mut line = Vec::new();
     let mut records_out = 0u64;
     if spec.num_reduces == 0 {
-        let mut w = task::create_part(client, &spec.output, &a.attempt_id, true, a.index).await?;
+        let mut w = task::create_part(client, &spec.output, &a.job_id, &a.attempt_id, true, a.index).await?;
         records_out = copy_lines(&mut out_lines, &mut w).await?;
         finish(&mut child, errs, &cmd, &mut counters).await?;
         w.close().await.map_err(|e| e.to_string())?;
@@ -223,7 +223,7 @@ pub async fn run_reduce(
     let feeder = tokio::spawn(async move {
         let _ = stdin.write_all(&sorted).await;
     });
-    let mut w = task::create_part(client, &spec.output, &a.attempt_id, false, a.index).await?;
+    let mut w = task::create_part(client, &spec.output, &a.job_id, &a.attempt_id, false, a.index).await?;
     let mut out = BufReader::with_capacity(WRITE_CHUNK, stdout);
     let records = copy_lines(&mut out, &mut w).await?;
     let _ = feeder.await;

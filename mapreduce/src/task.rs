@@ -41,8 +41,16 @@ impl From<&str> for TaskError {
 }
 
 /// Where an attempt writes its output file in the DFS.
-pub fn temp_output(output: &str, attempt: &str) -> String {
-    format!("{}/_temporary/{attempt}", output.trim_end_matches('/'))
+pub fn temp_output(output: &str, job: &str, attempt: &str) -> String {
+    format!("{}/_temporary/{attempt}", staging(output, job))
+}
+
+/// Where a job builds its output: a hidden sibling of OUT, renamed to OUT when the job
+/// succeeds, so OUT appears complete (with `_SUCCESS`) or not at all.
+pub fn staging(output: &str, job: &str) -> String {
+    let output = output.trim_end_matches('/');
+    let (parent, name) = output.rsplit_once('/').unwrap_or(("", output));
+    format!("{parent}/.{name}.{job}")
 }
 
 /// The output file name of task `index` (`part-r-00003`, `part-m-00003`).
@@ -50,15 +58,16 @@ pub fn part_name(kind_map: bool, index: u32) -> String {
     format!("part-{}-{index:05}", if kind_map { "m" } else { "r" })
 }
 
-/// Creates the attempt's output file `OUT/_temporary/<attempt>/part-{m,r}-NNNNN`.
+/// Creates the attempt's output file `<staging>/_temporary/<attempt>/part-{m,r}-NNNNN`.
 pub async fn create_part(
     client: &Client,
     output: &str,
+    job: &str,
     attempt: &str,
     kind_map: bool,
     index: u32,
 ) -> Result<tusk_client::FileWriter, String> {
-    let dir = temp_output(output, attempt);
+    let dir = temp_output(output, job, attempt);
     client.mkdirs(&dir, 0o755, true).await.map_err(|e| format!("{dir}: {e}"))?;
     let path = format!("{dir}/{}", part_name(kind_map, index));
     client.create(&path, false, 0, 0).await.map_err(|e| format!("{path}: {e}"))
@@ -101,7 +110,7 @@ pub async fn run_map(client: &Client, local: &Path, a: &TaskAssignment) -> Resul
     let (mut records_in, mut records_out) = (0u64, 0u64);
     if spec.num_reduces == 0 {
         // Map-only: straight to the DFS.
-        let mut w = create_part(client, &spec.output, &a.attempt_id, true, a.index).await?;
+        let mut w = create_part(client, &spec.output, &a.job_id, &a.attempt_id, true, a.index).await?;
         let mut buf = Vec::with_capacity(WRITE_CHUNK);
         while let Some(line) = lines.next().await.map_err(|e| e.to_string())? {
             records_in += 1;
@@ -224,7 +233,7 @@ pub async fn run_reduce(client: &Client, local: &Path, a: &TaskAssignment) -> Re
             text_line(&mut buf, k, v);
         });
     })?;
-    let mut w = create_part(client, &spec.output, &a.attempt_id, false, a.index).await?;
+    let mut w = create_part(client, &spec.output, &a.job_id, &a.attempt_id, false, a.index).await?;
     for piece in buf.chunks(WRITE_CHUNK) {
         w.write(piece).await.map_err(|e| e.to_string())?;
     }
