@@ -375,3 +375,66 @@ async fn job_history_survives_a_jobtracker_restart() {
     assert_eq!(jt.list().len(), 2);
     mc.shutdown().await;
 }
+
+/// A mapper that fails the first attempt of every third map and stalls the first attempt of
+/// the next third for 5 s (Hadoop Streaming's environment says which attempt it is).
+const FLAKY_MAPPER_SH: &str = r#"#!/bin/sh
+p=$mapreduce_task_partition
+case "$mapreduce_task_attempt_id" in
+  *_0)
+    if [ $((p % 3)) -eq 0 ]; then echo "failing on purpose" >&2; exit 1; fi
+    if [ $((p % 3)) -eq 1 ]; then sleep 5; fi
+    ;;
+esac
+exec tr -s ' \t' '\n' | grep -v '^$' | sed 's/$/\t1/'
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flaky_streaming_mappers_do_not_change_the_answer_or_show_partial_output() {
+    let mc = MiniCluster::start(3).await;
+    let mr = Arc::new(start_mapreduce(&mc, 3).await);
+    let c = mc.client("root").await;
+    let data = text(60_000, 13);
+    write_file(&c, "/in.txt", &data, 1 << 20).await;
+    let scripts = tempfile::tempdir().unwrap();
+    let m = scripts.path().join("flaky.sh");
+    std::fs::write(&m, FLAKY_MAPPER_SH).unwrap();
+    let m = m.to_str().unwrap().to_owned();
+    let runner = {
+        let mr = Arc::clone(&mr);
+        tokio::spawn(async move {
+            let args = [
+                "streaming",
+                "-input",
+                "/in.txt",
+                "-output",
+                "/flaky",
+                "-mapper",
+                "sh flaky.sh",
+                "-reducer",
+                "awk -F'\t' '{n[$1]+=$2} END {for (k in n) print k \"\\t\" n[k]}'",
+                "-file",
+                &m,
+                "-numReduceTasks",
+                "2",
+            ];
+            job(&mr, &args).await
+        })
+    };
+    // Nobody sees a partial output directory while the job runs.
+    while !runner.is_finished() {
+        if let Some(st) = c.file_info("/flaky").await.unwrap() {
+            let (_, entries) = c.list_all("/flaky").await.unwrap();
+            assert!(entries.iter().any(|e| e.name == "_SUCCESS"), "a partial /flaky: {entries:?} {st:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, out, err) = runner.await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let failed: u64 = out.lines().find_map(|l| l.trim().strip_prefix("FAILED_ATTEMPTS=")?.parse().ok()).unwrap_or(0);
+    assert!(failed >= 1, "some attempts failed on purpose: {out}");
+    let (_, counts) = read_output(&c, "/flaky").await;
+    assert_eq!(counts, count_words(&data), "no record lost or doubled");
+    let _ = mr.stop.send(true);
+    mc.shutdown().await;
+}

@@ -51,10 +51,16 @@ async fn workdir(client: &Client, local: &Path, a: &TaskAssignment, spec: &JobSp
     Ok(dir)
 }
 
-fn spawn(cmd: &str, dir: &Path, spec: &JobSpec) -> Result<tokio::process::Child, String> {
+fn spawn(cmd: &str, dir: &Path, spec: &JobSpec, a: &TaskAssignment) -> Result<tokio::process::Child, String> {
     let mut c = Command::new("sh");
     c.arg("-c").arg(cmd).current_dir(dir).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     c.kill_on_drop(true);
+    // What Hadoop Streaming tells its commands (configuration names with '.' -> '_').
+    c.env("mapreduce_job_id", &a.job_id).env("mapreduce_task_attempt_id", &a.attempt_id);
+    c.env("mapreduce_task_partition", a.index.to_string());
+    if let Some(split) = &a.split {
+        c.env("mapreduce_map_input_file", &split.path).env("mapreduce_map_input_start", split.start.to_string());
+    }
     for kv in setting(spec, "stream.env").split(',').filter(|s| !s.is_empty()) {
         if let Some((k, v)) = kv.split_once('=') {
             c.env(k, v);
@@ -141,7 +147,7 @@ pub async fn run_map(client: &Client, local: &Path, a: &TaskAssignment) -> Resul
     let split = a.split.as_ref().ok_or("map task without a split")?;
     let cmd = setting(spec, "stream.map.command").to_owned();
     let dir = workdir(client, local, a, spec).await?;
-    let mut child = spawn(&cmd, &dir, spec)?;
+    let mut child = spawn(&cmd, &dir, spec, a)?;
     let (Some(mut stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return Err("streaming command without pipes".into());
@@ -214,7 +220,7 @@ pub async fn run_reduce(
     let spec = a.spec.as_ref().ok_or("reduce task without a job")?;
     let cmd = setting(spec, "stream.reduce.command").to_owned();
     let dir = workdir(client, local, a, spec).await?;
-    let mut child = spawn(&cmd, &dir, spec)?;
+    let mut child = spawn(&cmd, &dir, spec, a)?;
     let (Some(mut stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         return Err("streaming command without pipes".into());
