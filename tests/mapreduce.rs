@@ -28,6 +28,11 @@ async fn start_mapreduce(mc: &MiniCluster, trackers: usize) -> Mr {
 }
 
 async fn start_mapreduce_with(mc: &MiniCluster, trackers: usize, tracker_expiry: Duration) -> Mr {
+    start_mapreduce_slow(mc, trackers, tracker_expiry, &[]).await
+}
+
+/// `slow[i]`: how long tracker i makes every attempt wait first.
+async fn start_mapreduce_slow(mc: &MiniCluster, trackers: usize, tracker_expiry: Duration, slow: &[Duration]) -> Mr {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let client = mc.client("root").await;
     let jt = Arc::new(JobTracker::new(client, 4, tracker_expiry));
@@ -51,7 +56,7 @@ async fn start_mapreduce_with(mc: &MiniCluster, trackers: usize, tracker_expiry:
     );
     let mut local_dirs = Vec::new();
     let mut tracker_stops = Vec::new();
-    for _ in 0..trackers {
+    for t in 0..trackers {
         let dir = tempfile::tempdir().unwrap();
         let conf = TrackerConfig {
             jobtracker: jt_addr.clone(),
@@ -60,6 +65,7 @@ async fn start_mapreduce_with(mc: &MiniCluster, trackers: usize, tracker_expiry:
             map_slots: 2,
             reduce_slots: 2,
             heartbeat: Duration::from_millis(100),
+            slow_down: slow.get(t).copied().unwrap_or_default(),
         };
         let client = mc.client("root").await;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -435,6 +441,32 @@ async fn flaky_streaming_mappers_do_not_change_the_answer_or_show_partial_output
     assert!(failed >= 1, "some attempts failed on purpose: {out}");
     let (_, counts) = read_output(&c, "/flaky").await;
     assert_eq!(counts, count_words(&data), "no record lost or doubled");
+    let _ = mr.stop.send(true);
+    mc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_tracker_s_maps_get_speculative_backups() {
+    let mc = MiniCluster::start(3).await;
+    // Tracker 0 makes every attempt wait 6 s: its maps are stragglers.
+    let slow = [Duration::from_secs(6)];
+    let mr = start_mapreduce_slow(&mc, 3, Duration::from_secs(30), &slow).await;
+    let c = mc.client("root").await;
+    let data = text(150_000, 17);
+    write_file(&c, "/in.txt", &data, 1 << 20).await;
+    let (code, out, err) = job(&mr, &["run", "wordcount", "/in.txt", "/spec", "-r", "2"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let speculative: u64 =
+        out.lines().find_map(|l| l.trim().strip_prefix("SPECULATIVE_MAPS=")?.parse().ok()).unwrap_or(0);
+    assert!(speculative >= 1, "backups were launched: {out}");
+    let (_, counts) = read_output(&c, "/spec").await;
+    assert_eq!(counts, count_words(&data), "first to finish wins, nothing doubled");
+    // The losing attempts were aborted and left no map output.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while leftovers(&mr) > 0 {
+        assert!(std::time::Instant::now() < deadline, "map output left behind");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let _ = mr.stop.send(true);
     mc.shutdown().await;
 }

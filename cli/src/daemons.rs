@@ -207,6 +207,7 @@ fn tracker_config(conf: &Config, jobtracker: &str, local_dir: PathBuf) -> tusk_m
         map_slots: mr.map_slots,
         reduce_slots: mr.reduce_slots,
         heartbeat: std::time::Duration::from_millis(mr.heartbeat_interval_ms.max(50)),
+        slow_down: std::time::Duration::from_millis(mr.slow_down_ms),
     }
 }
 

@@ -53,6 +53,8 @@ pub struct MapReduceConfig {
     pub tracker_expiry_ms: u64,
     /// Attempts a task gets before its job fails (mapred.map.max.attempts).
     pub max_attempts: u32,
+    /// A tasktracker made slow on purpose: each attempt waits this long first (tests, demos).
+    pub slow_down_ms: u64,
 }
 
 impl Default for MapReduceConfig {
@@ -70,6 +72,7 @@ impl Default for MapReduceConfig {
             heartbeat_interval_ms: 500,
             tracker_expiry_ms: 30_000,
             max_attempts: 4,
+            slow_down_ms: 0,
         }
     }
 }

@@ -39,6 +39,8 @@ struct Task {
     launched: u32,
     /// Attempts running now: attempt id -> tracker id.
     running: HashMap<String, String>,
+    /// When each running attempt started.
+    started: HashMap<String, Instant>,
     /// The attempt that succeeded, and its tracker.
     done: Option<(String, String)>,
     failed_on: HashSet<String>,
@@ -52,6 +54,7 @@ impl Task {
             attempts: 0,
             launched: 0,
             running: HashMap::new(),
+            started: HashMap::new(),
             done: None,
             failed_on: HashSet::new(),
             last_error: String::new(),
@@ -71,6 +74,8 @@ struct Job {
     finish_ms: i64,
     /// Set while the job's commit or cleanup runs.
     finishing: bool,
+    /// How long the successful map attempts took (for speculation).
+    map_times: Vec<Duration>,
 }
 
 struct Tracker {
@@ -87,6 +92,8 @@ struct State {
     attempts: HashMap<String, (String, bool, u32)>,
     ended: Vec<(String, Instant)>,
     next_job: u32,
+    /// Attempts each tracker is to abort, by tracker id.
+    kills: HashMap<String, Vec<String>>,
 }
 
 /// What a heartbeat left for the async part to do.
@@ -122,7 +129,28 @@ fn launch(t: &mut Task, job_id: &str, map: bool, i: usize, tracker: &str) -> Str
     t.attempts += 1;
     t.status = TaskStatus::Running;
     t.running.insert(id.clone(), tracker.to_owned());
+    t.started.insert(id.clone(), Instant::now());
     id
+}
+
+/// Speculation: the running map to back up on `tracker`, if one is a straggler: a single
+/// attempt, elsewhere, running for longer than twice the median map (at least a second).
+fn straggler(job: &Job, tracker: &str) -> Option<usize> {
+    if job.spec.settings.get("mapreduce.map.speculative").is_some_and(|v| v == "false") || job.map_times.is_empty() {
+        return None;
+    }
+    let mut times = job.map_times.clone();
+    times.sort();
+    let threshold = (times[times.len() / 2] * 2).max(Duration::from_secs(1));
+    (0..job.maps.len())
+        .filter(|&i| {
+            let t = &job.maps[i];
+            t.status == TaskStatus::Running && t.running.len() == 1 && !t.running.values().any(|tr| tr == tracker)
+        })
+        .filter_map(|i| Some((i, job.maps[i].started.values().next()?.elapsed())))
+        .filter(|(_, age)| *age > threshold)
+        .max_by_key(|(_, age)| *age)
+        .map(|(i, _)| i)
 }
 
 impl JobTracker {
@@ -232,6 +260,7 @@ impl JobTracker {
                 submit_ms: tusk_common::now_ms(),
                 finish_ms: 0,
                 finishing: false,
+                map_times: Vec::new(),
             },
         );
         drop(st);
@@ -292,22 +321,34 @@ impl JobTracker {
         let tasks = self.assign(&mut st, hb);
         st.ended.retain(|(_, at)| at.elapsed() < CLEANUP_ANNOUNCE);
         let finished_jobs = st.ended.iter().map(|(id, _)| id.clone()).collect();
-        (TrackerHeartbeatResponse { tasks, finished_jobs }, follow)
+        let kill_attempts = st.kills.remove(&hb.tracker_id).unwrap_or_default();
+        (TrackerHeartbeatResponse { tasks, finished_jobs, kill_attempts }, follow)
     }
 
     fn report(&self, st: &mut State, tracker: &str, r: &TaskReport, follow: &mut FollowUp) {
         let Some((job_id, is_map, index)) = st.attempts.get(&r.attempt_id).cloned() else { return };
         let max = self.max_attempts;
+        let mut kills = Vec::new();
         let Some(job) = st.jobs.get_mut(&job_id) else { return };
         let map_only = job.reduces.is_empty();
         let task = if is_map { &mut job.maps[index as usize] } else { &mut job.reduces[index as usize] };
         if task.running.remove(&r.attempt_id).is_none() {
             return;
         }
+        let started = task.started.remove(&r.attempt_id);
         match AttemptState::try_from(r.state).unwrap_or(AttemptState::Unspecified) {
             AttemptState::AttemptSucceeded if task.status != TaskStatus::Done => {
                 task.status = TaskStatus::Done;
                 task.done = Some((r.attempt_id.clone(), tracker.to_owned()));
+                // The first to finish wins; the others are aborted.
+                for (other, on) in task.running.drain() {
+                    tracing::info!(job = %job_id, attempt = %other, winner = %r.attempt_id, "killing the slower attempt");
+                    kills.push((on, other));
+                }
+                task.started.clear();
+                if let (true, Some(s)) = (is_map, started) {
+                    job.map_times.push(s.elapsed());
+                }
                 for (k, v) in &r.counters {
                     *job.counters.entry(k.clone()).or_default() += v;
                 }
@@ -360,6 +401,9 @@ impl JobTracker {
                 follow.complete.push(job_id);
             }
         }
+        for (on, attempt) in kills {
+            st.kills.entry(on).or_default().push(attempt);
+        }
     }
 
     fn assign(&self, st: &mut State, hb: &TrackerHeartbeat) -> Vec<TaskAssignment> {
@@ -389,7 +433,10 @@ impl JobTracker {
                     Some(i) => (i, "DATA_LOCAL_MAPS"),
                     None => match any() {
                         Some(i) => (i, "OTHER_LOCAL_MAPS"),
-                        None => break,
+                        None => match straggler(job, &hb.tracker_id) {
+                            Some(i) => (i, "SPECULATIVE_MAPS"),
+                            None => break,
+                        },
                     },
                 };
                 let id = launch(&mut job.maps[i], job_id, true, i, &hb.tracker_id);
@@ -472,6 +519,8 @@ impl JobTracker {
                     for t in tasks.iter_mut() {
                         let before = t.running.len();
                         t.running.retain(|_, tr| tr != id);
+                        let live: Vec<String> = t.running.keys().cloned().collect();
+                        t.started.retain(|a, _| live.contains(a));
                         killed += (before - t.running.len()) as u64;
                         let lost_output =
                             is_map && !map_only && reducing && t.done.as_ref().is_some_and(|(_, tr)| tr == id);

@@ -22,6 +22,9 @@ pub struct TrackerConfig {
     pub map_slots: u32,
     pub reduce_slots: u32,
     pub heartbeat: Duration,
+    /// Each attempt waits this long before it starts (`mapreduce.slow_down_ms`: a slow
+    /// tracker on purpose, to see speculation work).
+    pub slow_down: Duration,
 }
 
 struct Shared {
@@ -64,6 +67,8 @@ pub async fn run(
     // Attempts running, by job: aborted when the jobtracker says the job ended (killed or
     // failed), so that nothing of it is written afterwards.
     let mut running: std::collections::HashMap<String, Vec<tokio::task::AbortHandle>> = Default::default();
+    let mut by_attempt: std::collections::HashMap<String, (tokio::task::AbortHandle, bool, String)> =
+        Default::default();
     let mut tick = tokio::time::interval(conf.heartbeat);
     loop {
         tokio::select! {
@@ -98,6 +103,16 @@ pub async fn run(
                 continue;
             }
         };
+        by_attempt.retain(|_, (h, _, _)| !h.is_finished());
+        for attempt in resp.kill_attempts {
+            if let Some((h, is_map, job)) = by_attempt.remove(&attempt) {
+                tracing::info!(%attempt, "attempt killed: another attempt of its task won");
+                h.abort();
+                if is_map {
+                    let _ = tokio::fs::remove_dir_all(task::map_output_dir(&conf.local_dir, &job, &attempt)).await;
+                }
+            }
+        }
         for handles in running.values_mut() {
             handles.retain(|h| !h.is_finished());
         }
@@ -127,8 +142,13 @@ pub async fn run(
                 }
             }
             let slot = Slot(Arc::clone(&shared), is_map);
+            let slow_down = conf.slow_down;
+            let (attempt_id, job_of) = (a.attempt_id.clone(), a.job_id.clone());
             let handle = tokio::spawn(async move {
                 let _slot = slot;
+                if !slow_down.is_zero() {
+                    tokio::time::sleep(slow_down).await;
+                }
                 tracing::info!(attempt = %a.attempt_id, "attempt started");
                 let result = if is_map {
                     task::run_map(&client, &local, &a).await.map_err(task::TaskError::from)
@@ -164,6 +184,7 @@ pub async fn run(
                 shared.reports.lock().push(report);
             });
             running.entry(job_id).or_default().push(handle.abort_handle());
+            by_attempt.insert(attempt_id, (handle.abort_handle(), is_map, job_of));
         }
     }
     let _ = server.await;
