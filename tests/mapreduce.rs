@@ -171,6 +171,11 @@ async fn wordcount_equals_a_local_count_and_cleans_up() {
     assert_eq!(code, 0, "{out}{err}");
     let copy = support::minicluster::read_all(&c, "/copy/part-m-00000").await;
     assert_eq!(copy, b);
+    // An empty input with no reduces has nothing to run: done at once, with _SUCCESS.
+    c.create_empty("/empty.txt", false).await.unwrap();
+    let (code, out, err) = job(&mr, &["run", "identity", "/empty.txt", "/e", "-r", "0"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(c.file_info("/e/_SUCCESS").await.unwrap().is_some());
     let _ = mr.stop.send(true);
     mc.shutdown().await;
 }
@@ -238,6 +243,8 @@ async fn a_lost_tracker_s_maps_run_again_and_the_job_still_succeeds() {
         counter("ATTEMPTS_KILLED_LOST_TRACKER")
             + counter("MAPS_RERUN_LOST_TRACKER")
             + counter("MAPS_RERUN_FETCH_FAILED")
+            // Its unreported maps may also be backed up as stragglers before it is declared lost.
+            + counter("SPECULATIVE_MAPS")
             >= 1,
         "{out}"
     );

@@ -27,6 +27,8 @@ const CLEANUP_ANNOUNCE: Duration = Duration::from_secs(120);
 enum TaskStatus {
     Pending,
     Running,
+    /// Succeeded; its output is being renamed into the job's staging directory.
+    Committing,
     Done,
 }
 
@@ -244,27 +246,36 @@ impl JobTracker {
         };
         let stage = staging(&spec.output, &id);
         self.client.mkdirs(&format!("{stage}/_temporary"), 0o755, true).await.map_err(|e| format!("{stage}: {e}"))?;
-        let mut st = self.state.lock();
         let reduces = spec.num_reduces as usize;
         tracing::info!(job = %id, maps = splits.len(), reduces, output = %spec.output, "job submitted");
-        st.jobs.insert(
-            id.clone(),
-            Job {
-                maps: vec![Task::new(); splits.len()],
-                reduces: vec![Task::new(); reduces],
-                splits,
-                spec,
-                state: JobState::JobRunning,
-                counters: BTreeMap::new(),
-                error: String::new(),
-                submit_ms: tusk_common::now_ms(),
-                finish_ms: 0,
-                finishing: false,
-                map_times: Vec::new(),
-            },
-        );
-        drop(st);
+        let nothing_to_run = {
+            let mut st = self.state.lock();
+            st.jobs.insert(
+                id.clone(),
+                Job {
+                    maps: vec![Task::new(); splits.len()],
+                    reduces: vec![Task::new(); reduces],
+                    splits,
+                    spec,
+                    state: JobState::JobRunning,
+                    counters: BTreeMap::new(),
+                    error: String::new(),
+                    submit_ms: tusk_common::now_ms(),
+                    finish_ms: 0,
+                    finishing: false,
+                    map_times: Vec::new(),
+                },
+            );
+            st.jobs.get_mut(&id).is_some_and(|j| {
+                j.finishing = j.maps.is_empty() && j.reduces.is_empty();
+                j.finishing
+            })
+        };
         self.record(&id);
+        if nothing_to_run {
+            // Empty input, no reduces: done at once.
+            self.follow_up(FollowUp { complete: vec![id.clone()], ..Default::default() }).await;
+        }
         Ok(id)
     }
 
@@ -337,8 +348,11 @@ impl JobTracker {
         }
         let started = task.started.remove(&r.attempt_id);
         match AttemptState::try_from(r.state).unwrap_or(AttemptState::Unspecified) {
-            AttemptState::AttemptSucceeded if task.status != TaskStatus::Done => {
-                task.status = TaskStatus::Done;
+            AttemptState::AttemptSucceeded if !matches!(task.status, TaskStatus::Done | TaskStatus::Committing) => {
+                // Output in the DFS counts once it is committed (see `follow_up`); map output
+                // on a tracker's disk counts at once.
+                let commit = !is_map || map_only;
+                task.status = if commit { TaskStatus::Committing } else { TaskStatus::Done };
                 task.done = Some((r.attempt_id.clone(), tracker.to_owned()));
                 // The first to finish wins; the others are aborted.
                 for (other, on) in task.running.drain() {
@@ -546,6 +560,7 @@ impl JobTracker {
 
     /// Commits attempts and finishes or fails jobs, as a heartbeat asked.
     pub async fn follow_up(&self, f: FollowUp) {
+        let mut complete = f.complete;
         for (job, attempt, is_map, index) in f.commits {
             let output = match self.state.lock().jobs.get(&job) {
                 Some(j) => j.spec.output.clone(),
@@ -556,9 +571,23 @@ impl JobTracker {
             let to = format!("{}/{name}", staging(&output, &job));
             if let Err(e) = self.client.rename(&from, &to).await {
                 self.fail(&job, format!("cannot commit {attempt}: {e}")).await;
+                continue;
+            }
+            // Committed: the task is done, and maybe the job (follow-ups of different
+            // heartbeats run side by side; the job completes after its last commit).
+            let mut st = self.state.lock();
+            let Some(j) = st.jobs.get_mut(&job) else { continue };
+            let tasks = if is_map { &mut j.maps } else { &mut j.reduces };
+            if let Some(t) = tasks.get_mut(index as usize) {
+                t.status = TaskStatus::Done;
+            }
+            let all = |t: &[Task]| t.iter().all(|t| t.status == TaskStatus::Done);
+            if j.state == JobState::JobRunning && !j.finishing && all(&j.maps) && all(&j.reduces) {
+                j.finishing = true;
+                complete.push(job);
             }
         }
-        for job in f.complete {
+        for job in complete {
             let output = match self.state.lock().jobs.get(&job) {
                 Some(j) => j.spec.output.clone(),
                 None => continue,
