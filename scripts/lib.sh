@@ -1,7 +1,7 @@
 # Helpers shared by the scripted runs on real processes (self-healing.sh, write-recovery.sh).
 # Source it after setting NAME (used in the work directory's name); it sets TUSK (the debug
 # binary), WORK (the state and logs directory, new unless given), PIDS (processes to kill on
-# exit) and defines fail, step and wait_for.
+# exit) and defines fail, step, wait_for and start_namenode.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
 TUSK="${TUSK:-$CARGO_TARGET_DIR/debug/tusk}"
 [ -x "$TUSK" ] || { echo "build first: cargo build --workspace --all-targets" >&2; exit 1; }
@@ -21,4 +21,15 @@ wait_for() {
     sleep 0.5
   done
   echo "   ok after $(( SECONDS - t0 ))s: $what"
+}
+
+# start_namenode: a `tusk namenode` on a free loopback port, state in $WORK/name; sets and
+# exports NN and TUSK_NAMENODE.
+start_namenode() {
+  "$TUSK" namenode --name-dir "$WORK/name" --rpc-address 127.0.0.1:0 > "$WORK/nn.out" 2> "$WORK/nn.log" &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q "listening on" "$WORK/nn.out" 2>/dev/null && break; sleep 0.1; done
+  NN=$(sed -n 's/.*listening on //p' "$WORK/nn.out")
+  [ -n "$NN" ] || fail "namenode did not start"
+  export NN TUSK_NAMENODE=$NN
 }

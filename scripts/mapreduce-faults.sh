@@ -26,12 +26,8 @@ map_slots = 2
 reduce_slots = 2
 EOF
 export TUSK_CONF="$WORK/tusk.toml"
-"$TUSK" namenode --name-dir "$WORK/name" --rpc-address 127.0.0.1:0 > "$WORK/nn.out" 2> "$WORK/nn.log" &
-PIDS+=($!)
-for _ in $(seq 100); do grep -q "listening on" "$WORK/nn.out" 2>/dev/null && break; sleep 0.1; done
-NN=$(sed -n 's/.*listening on //p' "$WORK/nn.out")
-[ -n "$NN" ] || fail "namenode did not start"
-export TUSK_NAMENODE=$NN TUSK_MAPREDUCE__NAMENODE=$NN
+start_namenode
+export TUSK_MAPREDUCE__NAMENODE=$NN
 for i in 1 2 3; do
   TUSK_DATANODE__ADVERTISE_HOST=127.0.0.$i "$TUSK" datanode --namenode "$NN" --xfer-address 127.0.0.$i:0 \
     --data-dir "$WORK/dn$i" > "$WORK/dn$i.out" 2> "$WORK/dn$i.log" &

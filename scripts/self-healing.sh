@@ -30,12 +30,7 @@ EOF
 : > "$WORK/exclude"
 export TUSK_CONF="$WORK/tusk.toml"
 
-"$TUSK" namenode --name-dir "$WORK/name" --rpc-address 127.0.0.1:0 > "$WORK/nn.out" 2> "$WORK/nn.log" &
-PIDS+=($!)
-for _ in $(seq 100); do grep -q "listening on" "$WORK/nn.out" 2>/dev/null && break; sleep 0.1; done
-NN=$(sed -n 's/.*listening on //p' "$WORK/nn.out")
-[ -n "$NN" ] || fail "namenode did not start"
-export TUSK_NAMENODE=$NN
+start_namenode
 declare -A DN_PID
 start_dn() {
   local i=$1

@@ -30,12 +30,7 @@ heartbeat_interval_ms = 500
 EOF
 export TUSK_CONF="$WORK/tusk.toml"
 
-"$TUSK" namenode --name-dir "$WORK/name" --rpc-address 127.0.0.1:0 > "$WORK/nn.out" 2> "$WORK/nn.log" &
-PIDS+=($!)
-for _ in $(seq 100); do grep -q "listening on" "$WORK/nn.out" 2>/dev/null && break; sleep 0.1; done
-NN=$(sed -n 's/.*listening on //p' "$WORK/nn.out")
-[ -n "$NN" ] || fail "namenode did not start"
-export TUSK_NAMENODE=$NN
+start_namenode
 declare -A DN_PID
 for i in 1 2 3 4; do
   TUSK_DATANODE__ADVERTISE_HOST=127.0.0.$i "$TUSK" datanode --namenode "$NN" --xfer-address 127.0.0.$i:0 \

@@ -69,6 +69,24 @@ fn spawn(cmd: &str, dir: &Path, spec: &JobSpec, a: &TaskAssignment) -> Result<to
     c.spawn().map_err(|e| format!("Cannot run program \"{cmd}\": {e}"))
 }
 
+/// A started command: its pipes, and the task watching its stderr.
+struct Started {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::process::ChildStdout,
+    errs: tokio::task::JoinHandle<(Counters, String)>,
+}
+
+fn start(cmd: &str, dir: &Path, spec: &JobSpec, a: &TaskAssignment) -> Result<Started, String> {
+    let mut child = spawn(cmd, dir, spec, a)?;
+    let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err("streaming command without pipes".into());
+    };
+    let errs = tokio::spawn(watch_stderr(stderr, a.attempt_id.clone()));
+    Ok(Started { child, stdin, stdout, errs })
+}
+
 /// Reads stderr: counters into `counters`, the rest logged; returns the last plain line.
 async fn watch_stderr(err: tokio::process::ChildStderr, attempt: String) -> (Counters, String) {
     let mut counters = Counters::new();
@@ -147,12 +165,7 @@ pub async fn run_map(client: &Client, local: &Path, a: &TaskAssignment) -> Resul
     let split = a.split.as_ref().ok_or("map task without a split")?;
     let cmd = setting(spec, "stream.map.command").to_owned();
     let dir = workdir(client, local, a, spec).await?;
-    let mut child = spawn(&cmd, &dir, spec, a)?;
-    let (Some(mut stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
-        return Err("streaming command without pipes".into());
-    };
-    let errs = tokio::spawn(watch_stderr(stderr, a.attempt_id.clone()));
+    let Started { mut child, mut stdin, stdout, errs } = start(&cmd, &dir, spec, a)?;
     // Feed the split's lines while the output is read.
     let reader = client.open(&split.path).await.map_err(|e| format!("{}: {e}", split.path))?;
     let mut lines = LineReader::open(reader, split.start, split.length).await.map_err(|e| e.to_string())?;
@@ -220,12 +233,7 @@ pub async fn run_reduce(
     let spec = a.spec.as_ref().ok_or("reduce task without a job")?;
     let cmd = setting(spec, "stream.reduce.command").to_owned();
     let dir = workdir(client, local, a, spec).await?;
-    let mut child = spawn(&cmd, &dir, spec, a)?;
-    let (Some(mut stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
-        return Err("streaming command without pipes".into());
-    };
-    let errs = tokio::spawn(watch_stderr(stderr, a.attempt_id.clone()));
+    let Started { mut child, mut stdin, stdout, errs } = start(&cmd, &dir, spec, a)?;
     let feeder = tokio::spawn(async move {
         let _ = stdin.write_all(&sorted).await;
     });
