@@ -39,10 +39,8 @@ struct Task {
     attempts: u32,
     /// Attempts launched (numbers the attempt ids).
     launched: u32,
-    /// Attempts running now: attempt id -> tracker id.
-    running: HashMap<String, String>,
-    /// When each running attempt started.
-    started: HashMap<String, Instant>,
+    /// Attempts running now: attempt id -> (tracker id, when it started).
+    running: HashMap<String, (String, Instant)>,
     /// The attempt that succeeded, and its tracker.
     done: Option<(String, String)>,
     failed_on: HashSet<String>,
@@ -56,7 +54,6 @@ impl Task {
             attempts: 0,
             launched: 0,
             running: HashMap::new(),
-            started: HashMap::new(),
             done: None,
             failed_on: HashSet::new(),
             last_error: String::new(),
@@ -130,8 +127,7 @@ fn launch(t: &mut Task, job_id: &str, map: bool, i: usize, tracker: &str) -> Str
     t.launched += 1;
     t.attempts += 1;
     t.status = TaskStatus::Running;
-    t.running.insert(id.clone(), tracker.to_owned());
-    t.started.insert(id.clone(), Instant::now());
+    t.running.insert(id.clone(), (tracker.to_owned(), Instant::now()));
     id
 }
 
@@ -147,9 +143,9 @@ fn straggler(job: &Job, tracker: &str) -> Option<usize> {
     (0..job.maps.len())
         .filter(|&i| {
             let t = &job.maps[i];
-            t.status == TaskStatus::Running && t.running.len() == 1 && !t.running.values().any(|tr| tr == tracker)
+            t.status == TaskStatus::Running && t.running.len() == 1 && !t.running.values().any(|(tr, _)| tr == tracker)
         })
-        .filter_map(|i| Some((i, job.maps[i].started.values().next()?.elapsed())))
+        .filter_map(|i| Some((i, job.maps[i].running.values().next()?.1.elapsed())))
         .filter(|(_, age)| *age > threshold)
         .max_by_key(|(_, age)| *age)
         .map(|(i, _)| i)
@@ -343,10 +339,7 @@ impl JobTracker {
         let Some(job) = st.jobs.get_mut(&job_id) else { return };
         let map_only = job.reduces.is_empty();
         let task = if is_map { &mut job.maps[index as usize] } else { &mut job.reduces[index as usize] };
-        if task.running.remove(&r.attempt_id).is_none() {
-            return;
-        }
-        let started = task.started.remove(&r.attempt_id);
+        let Some((_, started)) = task.running.remove(&r.attempt_id) else { return };
         match AttemptState::try_from(r.state).unwrap_or(AttemptState::Unspecified) {
             AttemptState::AttemptSucceeded if !matches!(task.status, TaskStatus::Done | TaskStatus::Committing) => {
                 // Output in the DFS counts once it is committed (see `follow_up`); map output
@@ -355,13 +348,12 @@ impl JobTracker {
                 task.status = if commit { TaskStatus::Committing } else { TaskStatus::Done };
                 task.done = Some((r.attempt_id.clone(), tracker.to_owned()));
                 // The first to finish wins; the others are aborted.
-                for (other, on) in task.running.drain() {
+                for (other, (on, _)) in task.running.drain() {
                     tracing::info!(job = %job_id, attempt = %other, winner = %r.attempt_id, "killing the slower attempt");
                     kills.push((on, other));
                 }
-                task.started.clear();
-                if let (true, Some(s)) = (is_map, started) {
-                    job.map_times.push(s.elapsed());
+                if is_map {
+                    job.map_times.push(started.elapsed());
                 }
                 for (k, v) in &r.counters {
                     *job.counters.entry(k.clone()).or_default() += v;
@@ -532,9 +524,7 @@ impl JobTracker {
                 for (is_map, tasks) in [(true, &mut job.maps), (false, &mut job.reduces)] {
                     for t in tasks.iter_mut() {
                         let before = t.running.len();
-                        t.running.retain(|_, tr| tr != id);
-                        let live: Vec<String> = t.running.keys().cloned().collect();
-                        t.started.retain(|a, _| live.contains(a));
+                        t.running.retain(|_, (tr, _)| tr != id);
                         killed += (before - t.running.len()) as u64;
                         let lost_output =
                             is_map && !map_only && reducing && t.done.as_ref().is_some_and(|(_, tr)| tr == id);
