@@ -86,7 +86,7 @@ async fn start_mapreduce_slow(mc: &MiniCluster, trackers: usize, tracker_expiry:
 async fn job(mr: &Mr, args: &[&str]) -> (i32, String, String) {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = tusk_mapreduce::jobclient::run(&args, &mr.jt_addr, &mr.nn_addr, "root", &mut out, &mut err).await;
+    let code = tusk_mapreduce::jobclient::run(&args, &mr.jt_addr, &mr.nn_addr, "root", false, &mut out, &mut err).await;
     (code, String::from_utf8_lossy(&out).into(), String::from_utf8_lossy(&err).into())
 }
 
@@ -253,7 +253,7 @@ async fn a_lost_tracker_s_maps_run_again_and_the_job_still_succeeds() {
 }
 
 const MAPPER_PY: &str = "#!/usr/bin/env python3\nimport sys\nfor line in sys.stdin:\n    for w in line.split():\n        print(f\"{w}\\t1\")\n";
-const REDUCER_PY: &str = "#!/usr/bin/env python3\nimport sys\ncur, n = None, 0\nfor line in sys.stdin:\n    k, v = line.rstrip(\"\\n\").split(\"\\t\", 1)\n    if k != cur:\n        if cur is not None:\n            print(f\"{cur}\\t{n}\")\n        cur, n = k, 0\n    n += int(v)\nif cur is not None:\n    print(f\"{cur}\\t{n}\")\nprint(\"reporter:counter:wc,reducers,1\", file=sys.stderr)\n";
+const REDUCER_PY: &str = "#!/usr/bin/env python3\nimport sys\ncur, n = None, 0\nfor line in sys.stdin:\n    k, v = line.rstrip(\"\\n\").split(\"\\t\", 1)\n    if k != cur:\n        if cur is not None:\n            print(f\"{cur}\\t{n}\")\n        cur, n = k, 0\n    n += int(v)\nif cur is not None:\n    print(f\"{cur}\\t{n}\")\nprint(\"reporter:counter:wc,reducers,1\", file=sys.stderr)\nprint(\"reporter:status:reduced\", file=sys.stderr)\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn streaming_python_wordcount_equals_the_built_in_one() {
@@ -277,6 +277,8 @@ async fn streaming_python_wordcount_equals_the_built_in_one() {
         "python3 mapper.py",
         "-reducer",
         "python3 reducer.py",
+        "-combiner",
+        "python3 reducer.py",
         "-file",
         m,
         "-file",
@@ -287,6 +289,13 @@ async fn streaming_python_wordcount_equals_the_built_in_one() {
     let (code, out, err) = job(&mr, &args).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("wc.reducers=2"), "stderr counters are honoured: {out}");
+    let combined: u64 =
+        out.lines().find_map(|l| l.trim().strip_prefix("COMBINE_OUTPUT_RECORDS=")?.parse().ok()).unwrap_or(0);
+    let mapped: u64 = out.lines().find_map(|l| l.trim().strip_prefix("MAP_OUTPUT_RECORDS=")?.parse().ok()).unwrap();
+    assert!(combined > 0 && combined < mapped / 10, "the combiner ran: {combined} of {mapped}: {out}");
+    let id = out.lines().find_map(|l| l.strip_prefix("Running job: ")).unwrap().to_owned();
+    let (_, hist, _) = job(&mr, &["history", &id]).await;
+    assert!(hist.contains("\tSUCCEEDED\treduced\t"), "reporter:status is the attempt's status: {hist}");
     let (code, out, err) = job(&mr, &["run", "wordcount", "/in.txt", "/wc", "-r", "2"]).await;
     assert_eq!(code, 0, "{out}{err}");
     let (_, streamed) = read_output(&c, "/st").await;
@@ -329,7 +338,8 @@ async fn a_killed_job_leaves_nothing_behind() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     let (code, out, err) = job(&mr, &["kill", &id]).await;
     assert_eq!(code, 0, "{out}{err}");
-    let st = jt.get_job_status(JobStatusRequest { job_id: id.clone() }).await.unwrap().into_inner();
+    let st =
+        jt.get_job_status(JobStatusRequest { job_id: id.clone(), with_attempts: false }).await.unwrap().into_inner();
     assert_eq!(st.state, JobState::JobKilled as i32);
     // Its attempts are aborted and its map output removed; nothing appears at the output path.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -379,7 +389,7 @@ async fn job_history_survives_a_jobtracker_restart() {
         .with_history(History::open(dir.path()).unwrap())
         .await
         .unwrap();
-    let st = jt.status(&id).expect("the job is remembered");
+    let st = jt.status(&id, false).expect("the job is remembered");
     assert_eq!(st.state, JobState::JobFailed as i32);
     assert!(st.error.contains("jobtracker stopped"), "{}", st.error);
     assert!(c.file_info(&format!("/.interrupted.{id}")).await.unwrap().is_none(), "what it built is removed");
@@ -466,6 +476,13 @@ async fn a_slow_tracker_s_maps_get_speculative_backups() {
     let speculative: u64 =
         out.lines().find_map(|l| l.trim().strip_prefix("SPECULATIVE_MAPS=")?.parse().ok()).unwrap_or(0);
     assert!(speculative >= 1, "backups were launched: {out}");
+    // The history shows them: a SPECULATIVE attempt, and the slower of a pair KILLED.
+    let id = out.lines().find_map(|l| l.strip_prefix("Running job: ")).unwrap().to_owned();
+    let (code, hist, err) = job(&mr, &["history", &id]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(hist.contains("\tSPECULATIVE\t") && hist.contains("\tKILLED\t"), "{hist}");
+    assert!(hist.contains("Map phase: ") && hist.contains("Reduce phase: "), "{hist}");
+    assert!(!hist.contains("\tRUNNING\t"), "every attempt ended: {hist}");
     let (_, counts) = read_output(&c, "/spec").await;
     assert_eq!(counts, count_words(&data), "first to finish wins, nothing doubled");
     // The losing attempts were aborted and left no map output.
@@ -474,6 +491,173 @@ async fn a_slow_tracker_s_maps_get_speculative_backups() {
         assert!(std::time::Instant::now() < deadline, "map output left behind");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = mr.stop.send(true);
+    mc.shutdown().await;
+}
+
+/// Every part file of `dir`, concatenated in name order.
+async fn concat_parts(c: &tusk_client::Client, dir: &str) -> Vec<u8> {
+    let (_, mut entries) = c.list_all(dir).await.unwrap();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut all = Vec::new();
+    for e in entries.iter().filter(|e| e.name.starts_with("part-")) {
+        all.extend(support::minicluster::read_all(c, &format!("{dir}/{}", e.name)).await);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn teragen_terasort_teravalidate() {
+    let mc = MiniCluster::start(3).await;
+    let mr = start_mapreduce(&mc, 3).await;
+    let c = mc.client("root").await;
+    let rows = 30_000u64;
+    let (code, out, err) = job(&mr, &["run", "teragen", &rows.to_string(), "/gen", "-m", "3"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let generated = concat_parts(&c, "/gen").await;
+    assert_eq!(generated.len() as u64, rows * 100, "rows of 100 bytes");
+    assert!(generated.chunks(100).all(|r| r.ends_with(b"\r\n")));
+    // Sorted across 3 reduces, with compressed map output: the part files are sorted end to
+    // end and hold exactly the generated rows.
+    let (code, out, err) =
+        job(&mr, &["run", "terasort", "-D", "map.output.compress=lz4", "/gen", "/sorted", "-r", "3"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, parts) = c.list_all("/sorted").await.unwrap();
+    let sizes: Vec<u64> = parts.iter().filter(|e| e.name.starts_with("part-r-")).map(|e| e.length).collect();
+    assert_eq!(sizes.len(), 3);
+    assert!(sizes.iter().all(|&s| s > rows * 100 / 6), "the sampled split points balance the reduces: {sizes:?}");
+    let sorted = concat_parts(&c, "/sorted").await;
+    let mut want: Vec<&[u8]> = generated.chunks(100).collect();
+    want.sort();
+    assert_eq!(sorted, want.concat(), "sorted rows, byte for byte");
+    let (code, out, err) = job(&mr, &["run", "teravalidate", "/sorted", "/gen", "/report"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("sorted and complete") && out.contains(&format!("rows\t{rows}")), "{out}");
+    // The unsorted input does not pass.
+    let (code, out, err) = job(&mr, &["run", "teravalidate", "/gen", "/report2"]).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("error\t") && err.contains("NOT valid"), "{out}{err}");
+    let _ = mr.stop.send(true);
+    mc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sort_grep_and_pi() {
+    let mc = MiniCluster::start(3).await;
+    let mr = start_mapreduce(&mc, 3).await;
+    let c = mc.client("root").await;
+    let data = text(20_000, 5);
+    write_file(&c, "/words.txt", &data, 1 << 18).await;
+    // sort: lines in byte order across the parts (zstd map output on the way).
+    let (code, out, err) =
+        job(&mr, &["run", "sort", "-D", "map.output.compress=zstd", "/words.txt", "/sorted", "-r", "3"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let mut lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    lines.pop();
+    lines.sort();
+    let mut want = Vec::new();
+    for l in lines {
+        want.extend_from_slice(l);
+        want.push(b'\n');
+    }
+    assert_eq!(concat_parts(&c, "/sorted").await, want);
+    // grep: matches counted, most frequent first, as `count<TAB>match`.
+    let (code, out, err) = job(&mr, &["run", "grep", "/words.txt", "/grep", "[a-z]*ta\\b"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let got = String::from_utf8(concat_parts(&c, "/grep").await).unwrap();
+    let re = regex::bytes::Regex::new("[a-z]*ta\\b").unwrap();
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for m in re.find_iter(&data) {
+        *counts.entry(String::from_utf8_lossy(m.as_bytes()).into_owned()).or_default() += 1;
+    }
+    let mut want: Vec<(u64, String)> = counts.into_iter().map(|(w, n)| (n, w)).collect();
+    want.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let want: String = want.iter().map(|(n, w)| format!("{n}\t{w}\n")).collect();
+    assert_eq!(got, want);
+    let (_, home) = c.list_all("/user/root").await.unwrap_or_default();
+    assert!(home.iter().all(|e| !e.name.starts_with(".tusk-tmp")), "grep's scratch directory is gone");
+    // A bad expression is refused before anything runs.
+    let (code, _, err) = job(&mr, &["run", "grep", "/words.txt", "/grep2", "("]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("bad regular expression"), "{err}");
+    assert!(c.file_info("/grep2").await.unwrap().is_none());
+    // pi from 4 maps of 20,000 samples.
+    let (code, out, err) = job(&mr, &["run", "pi", "4", "20000"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let est: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Estimated value of Pi is "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .parse()
+        .unwrap();
+    assert!((est - std::f64::consts::PI).abs() < 0.01, "{est}");
+    let _ = mr.stop.send(true);
+    mc.shutdown().await;
+}
+
+/// A mapper that dies on any line holding POISON (Python reads ahead, as real mappers do).
+const POISONED_MAPPER_PY: &str = "#!/usr/bin/env python3\nimport sys\nfor line in sys.stdin:\n    if 'POISON' in line:\n        sys.exit(3)\n    for w in line.split():\n        print(f\"{w}\\t1\")\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_records_are_skipped_when_the_job_allows_it() {
+    let mc = MiniCluster::start(3).await;
+    let mr = start_mapreduce(&mc, 3).await;
+    let c = mc.client("root").await;
+    let mut data = text(20_000, 23);
+    let clean = data.clone();
+    // Two poisoned lines, in different blocks.
+    for at in [data.len() / 5, data.len() * 4 / 5] {
+        let nl = at + data[at..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        data.splice(nl..nl, b"POISON pill\n".iter().copied());
+    }
+    write_file(&c, "/in.txt", &data, 256 << 10).await;
+    let scripts = tempfile::tempdir().unwrap();
+    let (m, r) = (scripts.path().join("mapper.py"), scripts.path().join("reducer.py"));
+    std::fs::write(&m, POISONED_MAPPER_PY).unwrap();
+    std::fs::write(&r, REDUCER_PY).unwrap();
+    let (m, r) = (m.to_str().unwrap(), r.to_str().unwrap());
+    let args = |out: &'static str, skip: &'static str| {
+        let a = ["streaming", "-input", "/in.txt", "-output", out, "-mapper", "python3 mapper.py", "-reducer"];
+        let b = ["python3 reducer.py", "-file", m, "-file", r, "-numReduceTasks", "2", "-D", skip];
+        a.into_iter().chain(b).collect::<Vec<&str>>()
+    };
+    // Without skipping: every attempt dies on its poison, the job fails.
+    let (code, out, _) = job(&mr, &args("/noskip", "skip.records.max=0")).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("exit code 3"), "{out}");
+    assert!(c.file_info("/noskip").await.unwrap().is_none());
+    // With skipping: the two lines are found, left out, counted and named.
+    let (code, out, err) = job(&mr, &args("/skip", "skip.records.max=2")).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Skipped bad records: 2"), "{out}");
+    assert!(out.contains("MAP_SKIPPED_RECORDS=2") && out.contains("BAD_RECORDS_FOUND=2"), "{out}");
+    let (_, counts) = read_output(&c, "/skip").await;
+    assert_eq!(counts, count_words(&clean), "everything but the poisoned lines");
+    let _ = mr.stop.send(true);
+    mc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tracker_failing_a_job_s_tasks_gets_no_more_of_them() {
+    let mc = MiniCluster::start(3).await;
+    let mr = start_mapreduce(&mc, 3).await;
+    let c = mc.client("root").await;
+    let data = text(40_000, 29);
+    write_file(&c, "/in.txt", &data, 256 << 10).await;
+    // Attempts run in <local dir>/<job>/<attempt>.work: a mark in tracker 0's local directory
+    // makes every attempt there fail.
+    std::fs::write(mr.local_dirs[0].path().join("BROKEN"), b"").unwrap();
+    let mapper = "[ -e ../../BROKEN ] && { echo broken tracker >&2; exit 1; }; tr -s ' \\t' '\\n' | grep -v '^$' | sed 's/$/\\t1/'";
+    let (code, out, err) =
+        job(&mr, &["streaming", "-input", "/in.txt", "-output", "/bl", "-mapper", mapper, "-numReduceTasks", "0"])
+            .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("BLACKLISTED_TRACKERS=1"), "{out}");
+    let id = out.lines().find_map(|l| l.strip_prefix("Running job: ")).unwrap().to_owned();
+    let (_, hist, _) = job(&mr, &["history", &id]).await;
+    let bad_tracker_attempts = hist.lines().filter(|l| l.contains("\tFAILED\t")).count();
+    // Three failures blacklist it; attempts it had already started may fail too (2 slots).
+    assert!((3..=5).contains(&bad_tracker_attempts), "{bad_tracker_attempts} failures: {hist}");
     let _ = mr.stop.send(true);
     mc.shutdown().await;
 }

@@ -308,7 +308,8 @@ fn run(command: Command, conf: Config) -> Result<i32> {
             let nn = namenode_addr(a.namenode, &conf);
             let code = runtime()?.block_on(async {
                 let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-                tusk_mapreduce::jobclient::run(&a.args, &jt, &nn, &user, &mut out, &mut err).await
+                let bar = std::io::IsTerminal::is_terminal(&err);
+                tusk_mapreduce::jobclient::run(&a.args, &jt, &nn, &user, bar, &mut out, &mut err).await
             });
             Ok(code)
         }

@@ -9,15 +9,15 @@
 //! used `max_attempts`, then the job fails. A tracker silent past `tracker_expiry` is lost:
 //! its running attempts and the finished maps of jobs still reducing run again.
 
-use crate::splits;
 use crate::task::{part_name, staging, temp_output};
+use crate::{partition, splits};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 use tusk_client::Client;
 use tusk_proto::mapreduce::{
-    AttemptState, JobSpec, JobState, JobStatus, MapOutputLocation, Split, TaskAssignment, TaskKind, TaskReport,
-    TrackerHeartbeat, TrackerHeartbeatResponse,
+    AttemptInfo, AttemptState, JobSpec, JobState, JobStatus, MapOutputLocation, Split, TaskAssignment, TaskKind,
+    TaskReport, TrackerHeartbeat, TrackerHeartbeatResponse,
 };
 
 /// How long finished jobs are announced to trackers (so they delete the map output).
@@ -45,6 +45,9 @@ struct Task {
     done: Option<(String, String)>,
     failed_on: HashSet<String>,
     last_error: String,
+    /// Skip mode: the records (numbers in the split) found bad, and where they are.
+    skip: Vec<u64>,
+    skipped_at: Vec<String>,
 }
 
 impl Task {
@@ -57,6 +60,8 @@ impl Task {
             done: None,
             failed_on: HashSet::new(),
             last_error: String::new(),
+            skip: Vec::new(),
+            skipped_at: Vec::new(),
         }
     }
 }
@@ -75,6 +80,69 @@ struct Job {
     finishing: bool,
     /// How long the successful map attempts took (for speculation).
     map_times: Vec<Duration>,
+    /// Failed attempts of this job per tracker: past the limit the tracker gets no more of
+    /// its tasks (while another tracker can take them).
+    tracker_failures: HashMap<String, u32>,
+    max_tracker_failures: u32,
+    /// When the last map finished (0 while maps run).
+    maps_finish_ms: i64,
+    /// Bad records a map task may skip (`skip.records.max`; 0: skipping is off).
+    skip_max: u32,
+    /// Every attempt launched, by id.
+    attempts: BTreeMap<String, AttemptInfo>,
+}
+
+/// A job setting: how many bad records a (streaming) map task may skip. After an attempt
+/// fails, the next ones run in skip mode: records are fed one at a time, so a crash names
+/// the record it happened on, and that record is left out of later attempts (such a
+/// failure does not count against `max_attempts`).
+pub const SKIP_RECORDS_MAX: &str = "skip.records.max";
+
+/// A job setting: failed attempts on one tracker before it gets no more of the job's tasks
+/// (Hadoop's mapreduce.job.maxtaskfailures.per.tracker, default 3).
+pub const MAX_TRACKER_FAILURES: &str = "max_tracker_failures";
+
+impl Job {
+    fn blacklists(&self, tracker: &str) -> bool {
+        self.tracker_failures.get(tracker).is_some_and(|&n| n >= self.max_tracker_failures)
+    }
+
+    fn log_start(&mut self, id: &str, map: bool, index: usize, tracker: &str, locality: &str) {
+        let kind = if map { TaskKind::Map } else { TaskKind::Reduce };
+        self.attempts.insert(
+            id.to_owned(),
+            AttemptInfo {
+                attempt_id: id.to_owned(),
+                kind: kind as i32,
+                index: index as u32,
+                tracker: tracker.to_owned(),
+                start_ms: tusk_common::now_ms(),
+                state: "RUNNING".into(),
+                locality: locality.trim_end_matches("_MAPS").to_owned(),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// An attempt ended (`state`: SUCCEEDED, FAILED, KILLED, LOST); the first word counts.
+    fn log_end(&mut self, id: &str, state: &str, error: &str) {
+        if let Some(a) = self.attempts.get_mut(id) {
+            if a.state == "RUNNING" {
+                a.state = state.to_owned();
+                a.error = error.to_owned();
+                a.finish_ms = tusk_common::now_ms();
+            }
+        }
+    }
+
+    /// The job ended: attempts still running were killed.
+    fn end_attempts(&mut self) {
+        let running: Vec<String> =
+            self.attempts.values().filter(|a| a.state == "RUNNING").map(|a| a.attempt_id.clone()).collect();
+        for id in running {
+            self.log_end(&id, "KILLED", "the job ended");
+        }
+    }
 }
 
 struct Tracker {
@@ -194,7 +262,7 @@ impl JobTracker {
     }
 
     fn record(&self, id: &str) {
-        let (Some(h), Some(s)) = (&self.history, self.status(id)) else { return };
+        let (Some(h), Some(s)) = (&self.history, self.status(id, true)) else { return };
         if let Err(e) = h.put(&s) {
             tracing::warn!(job = id, "{e}");
         }
@@ -205,26 +273,14 @@ impl JobTracker {
     pub async fn submit(&self, mut spec: JobSpec) -> Result<String, String> {
         let streaming = crate::streaming::MAPPER;
         let command = |key: &str| spec.settings.get(key).is_some_and(|c| !c.trim().is_empty());
-        if spec.mapper == streaming {
-            if !command("stream.map.command") {
-                return Err("a streaming job needs a -mapper command".into());
-            }
-        } else {
-            crate::functions::map_fn(&spec.mapper)?;
+        if spec.mapper == streaming && !command("stream.map.command") {
+            return Err("a streaming job needs a -mapper command".into());
         }
-        if spec.num_reduces > 0 {
-            if spec.reducer == streaming {
-                if !command("stream.reduce.command") {
-                    return Err("a streaming job with reduces needs a -reducer command".into());
-                }
-            } else {
-                crate::functions::reduce_fn(&spec.reducer)?;
-            }
+        if spec.num_reduces > 0 && spec.reducer == streaming && !command("stream.reduce.command") {
+            return Err("a streaming job with reduces needs a -reducer command".into());
         }
-        if !spec.combiner.is_empty() {
-            crate::functions::reduce_fn(&spec.combiner)?;
-        }
-        if spec.inputs.is_empty() {
+        crate::functions::check(&spec, streaming)?;
+        if spec.inputs.is_empty() && spec.generate_records == 0 {
             return Err("No input paths specified in job".into());
         }
         if spec.output.is_empty() {
@@ -234,7 +290,23 @@ impl JobTracker {
         if self.client.file_info(&spec.output).await.map_err(|e| e.to_string())?.is_some() {
             return Err(format!("Output directory {} already exists", spec.output));
         }
-        let splits = splits::compute(&self.client, &spec.inputs).await?;
+        let skip_max = match spec.settings.get(SKIP_RECORDS_MAX) {
+            Some(v) => v.parse::<u32>().map_err(|_| format!("{SKIP_RECORDS_MAX}: not a number: {v}"))?,
+            None => 0,
+        };
+        let max_tracker_failures = match spec.settings.get(MAX_TRACKER_FAILURES) {
+            Some(v) => v.parse::<u32>().map_err(|_| format!("{MAX_TRACKER_FAILURES}: not a number: {v}"))?.max(1),
+            None => 3,
+        };
+        let splits = if spec.inputs.is_empty() {
+            splits::generated(spec.generate_records, spec.generate_maps)
+        } else {
+            splits::compute(&self.client, &spec.inputs).await?
+        };
+        // A total-order job gets its split points now; the partitioner is then checked
+        // whole, so no map attempt can fail on it.
+        partition::sample(&self.client, &mut spec, &splits).await?;
+        partition::Partitioner::of(&spec)?;
         let id = {
             let mut st = self.state.lock();
             st.next_job += 1;
@@ -260,6 +332,11 @@ impl JobTracker {
                     finish_ms: 0,
                     finishing: false,
                     map_times: Vec::new(),
+                    tracker_failures: HashMap::new(),
+                    max_tracker_failures,
+                    maps_finish_ms: 0,
+                    attempts: BTreeMap::new(),
+                    skip_max,
                 },
             );
             st.jobs.get_mut(&id).is_some_and(|j| {
@@ -275,7 +352,7 @@ impl JobTracker {
         Ok(id)
     }
 
-    fn status_of(id: &str, j: &Job) -> JobStatus {
+    fn status_of(id: &str, j: &Job, with_attempts: bool) -> JobStatus {
         let done = |t: &[Task]| t.iter().filter(|t| t.status == TaskStatus::Done).count() as u32;
         JobStatus {
             job_id: id.to_owned(),
@@ -290,18 +367,33 @@ impl JobTracker {
             submit_time_ms: j.submit_ms,
             finish_time_ms: j.finish_ms,
             output: j.spec.output.clone(),
+            maps_finish_time_ms: j.maps_finish_ms,
+            attempts: if with_attempts { j.attempts.values().cloned().collect() } else { Vec::new() },
+            skipped_records: j.maps.iter().flat_map(|t| t.skipped_at.iter().cloned()).collect(),
         }
     }
 
-    pub fn status(&self, id: &str) -> Option<JobStatus> {
+    /// A job's status; its attempts too when `with_attempts` (its history).
+    pub fn status(&self, id: &str, with_attempts: bool) -> Option<JobStatus> {
         let st = self.state.lock();
-        st.jobs.get(id).map(|j| Self::status_of(id, j)).or_else(|| self.past.lock().get(id).cloned())
+        st.jobs.get(id).map(|j| Self::status_of(id, j, with_attempts)).or_else(|| {
+            let mut s = self.past.lock().get(id).cloned()?;
+            if !with_attempts {
+                s.attempts.clear();
+            }
+            Some(s)
+        })
     }
 
     pub fn list(&self) -> Vec<JobStatus> {
         let st = self.state.lock();
-        let mut all: BTreeMap<String, JobStatus> = self.past.lock().clone();
-        all.extend(st.jobs.iter().map(|(id, j)| (id.clone(), Self::status_of(id, j))));
+        let mut all: BTreeMap<String, JobStatus> = self
+            .past
+            .lock()
+            .iter()
+            .map(|(id, s)| (id.clone(), JobStatus { attempts: Vec::new(), ..s.clone() }))
+            .collect();
+        all.extend(st.jobs.iter().map(|(id, j)| (id.clone(), Self::status_of(id, j, false))));
         all.into_values().collect()
     }
 
@@ -334,13 +426,23 @@ impl JobTracker {
 
     fn report(&self, st: &mut State, tracker: &str, r: &TaskReport, follow: &mut FollowUp) {
         let Some((job_id, is_map, index)) = st.attempts.get(&r.attempt_id).cloned() else { return };
+        if let Some(a) = st.jobs.get_mut(&job_id).and_then(|j| j.attempts.get_mut(&r.attempt_id)) {
+            if !r.status.is_empty() {
+                a.status = r.status.clone();
+            }
+        }
+        if r.state == AttemptState::AttemptRunning as i32 {
+            return;
+        }
         let max = self.max_attempts;
         let mut kills = Vec::new();
         let Some(job) = st.jobs.get_mut(&job_id) else { return };
         let map_only = job.reduces.is_empty();
         let task = if is_map { &mut job.maps[index as usize] } else { &mut job.reduces[index as usize] };
         let Some((_, started)) = task.running.remove(&r.attempt_id) else { return };
-        match AttemptState::try_from(r.state).unwrap_or(AttemptState::Unspecified) {
+        let state = AttemptState::try_from(r.state).unwrap_or(AttemptState::Unspecified);
+        let mut ended: Vec<(String, &str, String)> = Vec::new();
+        match state {
             AttemptState::AttemptSucceeded if !matches!(task.status, TaskStatus::Done | TaskStatus::Committing) => {
                 // Output in the DFS counts once it is committed (see `follow_up`); map output
                 // on a tracker's disk counts at once.
@@ -348,8 +450,10 @@ impl JobTracker {
                 task.status = if commit { TaskStatus::Committing } else { TaskStatus::Done };
                 task.done = Some((r.attempt_id.clone(), tracker.to_owned()));
                 // The first to finish wins; the others are aborted.
+                ended.push((r.attempt_id.clone(), "SUCCEEDED", String::new()));
                 for (other, (on, _)) in task.running.drain() {
                     tracing::info!(job = %job_id, attempt = %other, winner = %r.attempt_id, "killing the slower attempt");
+                    ended.push((other.clone(), "KILLED", format!("{} finished first", r.attempt_id)));
                     kills.push((on, other));
                 }
                 if is_map {
@@ -362,8 +466,11 @@ impl JobTracker {
                     follow.commits.push((job_id.clone(), r.attempt_id.clone(), is_map, index));
                 }
             }
-            AttemptState::AttemptSucceeded => {}
+            AttemptState::AttemptSucceeded => {
+                ended.push((r.attempt_id.clone(), "KILLED", "another attempt won".into()))
+            }
             _ if !r.fetch_failed_maps.is_empty() => {
+                ended.push((r.attempt_id.clone(), "FAILED", r.error.clone()));
                 // Not the reduce's fault: the maps whose output is gone run again, and the
                 // reduce waits for them.
                 tracing::warn!(job = %job_id, attempt = %r.attempt_id, maps = ?r.fetch_failed_maps, "map output could not be fetched: {}", r.error);
@@ -382,10 +489,27 @@ impl JobTracker {
                 }
             }
             _ => {
+                ended.push((r.attempt_id.clone(), "FAILED", r.error.clone()));
+                if let Some(bad) = r.bad_record {
+                    if is_map && !task.skip.contains(&bad) && (task.skip.len() as u32) < job.skip_max {
+                        tracing::warn!(job = %job_id, attempt = %r.attempt_id, record = bad, at = %r.bad_record_at, "skipping a bad record from now on");
+                        task.skip.push(bad);
+                        task.skipped_at.push(r.bad_record_at.clone());
+                        // Found a bad record: the attempt does not count.
+                        task.attempts = task.attempts.saturating_sub(1);
+                        *job.counters.entry("BAD_RECORDS_FOUND".into()).or_default() += 1;
+                    }
+                }
                 tracing::warn!(job = %job_id, attempt = %r.attempt_id, tracker, "attempt failed: {}", r.error);
                 task.failed_on.insert(tracker.to_owned());
                 task.last_error = r.error.clone();
                 *job.counters.entry("FAILED_ATTEMPTS".into()).or_default() += 1;
+                let failures = job.tracker_failures.entry(tracker.to_owned()).or_default();
+                *failures += 1;
+                if *failures == job.max_tracker_failures {
+                    tracing::warn!(job = %job_id, tracker, failures = *failures, "tracker blacklisted for this job");
+                    *job.counters.entry("BLACKLISTED_TRACKERS".into()).or_default() += 1;
+                }
                 if task.attempts >= max && task.running.is_empty() {
                     job.state = JobState::JobFailed;
                     job.error = format!(
@@ -399,6 +523,12 @@ impl JobTracker {
                     task.status = TaskStatus::Pending;
                 }
             }
+        }
+        for (id, state, error) in ended {
+            job.log_end(&id, state, &error);
+        }
+        if is_map && job.maps.iter().all(|t| t.status == TaskStatus::Done) {
+            job.maps_finish_ms = tusk_common::now_ms();
         }
         if job.state == JobState::JobRunning && !job.finishing {
             let all = |t: &[Task]| t.iter().all(|t| t.status == TaskStatus::Done);
@@ -418,8 +548,14 @@ impl JobTracker {
         let shuffle: HashMap<String, String> =
             st.trackers.iter().map(|(id, t)| (id.clone(), t.shuffle_addr.clone())).collect();
         let mut new_attempts = Vec::new();
+        let trackers: Vec<String> = st.trackers.keys().cloned().collect();
         for (job_id, job) in st.jobs.iter_mut() {
             if job.state != JobState::JobRunning || job.finishing {
+                continue;
+            }
+            // A tracker that failed too many of the job's tasks gets no more of them, as long
+            // as some other tracker may take them.
+            if job.blacklists(&hb.tracker_id) && trackers.iter().any(|t| !job.blacklists(t)) {
                 continue;
             }
             // Maps: node-local first, then any; a tracker that failed the task comes last.
@@ -446,6 +582,7 @@ impl JobTracker {
                     },
                 };
                 let id = launch(&mut job.maps[i], job_id, true, i, &hb.tracker_id);
+                job.log_start(&id, true, i, &hb.tracker_id, locality);
                 *job.counters.entry(locality.into()).or_default() += 1;
                 *job.counters.entry("LAUNCHED_MAPS".into()).or_default() += 1;
                 new_attempts.push((id.clone(), job_id.clone(), true, i as u32));
@@ -457,6 +594,10 @@ impl JobTracker {
                     spec: Some(job.spec.clone()),
                     split: Some(job.splits[i].clone()),
                     map_outputs: Vec::new(),
+                    skip_mode: job.skip_max > 0
+                        && job.spec.mapper == crate::streaming::MAPPER
+                        && !job.maps[i].last_error.is_empty(),
+                    skip_records: job.maps[i].skip.clone(),
                 });
                 maps -= 1;
             }
@@ -481,6 +622,7 @@ impl JobTracker {
                     })
                     .collect();
                 let id = launch(&mut job.reduces[i], job_id, false, i, &hb.tracker_id);
+                job.log_start(&id, false, i, &hb.tracker_id, "");
                 *job.counters.entry("LAUNCHED_REDUCES".into()).or_default() += 1;
                 new_attempts.push((id.clone(), job_id.clone(), false, i as u32));
                 out.push(TaskAssignment {
@@ -491,6 +633,7 @@ impl JobTracker {
                     spec: Some(job.spec.clone()),
                     split: None,
                     map_outputs,
+                    ..Default::default()
                 });
                 reduces -= 1;
             }
@@ -521,11 +664,14 @@ impl JobTracker {
                 let reducing = !job.reduces.iter().all(|t| t.status == TaskStatus::Done);
                 let map_only = job.reduces.is_empty();
                 let (mut rerun, mut killed) = (0, 0);
+                let mut lost_attempts = Vec::new();
                 for (is_map, tasks) in [(true, &mut job.maps), (false, &mut job.reduces)] {
                     for t in tasks.iter_mut() {
-                        let before = t.running.len();
+                        let gone: Vec<String> =
+                            t.running.iter().filter(|(_, (tr, _))| tr == id).map(|(a, _)| a.clone()).collect();
                         t.running.retain(|_, (tr, _)| tr != id);
-                        killed += (before - t.running.len()) as u64;
+                        killed += gone.len() as u64;
+                        lost_attempts.extend(gone);
                         let lost_output =
                             is_map && !map_only && reducing && t.done.as_ref().is_some_and(|(_, tr)| tr == id);
                         if lost_output {
@@ -536,6 +682,9 @@ impl JobTracker {
                             t.status = TaskStatus::Pending;
                         }
                     }
+                }
+                for a in lost_attempts {
+                    job.log_end(&a, "LOST", &format!("tasktracker {id} lost"));
                 }
                 if rerun > 0 {
                     *job.counters.entry("MAPS_RERUN_LOST_TRACKER".into()).or_default() += rerun;
@@ -594,6 +743,7 @@ impl JobTracker {
             let mut st = self.state.lock();
             if let Some(j) = st.jobs.get_mut(&job) {
                 j.finish_ms = tusk_common::now_ms();
+                j.end_attempts();
                 match done {
                     Ok(()) => {
                         j.state = JobState::JobSucceeded;
@@ -628,6 +778,7 @@ impl JobTracker {
             j.finishing = true;
             j.error = "killed".into();
             j.finish_ms = tusk_common::now_ms();
+            j.end_attempts();
             let out = staging(&j.spec.output, id);
             st.ended.push((id.to_owned(), Instant::now()));
             out
@@ -637,7 +788,7 @@ impl JobTracker {
         if let Err(e) = self.client.delete(&output, true).await {
             tracing::warn!(job = id, "cannot remove the output of a killed job {output}: {e}");
         }
-        self.status(id).ok_or_else(|| format!("no job {id}"))
+        self.status(id, false).ok_or_else(|| format!("no job {id}"))
     }
 
     /// Fails a job and removes what it built (its output path never appeared).
@@ -649,6 +800,7 @@ impl JobTracker {
             j.finishing = true;
             j.error = error.clone();
             j.finish_ms = tusk_common::now_ms();
+            j.end_attempts();
             let out = staging(&j.spec.output, job);
             st.ended.push((job.to_owned(), Instant::now()));
             out

@@ -13,14 +13,18 @@
 //! `mapreduce.max_attempts`); a job that cannot succeed fails with the reason and leaves
 //! nothing at its output path.
 
+pub mod codec;
 pub mod functions;
 pub mod history;
 pub mod jobclient;
 pub mod jobtracker;
 pub mod lines;
 pub mod mapout;
+pub mod merge;
+pub mod partition;
 pub mod service;
 pub mod splits;
 pub mod streaming;
 pub mod task;
 pub mod tasktracker;
+pub mod tera;

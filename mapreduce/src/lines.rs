@@ -71,11 +71,51 @@ impl LineReader {
         }
     }
 
+    /// The file offset of the next line.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
     /// The next record of the split.
     pub async fn next(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
         if self.pos > self.end {
             return Ok(None);
         }
         self.next_line().await
+    }
+}
+
+/// The records of any split: the lines of a file's split, or the numbers of a generated
+/// input's (decimal text, one record each).
+pub enum SplitReader {
+    Lines(Box<LineReader>),
+    Generated { next: u64, end: u64 },
+}
+
+impl SplitReader {
+    pub async fn open(
+        client: &tusk_client::Client,
+        split: &tusk_proto::mapreduce::Split,
+    ) -> Result<SplitReader, String> {
+        if split.path.is_empty() {
+            return Ok(SplitReader::Generated { next: split.start, end: split.start.saturating_add(split.length) });
+        }
+        let reader = client.open(&split.path).await.map_err(|e| format!("{}: {e}", split.path))?;
+        let lines =
+            LineReader::open(reader, split.start, split.length).await.map_err(|e| format!("{}: {e}", split.path))?;
+        Ok(SplitReader::Lines(Box::new(lines)))
+    }
+
+    pub async fn next(&mut self) -> Result<Option<Vec<u8>>, String> {
+        match self {
+            SplitReader::Lines(l) => l.next().await.map_err(|e| e.to_string()),
+            SplitReader::Generated { next, end } => {
+                if *next >= *end {
+                    return Ok(None);
+                }
+                *next += 1;
+                Ok(Some((*next - 1).to_string().into_bytes()))
+            }
+        }
     }
 }

@@ -4,13 +4,17 @@
 //! runs), combined again, and written as one file with a partition index:
 //!
 //! ```text
-//! file.out    per partition, sorted by key: [u32 key_len][key][u32 value_len][value] ...
-//! file.index  per partition: [u64 offset][u64 length], then [u32 crc32c of what is before]
+//! file.out    per partition, a blob (see [`crate::codec`]) of its records sorted by key:
+//!             [u32 key_len][key][u32 value_len][value] ...
+//! file.index  per partition: [u64 offset][u64 blob length][u32 crc32c of the blob],
+//!             then [u32 crc32c of what is before]
 //! ```
 //!
-//! A reduce fetches its partition's byte range ([`read_partition`]) and walks it with
-//! [`Records`].
+//! A partition's records are compressed whole when the job asks for it. The Shuffle serves
+//! a partition's blob ([`read_partition`], its checksum verified); the reduce decodes it and
+//! walks it with [`Records`].
 
+use crate::codec::Codec;
 use crate::functions::ReduceFn;
 use rayon::slice::ParallelSliceMut;
 use std::cmp::Reverse;
@@ -112,6 +116,7 @@ pub struct MapOutput {
     dir: PathBuf,
     partitions: u32,
     combiner: Option<ReduceFn>,
+    codec: Codec,
     spill_bytes: usize,
     buf: Vec<Rec>,
     bytes: usize,
@@ -119,12 +124,19 @@ pub struct MapOutput {
 }
 
 impl MapOutput {
-    pub fn new(dir: &Path, partitions: u32, combiner: Option<ReduceFn>, spill_bytes: usize) -> io::Result<MapOutput> {
+    pub fn new(
+        dir: &Path,
+        partitions: u32,
+        combiner: Option<ReduceFn>,
+        codec: Codec,
+        spill_bytes: usize,
+    ) -> io::Result<MapOutput> {
         std::fs::create_dir_all(dir)?;
         Ok(MapOutput {
             dir: dir.to_owned(),
             partitions: partitions.max(1),
             combiner,
+            codec,
             spill_bytes,
             buf: Vec::new(),
             bytes: 0,
@@ -165,16 +177,20 @@ impl MapOutput {
         Ok(())
     }
 
-    /// Writes `file.out` and `file.index`; returns the bytes of each partition.
-    pub fn finish(mut self) -> io::Result<Vec<u64>> {
+    /// Writes `file.out` and `file.index`; returns the bytes of each partition's records
+    /// (before compression) and of its blob.
+    pub fn finish(mut self) -> io::Result<Vec<(u64, u64)>> {
         let data_path = self.dir.join("file.out");
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, File::create(&data_path)?);
-        let mut sizes = vec![0u64; self.partitions as usize];
-        let mut write = |p: u32, k: &[u8], v: &[u8]| -> io::Result<()> {
-            let n = put(&mut out, k, v)?;
-            *sizes.get_mut(p as usize).ok_or_else(|| invalid(format!("partition {p} out of range")))? += n;
-            Ok(())
+        let mut file = Partitions {
+            out: BufWriter::with_capacity(WRITE_BUFFER, File::create(&data_path)?),
+            codec: self.codec,
+            current: 0,
+            raw: Vec::new(),
+            index: Vec::with_capacity(self.partitions as usize),
+            offset: 0,
+            partitions: self.partitions,
         };
+        let mut write = |p: u32, k: &[u8], v: &[u8]| file.add(p, k, v);
         if self.runs.is_empty() {
             let mut buf = std::mem::take(&mut self.buf);
             Self::sort(&mut buf);
@@ -208,21 +224,65 @@ impl MapOutput {
                 let _ = std::fs::remove_file(r);
             }
         }
-        out.flush()?;
-        out.get_ref().sync_data()?;
-        let mut index = Vec::with_capacity(sizes.len() * 16 + 4);
-        let mut offset = 0u64;
-        for s in &sizes {
+        file.close(&self.dir)
+    }
+}
+
+/// `file.out` being written, one partition at a time (records arrive in partition order).
+struct Partitions {
+    out: BufWriter<File>,
+    codec: Codec,
+    current: u32,
+    /// The current partition's records.
+    raw: Vec<u8>,
+    /// Per finished partition: (offset, blob length, blob crc32c, record bytes).
+    index: Vec<(u64, u64, u32, u64)>,
+    offset: u64,
+    partitions: u32,
+}
+
+impl Partitions {
+    fn add(&mut self, p: u32, k: &[u8], v: &[u8]) -> io::Result<()> {
+        if p >= self.partitions || p < self.current {
+            return Err(invalid(format!("partition {p} after {} of {}", self.current, self.partitions)));
+        }
+        while self.current < p {
+            self.end_partition()?;
+        }
+        put(&mut self.raw, k, v).map(|_| ())
+    }
+
+    fn end_partition(&mut self) -> io::Result<()> {
+        let blob = self.codec.encode(&self.raw)?;
+        self.out.write_all(&blob)?;
+        let crc = tusk_common::checksum::crc32c(&blob);
+        self.index.push((self.offset, blob.len() as u64, crc, self.raw.len() as u64));
+        self.offset += blob.len() as u64;
+        self.raw.clear();
+        self.current += 1;
+        Ok(())
+    }
+
+    fn close(mut self, dir: &Path) -> io::Result<Vec<(u64, u64)>> {
+        while (self.index.len() as u32) < self.partitions {
+            self.end_partition()?;
+        }
+        self.out.flush()?;
+        self.out.get_ref().sync_data()?;
+        let mut index = Vec::with_capacity(self.index.len() * INDEX_ENTRY + 4);
+        for (offset, len, crc, _) in &self.index {
             index.extend_from_slice(&offset.to_be_bytes());
-            index.extend_from_slice(&s.to_be_bytes());
-            offset += s;
+            index.extend_from_slice(&len.to_be_bytes());
+            index.extend_from_slice(&crc.to_be_bytes());
         }
         let crc = tusk_common::checksum::crc32c(&index);
         index.extend_from_slice(&crc.to_be_bytes());
-        std::fs::write(self.dir.join("file.index"), &index)?;
-        Ok(sizes)
+        std::fs::write(dir.join("file.index"), &index)?;
+        Ok(self.index.iter().map(|(_, len, _, raw)| (*raw, *len)).collect())
     }
 }
+
+const INDEX_ENTRY: usize = 20;
 
 /// Reads sorted runs back and merges them (a heap keyed by partition and key), handing each
 /// record to `out` in order.
@@ -264,10 +324,10 @@ fn merge_runs(runs: &[PathBuf], out: &mut dyn FnMut(u32, Vec<u8>, Vec<u8>) -> io
     Ok(())
 }
 
-/// The bytes of one partition of a finished map output.
+/// The blob of one partition of a finished map output, its checksum verified.
 pub fn read_partition(dir: &Path, partition: u32) -> io::Result<Vec<u8>> {
     let index = std::fs::read(dir.join("file.index"))?;
-    if index.len() < 4 || (index.len() - 4) % 16 != 0 {
+    if index.len() < 4 || !(index.len() - 4).is_multiple_of(INDEX_ENTRY) {
         return Err(invalid(format!("map output index of {} bytes", index.len())));
     }
     let (body, crc) = index.split_at(index.len() - 4);
@@ -275,16 +335,24 @@ pub fn read_partition(dir: &Path, partition: u32) -> io::Result<Vec<u8>> {
         return Err(invalid("map output index fails its checksum".into()));
     }
     let entry = body
-        .chunks(16)
+        .chunks(INDEX_ENTRY)
         .nth(partition as usize)
-        .ok_or_else(|| invalid(format!("partition {partition} of {}", body.len() / 16)))?;
-    let offset = u64::from_be_bytes(entry[..8].try_into().map_err(|_| invalid("index entry".into()))?);
-    let len = u64::from_be_bytes(entry[8..].try_into().map_err(|_| invalid("index entry".into()))?);
+        .ok_or_else(|| invalid(format!("partition {partition} of {}", body.len() / INDEX_ENTRY)))?;
+    let field = |r: std::ops::Range<usize>| entry.get(r).ok_or_else(|| invalid("index entry".into()));
+    let offset = u64::from_be_bytes(field(0..8)?.try_into().map_err(|_| invalid("index entry".into()))?);
+    let len = u64::from_be_bytes(field(8..16)?.try_into().map_err(|_| invalid("index entry".into()))?);
+    let crc = u32::from_be_bytes(field(16..20)?.try_into().map_err(|_| invalid("index entry".into()))?);
     use std::io::Seek;
     let mut f = File::open(dir.join("file.out"))?;
+    if offset.saturating_add(len) > f.metadata()?.len() {
+        return Err(invalid(format!("partition {partition} ({len} bytes at {offset}) past the end of file.out")));
+    }
     f.seek(io::SeekFrom::Start(offset))?;
     let mut buf = vec![0u8; len as usize];
     f.read_exact(&mut buf)?;
+    if tusk_common::checksum::crc32c(&buf) != crc {
+        return Err(invalid(format!("map output partition {partition} fails its checksum")));
+    }
     Ok(buf)
 }
 
@@ -294,7 +362,7 @@ mod tests {
     use crate::functions::sum_reduce;
 
     fn collect(dir: &Path, p: u32) -> Vec<(String, String)> {
-        let buf = read_partition(dir, p).unwrap();
+        let buf = crate::codec::decode(&read_partition(dir, p).unwrap()).unwrap();
         Records::new(&buf)
             .map(|r| r.unwrap())
             .map(|(k, v)| (String::from_utf8_lossy(k).into(), String::from_utf8_lossy(v).into()))
@@ -303,11 +371,13 @@ mod tests {
 
     #[test]
     fn sorted_combined_and_the_same_with_spills() {
-        for spill in [usize::MAX, 200] {
+        for (spill, codec) in
+            [(usize::MAX, Codec::None), (200, Codec::None), (200, Codec::Lz4), (usize::MAX, Codec::Zstd)]
+        {
             let dir = tempfile::tempdir().unwrap();
-            let mut m = MapOutput::new(dir.path(), 2, Some(sum_reduce), spill).unwrap();
+            let mut m = MapOutput::new(dir.path(), 3, Some(sum_reduce), codec, spill).unwrap();
             for w in ["b", "a", "c", "a", "b", "a", "d"] {
-                m.add(crate::functions::partition(w.as_bytes(), 2), w.as_bytes(), b"1").unwrap();
+                m.add(crate::partition::hash(w.as_bytes(), 2), w.as_bytes(), b"1").unwrap();
             }
             let spilled = m.spills();
             m.finish().unwrap();
@@ -328,13 +398,20 @@ mod tests {
     #[test]
     fn a_damaged_index_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let mut m = MapOutput::new(dir.path(), 1, None, usize::MAX).unwrap();
+        let mut m = MapOutput::new(dir.path(), 1, None, Codec::None, usize::MAX).unwrap();
         m.add(0, b"k", b"v").unwrap();
         m.finish().unwrap();
-        let mut idx = std::fs::read(dir.path().join("file.index")).unwrap();
+        let good = std::fs::read(dir.path().join("file.index")).unwrap();
+        let mut idx = good.clone();
         idx[3] ^= 1;
         std::fs::write(dir.path().join("file.index"), idx).unwrap();
         assert!(read_partition(dir.path(), 0).is_err());
+        // The data damaged: the partition's own checksum catches it.
+        std::fs::write(dir.path().join("file.index"), good).unwrap();
+        let mut data = std::fs::read(dir.path().join("file.out")).unwrap();
+        data[5] ^= 1;
+        std::fs::write(dir.path().join("file.out"), data).unwrap();
+        assert!(read_partition(dir.path(), 0).unwrap_err().to_string().contains("checksum"));
         let cut = [0u8, 0, 0, 9, b'x'];
         assert!(Records::new(&cut).next().unwrap().is_err());
     }

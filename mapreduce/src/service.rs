@@ -22,8 +22,9 @@ impl JobTrackerRpc for JobTrackerService {
     }
 
     async fn get_job_status(&self, req: Request<JobStatusRequest>) -> Result<Response<JobStatus>, Status> {
-        let id = &req.get_ref().job_id;
-        self.0.status(id).map(Response::new).ok_or_else(|| Status::not_found(format!("no job {id}")))
+        let r = req.get_ref();
+        let id = &r.job_id;
+        self.0.status(id, r.with_attempts).map(Response::new).ok_or_else(|| Status::not_found(format!("no job {id}")))
     }
 
     async fn list_jobs(&self, _req: Request<ListJobsRequest>) -> Result<Response<ListJobsResponse>, Status> {

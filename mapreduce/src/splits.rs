@@ -53,3 +53,28 @@ pub async fn compute(client: &Client, inputs: &[String]) -> Result<Vec<Split>, S
     }
     Ok(splits)
 }
+
+/// A generated input of `records` records in `maps` splits of nearly equal size (no path,
+/// no hosts: any tracker will do).
+pub fn generated(records: u64, maps: u32) -> Vec<Split> {
+    let maps = u64::from(maps.max(1)).min(records.max(1));
+    (0..maps)
+        .map(|i| {
+            let start = i * records / maps;
+            let end = (i + 1) * records / maps;
+            Split { path: String::new(), start, length: end - start, hosts: Vec::new() }
+        })
+        .filter(|s| s.length > 0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn generated_splits_cover_every_record_once() {
+        let s = super::generated(10, 3);
+        assert_eq!(s.iter().map(|s| (s.start, s.length)).collect::<Vec<_>>(), [(0, 3), (3, 3), (6, 4)]);
+        assert_eq!(super::generated(2, 5).len(), 2);
+        assert!(super::generated(0, 5).is_empty());
+    }
+}

@@ -4,15 +4,17 @@
 //! to the DFS under the attempt's temporary directory). No sockets of its own except the
 //! DFS client and the shuffle fetches.
 
-use crate::functions::{self, ReduceFn};
-use crate::lines::LineReader;
-use crate::mapout::{MapOutput, Records};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use crate::codec::Codec;
+use crate::functions::{self, OutputFormat, ReduceFn};
+use crate::lines::SplitReader;
+use crate::mapout::MapOutput;
+use crate::merge::{self, Runs};
+use crate::partition::Partitioner;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tusk_client::Client;
 use tusk_proto::mapreduce::shuffle_client::ShuffleClient;
-use tusk_proto::mapreduce::{MapOutputRequest, TaskAssignment};
+use tusk_proto::mapreduce::{JobSpec, MapOutputRequest, TaskAssignment};
 
 /// Map output buffered before a spill.
 const SPILL_BYTES: usize = 64 << 20;
@@ -21,16 +23,22 @@ const WRITE_CHUNK: usize = 1 << 20;
 
 pub type Counters = BTreeMap<String, u64>;
 
+/// What an attempt says about itself while it runs (a streaming command's
+/// `reporter:status:` lines); the tasktracker sends it with its heartbeats.
+pub type Status = std::sync::Arc<parking_lot::Mutex<String>>;
+
 /// Why an attempt failed; a reduce names the maps whose output it could not fetch.
 #[derive(Debug, Default)]
 pub struct TaskError {
     pub message: String,
     pub fetch_failed_maps: Vec<u32>,
+    /// A map in skip mode that failed on a record: its number in the split, where it is.
+    pub bad_record: Option<(u64, String)>,
 }
 
 impl From<String> for TaskError {
     fn from(message: String) -> Self {
-        TaskError { message, fetch_failed_maps: Vec::new() }
+        TaskError { message, fetch_failed_maps: Vec::new(), bad_record: None }
     }
 }
 
@@ -86,76 +94,94 @@ fn combiner(name: &str) -> Result<Option<ReduceFn>, String> {
     }
 }
 
-/// Text output: `key<TAB>value`, or the key alone when the value is empty.
-fn text_line(out: &mut Vec<u8>, k: &[u8], v: &[u8]) {
-    out.extend_from_slice(k);
-    if !v.is_empty() {
-        out.push(b'\t');
-        out.extend_from_slice(v);
-    }
-    out.push(b'\n');
-}
-
 /// Runs a map attempt.
-pub async fn run_map(client: &Client, local: &Path, a: &TaskAssignment) -> Result<Counters, String> {
+pub async fn run_map(
+    client: &Client,
+    local: &Path,
+    a: &TaskAssignment,
+    status: &Status,
+) -> Result<Counters, TaskError> {
     let spec = a.spec.as_ref().ok_or("map task without a job")?;
     if spec.mapper == crate::streaming::MAPPER {
-        return crate::streaming::run_map(client, local, a).await;
+        return crate::streaming::run_map(client, local, a, status).await;
     }
+    Ok(run_builtin_map(client, local, a, spec).await?)
+}
+
+async fn run_builtin_map(
+    client: &Client,
+    local: &Path,
+    a: &TaskAssignment,
+    spec: &JobSpec,
+) -> Result<Counters, String> {
     let split = a.split.as_ref().ok_or("map task without a split")?;
-    let mapper = functions::map_fn(&spec.mapper)?;
-    let reader = client.open(&split.path).await.map_err(|e| format!("{}: {e}", split.path))?;
-    let mut lines = LineReader::open(reader, split.start, split.length).await.map_err(|e| e.to_string())?;
+    let mut mapper = functions::mapper(spec, split)?;
+    let format = OutputFormat::of(spec)?;
+    let mut records = SplitReader::open(client, split).await?;
     let mut counters = Counters::new();
     let (mut records_in, mut records_out) = (0u64, 0u64);
     if spec.num_reduces == 0 {
         // Map-only: straight to the DFS.
         let mut w = create_part(client, &spec.output, &a.job_id, &a.attempt_id, true, a.index).await?;
         let mut buf = Vec::with_capacity(WRITE_CHUNK);
-        while let Some(line) = lines.next().await.map_err(|e| e.to_string())? {
+        while let Some(record) = records.next().await? {
             records_in += 1;
-            mapper(&line, &mut |k, v| {
+            mapper.map(&record, &mut |k, v| {
                 records_out += 1;
-                text_line(&mut buf, k, v);
+                format.write(&mut buf, k, v);
             });
             if buf.len() >= WRITE_CHUNK {
                 w.write(&buf).await.map_err(|e| e.to_string())?;
                 buf.clear();
             }
         }
+        mapper.close(&mut |k, v| {
+            records_out += 1;
+            format.write(&mut buf, k, v);
+        });
         w.write(&buf).await.map_err(|e| e.to_string())?;
         let n = w.close().await.map_err(|e| e.to_string())?;
         counters.insert("HDFS_BYTES_WRITTEN".into(), n);
     } else {
         let dir = map_output_dir(local, &a.job_id, &a.attempt_id);
-        let partitions = spec.num_reduces;
-        let mut out = MapOutput::new(&dir, partitions, combiner(&spec.combiner)?, SPILL_BYTES)
+        let partitioner = Partitioner::of(spec)?;
+        let codec = Codec::of(spec)?;
+        let mut out = MapOutput::new(&dir, spec.num_reduces, combiner(&spec.combiner)?, codec, SPILL_BYTES)
             .map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut failed = None;
-        while let Some(line) = lines.next().await.map_err(|e| e.to_string())? {
-            records_in += 1;
-            mapper(&line, &mut |k, v| {
-                records_out += 1;
-                if failed.is_none() {
-                    if let Err(e) = out.add(functions::partition(k, partitions), k, v) {
-                        failed = Some(e);
-                    }
-                }
-            });
-            if let Some(e) = failed.take() {
-                return Err(format!("map output in {}: {e}", dir.display()));
+        // The first error writing map output (a full disk) ends the attempt.
+        let mut failed: Option<std::io::Error> = None;
+        let fail = |e: std::io::Error| format!("map output in {}: {e}", dir.display());
+        let mut emit_to = |out: &mut MapOutput, failed: &mut Option<std::io::Error>, k: &[u8], v: &[u8]| {
+            records_out += 1;
+            if let Err(e) = out.add(partitioner.partition(k), k, v) {
+                failed.get_or_insert(e);
             }
+        };
+        while let Some(record) = records.next().await? {
+            records_in += 1;
+            mapper.map(&record, &mut |k, v| emit_to(&mut out, &mut failed, k, v));
+            if let Some(e) = failed.take() {
+                return Err(fail(e));
+            }
+        }
+        mapper.close(&mut |k, v| emit_to(&mut out, &mut failed, k, v));
+        if let Some(e) = failed.take() {
+            return Err(fail(e));
         }
         counters.insert("SPILLED_RUNS".into(), out.spills() as u64);
         let sizes = tokio::task::spawn_blocking(move || out.finish())
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("map output in {}: {e}", dir.display()))?;
-        counters.insert("MAP_OUTPUT_BYTES".into(), sizes.iter().sum());
+        counters.insert("MAP_OUTPUT_BYTES".into(), sizes.iter().map(|s| s.0).sum());
+        counters.insert("MAP_OUTPUT_MATERIALIZED_BYTES".into(), sizes.iter().map(|s| s.1).sum());
     }
+    counters.extend(mapper.counters());
     counters.insert("MAP_INPUT_RECORDS".into(), records_in);
     counters.insert("MAP_OUTPUT_RECORDS".into(), records_out);
-    counters.insert("HDFS_BYTES_READ".into(), split.length);
+    if !split.path.is_empty() {
+        counters.insert("HDFS_BYTES_READ".into(), split.length);
+    }
     Ok(counters)
 }
 
@@ -181,7 +207,12 @@ async fn fetch(addr: &str, job: &str, attempt: &str, partition: u32) -> Result<V
 }
 
 /// Runs a reduce attempt.
-pub async fn run_reduce(client: &Client, local: &Path, a: &TaskAssignment) -> Result<Counters, TaskError> {
+pub async fn run_reduce(
+    client: &Client,
+    local: &Path,
+    a: &TaskAssignment,
+    status: &Status,
+) -> Result<Counters, TaskError> {
     let spec = a.spec.as_ref().ok_or("reduce task without a job")?;
     // Shuffle: every map's partition, several fetches at once.
     let mut fetches = tokio::task::JoinSet::new();
@@ -190,11 +221,11 @@ pub async fn run_reduce(client: &Client, local: &Path, a: &TaskAssignment) -> Re
             (m.addr.clone(), a.job_id.clone(), m.attempt_id.clone(), a.index, m.map_index);
         fetches.spawn(async move { fetch(&addr, &job, &attempt, p).await.map_err(|e| (map, e)) });
     }
-    let mut runs = Vec::new();
+    let mut blobs = Vec::new();
     let mut failed = TaskError::default();
     while let Some(r) = fetches.join_next().await {
         match r.map_err(|e| e.to_string())? {
-            Ok(run) => runs.push(run),
+            Ok(blob) => blobs.push(blob),
             Err((map, e)) => {
                 failed.fetch_failed_maps.push(map);
                 failed.message = e;
@@ -205,75 +236,86 @@ pub async fn run_reduce(client: &Client, local: &Path, a: &TaskAssignment) -> Re
         failed.fetch_failed_maps.sort_unstable();
         return Err(failed);
     }
-    let shuffled: u64 = runs.iter().map(|r| r.len() as u64).sum();
-    if spec.reducer == crate::streaming::MAPPER {
-        // The streaming reducer reads the merged partition as sorted key<TAB>value lines.
-        let mut sorted = Vec::with_capacity(shuffled as usize);
-        merge_runs(&runs, |k, values| {
-            for v in values {
-                sorted.extend_from_slice(k);
-                sorted.push(b'\t');
-                sorted.extend_from_slice(v);
-                sorted.push(b'\n');
-            }
-        })?;
-        let mut counters = crate::streaming::run_reduce(client, local, a, sorted).await?;
-        counters.insert("REDUCE_SHUFFLE_BYTES".into(), shuffled);
-        return Ok(counters);
-    }
-    let reducer = functions::reduce_fn(&spec.reducer)?;
-    // Merge the sorted runs, group by key, reduce (the output is held until written: a
-    // reduce holds its partition in memory anyway).
-    let (mut groups, mut records_out) = (0u64, 0u64);
-    let mut buf = Vec::with_capacity(WRITE_CHUNK);
-    merge_runs(&runs, |key, values| {
-        groups += 1;
-        reducer(key, &mut values.iter().copied(), &mut |k, v| {
-            records_out += 1;
-            text_line(&mut buf, k, v);
-        });
-    })?;
-    let mut w = create_part(client, &spec.output, &a.job_id, &a.attempt_id, false, a.index).await?;
-    for piece in buf.chunks(WRITE_CHUNK) {
-        w.write(piece).await.map_err(|e| e.to_string())?;
-    }
-    let n = w.close().await.map_err(|e| e.to_string())?;
-    let mut counters = Counters::new();
+    let shuffled: u64 = blobs.iter().map(|r| r.len() as u64).sum();
+    // Decode the runs, keeping what fits the memory budget and spilling the rest.
+    let mut runs =
+        Runs::new(&local.join(&a.job_id).join(format!("{}.merge", a.attempt_id)), merge::memory_budget(spec)?);
+    let runs = tokio::task::spawn_blocking(move || {
+        for blob in blobs {
+            let raw = crate::codec::decode(&blob).map_err(|e| format!("shuffled map output: {e}"))?;
+            drop(blob);
+            runs.add(raw).map_err(|e| format!("spilling map output: {e}"))?;
+        }
+        Ok::<_, String>(runs)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let spilled = runs.spilled() as u64;
+    // Merge, group and reduce on a blocking thread; what it makes goes to the writer here
+    // in pieces, so neither the input nor the output has to fit in memory.
+    let (tx, mut rx) = merge::pieces();
+    let streaming = spec.reducer == crate::streaming::MAPPER;
+    let job = spec.clone();
+    let merging = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::with_capacity(WRITE_CHUNK);
+        let (mut groups, mut records_out) = (0u64, 0u64);
+        let result = if streaming {
+            // The streaming reducer reads the merged partition as sorted key<TAB>value lines.
+            merge::merge(&runs.runs, |k, values| {
+                groups += 1;
+                for v in values {
+                    buf.extend_from_slice(k);
+                    buf.push(b'\t');
+                    buf.extend_from_slice(v);
+                    buf.push(b'\n');
+                }
+                if buf.len() >= WRITE_CHUNK {
+                    tx.send(std::mem::replace(&mut buf, Vec::with_capacity(WRITE_CHUNK)))?;
+                }
+                Ok(())
+            })
+        } else {
+            functions::reducer(&job.reducer).and_then(|mut reducer| {
+                let format = OutputFormat::of(&job)?;
+                merge::merge(&runs.runs, |key, values| {
+                    groups += 1;
+                    reducer.reduce(key, &mut values.iter().copied(), &mut |k, v| {
+                        records_out += 1;
+                        format.write(&mut buf, k, v);
+                    });
+                    if buf.len() >= WRITE_CHUNK {
+                        tx.send(std::mem::replace(&mut buf, Vec::with_capacity(WRITE_CHUNK)))?;
+                    }
+                    Ok(())
+                })?;
+                reducer.close(&mut |k, v| {
+                    records_out += 1;
+                    format.write(&mut buf, k, v);
+                });
+                Ok(())
+            })
+        };
+        let result = result.and_then(|()| tx.send(buf));
+        drop(runs);
+        tx.finish(result);
+        (groups, records_out)
+    });
+    let mut counters = if streaming {
+        crate::streaming::run_reduce(client, local, a, rx, status).await?
+    } else {
+        let mut w = create_part(client, &spec.output, &a.job_id, &a.attempt_id, false, a.index).await?;
+        while let Some(piece) = rx.next().await? {
+            w.write(&piece).await.map_err(|e| e.to_string())?;
+        }
+        let n = w.close().await.map_err(|e| e.to_string())?;
+        Counters::from([("HDFS_BYTES_WRITTEN".to_owned(), n)])
+    };
+    let (groups, records_out) = merging.await.map_err(|e| e.to_string())?;
     counters.insert("REDUCE_SHUFFLE_BYTES".into(), shuffled);
     counters.insert("REDUCE_INPUT_GROUPS".into(), groups);
-    counters.insert("REDUCE_OUTPUT_RECORDS".into(), records_out);
-    counters.insert("HDFS_BYTES_WRITTEN".into(), n);
+    counters.entry("REDUCE_OUTPUT_RECORDS".into()).or_insert(records_out);
+    if spilled > 0 {
+        counters.insert("REDUCE_SPILLED_RUNS".into(), spilled);
+    }
     Ok(counters)
-}
-
-/// Merges sorted runs of map output (a heap over them), calling `f` with each key and all
-/// its values in order.
-fn merge_runs(runs: &[Vec<u8>], mut f: impl FnMut(&[u8], &[&[u8]])) -> Result<(), String> {
-    let mut iters: Vec<Records> = runs.iter().map(|r| Records::new(r)).collect();
-    let mut heap = BinaryHeap::new();
-    for (i, it) in iters.iter_mut().enumerate() {
-        if let Some(r) = it.next() {
-            let (k, v) = r.map_err(|e| format!("map output: {e}"))?;
-            heap.push(Reverse((k, i, v)));
-        }
-    }
-    let mut values: Vec<&[u8]> = Vec::new();
-    while let Some(Reverse((key, i, v))) = heap.pop() {
-        values.clear();
-        values.push(v);
-        if let Some(r) = iters[i].next() {
-            let (k, v) = r.map_err(|e| format!("map output: {e}"))?;
-            heap.push(Reverse((k, i, v)));
-        }
-        while heap.peek().is_some_and(|Reverse((k, _, _))| *k == key) {
-            let Some(Reverse((_, j, v))) = heap.pop() else { break };
-            values.push(v);
-            if let Some(r) = iters[j].next() {
-                let (k, v) = r.map_err(|e| format!("map output: {e}"))?;
-                heap.push(Reverse((k, j, v)));
-            }
-        }
-        f(key, &values);
-    }
-    Ok(())
 }

@@ -69,6 +69,8 @@ pub async fn run(
     let mut running: std::collections::HashMap<String, Vec<tokio::task::AbortHandle>> = Default::default();
     let mut by_attempt: std::collections::HashMap<String, (tokio::task::AbortHandle, bool, String)> =
         Default::default();
+    // Status messages of running attempts, and the last one sent of each.
+    let mut statuses: std::collections::HashMap<String, (task::Status, String)> = Default::default();
     let mut tick = tokio::time::interval(conf.heartbeat);
     loop {
         tokio::select! {
@@ -85,7 +87,20 @@ pub async fn run(
             }
         }
         let Some(c) = jt.as_mut() else { continue };
-        let reports = std::mem::take(&mut *shared.reports.lock());
+        let mut reports = std::mem::take(&mut *shared.reports.lock());
+        statuses.retain(|id, _| by_attempt.get(id).is_some_and(|(h, _, _)| !h.is_finished()));
+        for (id, (status, sent)) in statuses.iter_mut() {
+            let now = status.lock().clone();
+            if now != *sent {
+                reports.push(TaskReport {
+                    attempt_id: id.clone(),
+                    state: AttemptState::AttemptRunning as i32,
+                    status: now.clone(),
+                    ..Default::default()
+                });
+                *sent = now;
+            }
+        }
         let hb = TrackerHeartbeat {
             tracker_id: tracker_id.clone(),
             host: host.clone(),
@@ -144,6 +159,8 @@ pub async fn run(
             let slot = Slot(Arc::clone(&shared), is_map);
             let slow_down = conf.slow_down;
             let (attempt_id, job_of) = (a.attempt_id.clone(), a.job_id.clone());
+            let status = task::Status::default();
+            statuses.insert(attempt_id.clone(), (status.clone(), String::new()));
             let handle = tokio::spawn(async move {
                 let _slot = slot;
                 if !slow_down.is_zero() {
@@ -151,9 +168,9 @@ pub async fn run(
                 }
                 tracing::info!(attempt = %a.attempt_id, "attempt started");
                 let result = if is_map {
-                    task::run_map(&client, &local, &a).await.map_err(task::TaskError::from)
+                    task::run_map(&client, &local, &a, &status).await
                 } else {
-                    task::run_reduce(&client, &local, &a).await
+                    task::run_reduce(&client, &local, &a, &status).await
                 };
                 let report = match result {
                     Ok(counters) => {
@@ -164,6 +181,8 @@ pub async fn run(
                             error: String::new(),
                             counters: counters.into_iter().collect(),
                             fetch_failed_maps: Vec::new(),
+                            status: status.lock().clone(),
+                            ..Default::default()
                         }
                     }
                     Err(e) => {
@@ -178,6 +197,9 @@ pub async fn run(
                             error: e.message,
                             counters: Default::default(),
                             fetch_failed_maps: e.fetch_failed_maps,
+                            status: status.lock().clone(),
+                            bad_record: e.bad_record.as_ref().map(|b| b.0),
+                            bad_record_at: e.bad_record.map(|b| b.1).unwrap_or_default(),
                         }
                     }
                 };
