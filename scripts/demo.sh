@@ -3,7 +3,7 @@
 # shell, and stops the cluster. State goes to ./tusk-data (kept, so a second run finds it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh libclang-dev
+bash scripts/setup.sh libclang-dev fuse3
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
 # The same build (profile and features) as the test suite, so RocksDB's C++ is built once.
 cargo build --workspace --all-targets

@@ -3,7 +3,7 @@
 # end-to-end tests that drive the real `tusk` binary (which cargo builds for them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh libclang-dev
+bash scripts/setup.sh libclang-dev fuse3
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
 export CARGO_TERM_COLOR=never
 cargo fmt --all -- --check

@@ -546,8 +546,8 @@ async fn sort_grep_and_pi() {
     let mc = MiniCluster::start(3).await;
     let mr = start_mapreduce(&mc, 3).await;
     let c = mc.client("root").await;
-    let data = text(20_000, 5);
-    write_file(&c, "/words.txt", &data, 1 << 18).await;
+    let data = text(40_000, 5);
+    write_file(&c, "/words.txt", &data, 1 << 20).await;
     // sort: lines in byte order across the parts (zstd map output on the way).
     let (code, out, err) =
         job(&mr, &["run", "sort", "-D", "map.output.compress=zstd", "/words.txt", "/sorted", "-r", "3"]).await;
@@ -603,14 +603,14 @@ async fn bad_records_are_skipped_when_the_job_allows_it() {
     let mc = MiniCluster::start(3).await;
     let mr = start_mapreduce(&mc, 3).await;
     let c = mc.client("root").await;
-    let mut data = text(20_000, 23);
+    let mut data = text(40_000, 23);
     let clean = data.clone();
     // Two poisoned lines, in different blocks.
     for at in [data.len() / 5, data.len() * 4 / 5] {
         let nl = at + data[at..].iter().position(|&b| b == b'\n').unwrap() + 1;
         data.splice(nl..nl, b"POISON pill\n".iter().copied());
     }
-    write_file(&c, "/in.txt", &data, 256 << 10).await;
+    write_file(&c, "/in.txt", &data, 1 << 20).await;
     let scripts = tempfile::tempdir().unwrap();
     let (m, r) = (scripts.path().join("mapper.py"), scripts.path().join("reducer.py"));
     std::fs::write(&m, POISONED_MAPPER_PY).unwrap();
@@ -642,8 +642,8 @@ async fn a_tracker_failing_a_job_s_tasks_gets_no_more_of_them() {
     let mc = MiniCluster::start(3).await;
     let mr = start_mapreduce(&mc, 3).await;
     let c = mc.client("root").await;
-    let data = text(40_000, 29);
-    write_file(&c, "/in.txt", &data, 256 << 10).await;
+    let data = text(150_000, 29);
+    write_file(&c, "/in.txt", &data, 1 << 20).await;
     // Attempts run in <local dir>/<job>/<attempt>.work: a mark in tracker 0's local directory
     // makes every attempt there fail.
     std::fs::write(mr.local_dirs[0].path().join("BROKEN"), b"").unwrap();

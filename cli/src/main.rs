@@ -58,8 +58,28 @@ enum Command {
     /// MapReduce jobs: tusk job run wordcount IN OUT [-r N] | status ID | list
     #[command(disable_help_flag = true)]
     Job(ShellArgs),
+    /// Mount the file system with FUSE: tusk mount MOUNTPOINT [--namenode A] [--daemon] [-o allow_other,ro]
+    Mount(MountCliArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Args)]
+struct MountCliArgs {
+    /// An existing, empty directory.
+    mountpoint: PathBuf,
+    /// The namenode's RPC address (default: TUSK_NAMENODE, then client.namenode).
+    #[arg(long)]
+    namenode: Option<String>,
+    /// Detach and log to a file; returns once the mount is there.
+    #[arg(long)]
+    daemon: bool,
+    /// Where the daemon logs (default /tmp/tusk-mount-<pid>.log).
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Mount options, comma-separated (allow_other, ro, default_permissions, ...).
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    options: Vec<String>,
 }
 
 #[derive(Args)]
@@ -300,6 +320,18 @@ fn run(command: Command, conf: Config) -> Result<i32> {
         Command::Tasktracker => {
             init_logging("info");
             runtime()?.block_on(daemons::run_tasktracker(conf))
+        }
+        Command::Mount(a) => {
+            init_logging("info");
+            let nn = namenode_addr(a.namenode, &conf);
+            let args = tusk_fuse::MountArgs {
+                mountpoint: a.mountpoint,
+                namenode: nn,
+                options: a.options,
+                daemon: a.daemon,
+                log: a.log,
+            };
+            Ok(tusk_fuse::run(args, conf.client.clone()))
         }
         Command::Job(a) => {
             init_logging("warn");

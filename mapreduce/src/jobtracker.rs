@@ -78,8 +78,9 @@ struct Job {
     finish_ms: i64,
     /// Set while the job's commit or cleanup runs.
     finishing: bool,
-    /// How long the successful map attempts took (for speculation).
+    /// How long the successful map and reduce attempts took (for speculation).
     map_times: Vec<Duration>,
+    reduce_times: Vec<Duration>,
     /// Failed attempts of this job per tracker: past the limit the tracker gets no more of
     /// its tasks (while another tracker can take them).
     tracker_failures: HashMap<String, u32>,
@@ -199,21 +200,28 @@ fn launch(t: &mut Task, job_id: &str, map: bool, i: usize, tracker: &str) -> Str
     id
 }
 
-/// Speculation: the running map to back up on `tracker`, if one is a straggler: a single
-/// attempt, elsewhere, running for longer than twice the median map (at least a second).
-fn straggler(job: &Job, tracker: &str) -> Option<usize> {
-    if job.spec.settings.get("mapreduce.map.speculative").is_some_and(|v| v == "false") || job.map_times.is_empty() {
+/// Speculation: the running task (a map, or a reduce when `reduces`) to back up on
+/// `tracker`, if one is a straggler: a single attempt, elsewhere, running for longer than
+/// twice the median of the job's finished tasks of that kind (at least a second). Off with
+/// `mapreduce.map.speculative=false` / `mapreduce.reduce.speculative=false`.
+fn straggler(job: &Job, tracker: &str, reduces: bool) -> Option<usize> {
+    let (tasks, times, setting) = if reduces {
+        (&job.reduces, &job.reduce_times, "mapreduce.reduce.speculative")
+    } else {
+        (&job.maps, &job.map_times, "mapreduce.map.speculative")
+    };
+    if job.spec.settings.get(setting).is_some_and(|v| v == "false") || times.is_empty() {
         return None;
     }
-    let mut times = job.map_times.clone();
+    let mut times = times.clone();
     times.sort();
     let threshold = (times[times.len() / 2] * 2).max(Duration::from_secs(1));
-    (0..job.maps.len())
+    (0..tasks.len())
         .filter(|&i| {
-            let t = &job.maps[i];
+            let t = &tasks[i];
             t.status == TaskStatus::Running && t.running.len() == 1 && !t.running.values().any(|(tr, _)| tr == tracker)
         })
-        .filter_map(|i| Some((i, job.maps[i].running.values().next()?.1.elapsed())))
+        .filter_map(|i| Some((i, tasks[i].running.values().next()?.1.elapsed())))
         .filter(|(_, age)| *age > threshold)
         .max_by_key(|(_, age)| *age)
         .map(|(i, _)| i)
@@ -332,6 +340,7 @@ impl JobTracker {
                     finish_ms: 0,
                     finishing: false,
                     map_times: Vec::new(),
+                    reduce_times: Vec::new(),
                     tracker_failures: HashMap::new(),
                     max_tracker_failures,
                     maps_finish_ms: 0,
@@ -458,6 +467,8 @@ impl JobTracker {
                 }
                 if is_map {
                     job.map_times.push(started.elapsed());
+                } else {
+                    job.reduce_times.push(started.elapsed());
                 }
                 for (k, v) in &r.counters {
                     *job.counters.entry(k.clone()).or_default() += v;
@@ -575,7 +586,7 @@ impl JobTracker {
                     Some(i) => (i, "DATA_LOCAL_MAPS"),
                     None => match any() {
                         Some(i) => (i, "OTHER_LOCAL_MAPS"),
-                        None => match straggler(job, &hb.tracker_id) {
+                        None => match straggler(job, &hb.tracker_id, false) {
                             Some(i) => (i, "SPECULATIVE_MAPS"),
                             None => break,
                         },
@@ -604,9 +615,21 @@ impl JobTracker {
             if !job.maps.iter().all(|t| t.status == TaskStatus::Done) {
                 continue;
             }
-            while reduces > 0 {
-                let Some(i) = (0..job.reduces.len()).find(|&i| job.reduces[i].status == TaskStatus::Pending) else {
-                    break;
+            // One reduce per heartbeat (as Hadoop's scheduler), so a job's reduces spread over
+            // the trackers: a pending one (one that did not fail here first), else a backup of
+            // a straggler.
+            if reduces > 0 {
+                let pending = |i: &usize| job.reduces[*i].status == TaskStatus::Pending;
+                let fresh = (0..job.reduces.len())
+                    .filter(pending)
+                    .find(|&i| !job.reduces[i].failed_on.contains(&hb.tracker_id))
+                    .or_else(|| (0..job.reduces.len()).find(pending));
+                let (i, speculative) = match fresh {
+                    Some(i) => (i, false),
+                    None => match straggler(job, &hb.tracker_id, true) {
+                        Some(i) => (i, true),
+                        None => continue,
+                    },
                 };
                 let map_outputs = job
                     .maps
@@ -622,8 +645,11 @@ impl JobTracker {
                     })
                     .collect();
                 let id = launch(&mut job.reduces[i], job_id, false, i, &hb.tracker_id);
-                job.log_start(&id, false, i, &hb.tracker_id, "");
+                job.log_start(&id, false, i, &hb.tracker_id, if speculative { "SPECULATIVE" } else { "" });
                 *job.counters.entry("LAUNCHED_REDUCES".into()).or_default() += 1;
+                if speculative {
+                    *job.counters.entry("SPECULATIVE_REDUCES".into()).or_default() += 1;
+                }
                 new_attempts.push((id.clone(), job_id.clone(), false, i as u32));
                 out.push(TaskAssignment {
                     job_id: job_id.clone(),
