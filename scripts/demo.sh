@@ -48,6 +48,19 @@ run fs -put ./tusk-data.words /user/"$(id -un)"/demo/words.txt
 rm -f ./tusk-data.words
 run job run wordcount /user/"$(id -un)"/demo/words.txt /user/"$(id -un)"/demo/counts -r 2
 run fs -cat /user/"$(id -un)"/demo/counts/part-r-00000 /user/"$(id -un)"/demo/counts/part-r-00001
+# terasort in small: 100,000 rows (10 MB), sorted over 2 reduces, validated against the input.
+run job run teragen 100000 /user/"$(id -un)"/demo/gen -m 2
+run job run terasort /user/"$(id -un)"/demo/gen /user/"$(id -un)"/demo/sorted -r 2
+run job run teravalidate /user/"$(id -un)"/demo/sorted /user/"$(id -un)"/demo/gen /user/"$(id -un)"/demo/report
+# FUSE: the file system as a directory (needs /dev/fuse).
+if [ -e /dev/fuse ] && command -v fusermount3 >/dev/null; then
+  mkdir -p ./tusk-data.mnt
+  "$TUSK" mount ./tusk-data.mnt --daemon --log ./tusk-data.mount.log
+  echo "\$ ls -l ./tusk-data.mnt/user/$(id -un)/demo"; ls -l ./tusk-data.mnt/user/"$(id -un)"/demo
+  echo "\$ cp README.md ./tusk-data.mnt/user/$(id -un)/demo/ && head -3 (through the mount)"
+  cp README.md ./tusk-data.mnt/user/"$(id -un)"/demo/ && head -3 ./tusk-data.mnt/user/"$(id -un)"/demo/README.md
+  fusermount3 -u ./tusk-data.mnt && rmdir ./tusk-data.mnt && echo "unmounted"
+fi
 run fs -rm -r /user/"$(id -un)"/demo
 run fs -ls /nope
 sleep 3  # the datanodes report their capacity with their next heartbeat
