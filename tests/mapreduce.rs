@@ -310,6 +310,7 @@ async fn streaming_python_wordcount_equals_the_built_in_one() {
         job(&mr, &["streaming", "-input", "/in.txt", "-output", "/bad", "-mapper", "no-such-command-xyz"]).await;
     assert_eq!(code, 1);
     assert!(out.contains("no-such-command-xyz") && out.contains("exit code 127"), "{out}");
+    assert!(out.contains("not retried") && out.contains("LAUNCHED_MAPS=2"), "no map is retried (2 maps): {out}");
     assert!(c.file_info("/bad").await.unwrap().is_none());
     let (_, root) = c.list_all("/").await.unwrap();
     assert!(root.iter().all(|e| !e.name.starts_with(".bad")), "its staging directory is gone: {root:?}");

@@ -521,7 +521,15 @@ impl JobTracker {
                     tracing::warn!(job = %job_id, tracker, failures = *failures, "tracker blacklisted for this job");
                     *job.counters.entry("BLACKLISTED_TRACKERS".into()).or_default() += 1;
                 }
-                if task.attempts >= max && task.running.is_empty() {
+                if r.fatal {
+                    job.state = JobState::JobFailed;
+                    job.error = format!(
+                        "task {} failed, not retried: {}",
+                        if is_map { format!("m_{index:06}") } else { format!("r_{index:06}") },
+                        r.error
+                    );
+                    follow.failed.push(job_id.clone());
+                } else if task.attempts >= max && task.running.is_empty() {
                     job.state = JobState::JobFailed;
                     job.error = format!(
                         "task {} failed {} times; last error: {}",

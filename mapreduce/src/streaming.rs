@@ -152,7 +152,7 @@ async fn finish(
     stderr: tokio::task::JoinHandle<(Counters, String)>,
     cmd: &str,
     counters: &mut Counters,
-) -> Result<(), String> {
+) -> Result<(), TaskError> {
     let status = child.wait().await.map_err(|e| format!("{cmd}: {e}"))?;
     let (c, last) = stderr.await.unwrap_or_default();
     for (k, v) in c {
@@ -160,7 +160,11 @@ async fn finish(
     }
     if !status.success() {
         let code = status.code().map(|c| c.to_string()).unwrap_or_else(|| "a signal".into());
-        return Err(format!("streaming command \"{cmd}\" failed with exit code {code}: {last}"));
+        let message = format!("streaming command \"{cmd}\" failed with exit code {code}: {last}");
+        // The shell's "command not found" (127) and "cannot execute" (126) will not go away
+        // on another attempt: the job fails at once.
+        let fatal = matches!(status.code(), Some(126 | 127));
+        return Err(TaskError { message, fatal, ..Default::default() });
     }
     Ok(())
 }
@@ -264,7 +268,7 @@ pub async fn run_map(
     let mut line = Vec::new();
     let mut records_out = 0u64;
     let mut output = None;
-    let result: Result<(), String> = async {
+    let result: Result<(), TaskError> = async {
         if spec.num_reduces == 0 {
             let mut w = task::create_part(client, &spec.output, &a.job_id, &a.attempt_id, true, a.index).await?;
             records_out = copy_lines(&mut out_lines, &mut w).await?;
@@ -306,12 +310,13 @@ pub async fn run_map(
     .await;
     output_done.store(true, std::sync::atomic::Ordering::Release);
     let fed = feeder.await.map_err(|e| e.to_string())??;
-    if let Err(message) = result {
+    if let Err(mut e) = result {
         // In skip mode, a command that died after reading a record died on it.
-        let bad_record =
-            if a.skip_mode { fed.last_read.map(|(i, offset)| (i, format!("{}:{offset}", split.path))) } else { None };
+        if a.skip_mode {
+            e.bad_record = fed.last_read.map(|(i, offset)| (i, format!("{}:{offset}", split.path)));
+        }
         let _ = tokio::fs::remove_dir_all(&dir).await;
-        return Err(TaskError { message, fetch_failed_maps: Vec::new(), bad_record });
+        return Err(e);
     }
     if let Some(w) = output {
         w.close().await.map_err(|e| e.to_string())?;
@@ -372,7 +377,7 @@ async fn run_combiner(
             line.clear();
         }
         let _ = feeder.await;
-        finish(&mut child, errs, cmd, &mut Counters::new()).await?;
+        finish(&mut child, errs, cmd, &mut Counters::new()).await.map_err(|e| e.message)?;
     }
     tokio::task::spawn_blocking(move || out.finish()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
     Ok(records)
@@ -386,7 +391,7 @@ pub async fn run_reduce(
     a: &TaskAssignment,
     mut sorted: crate::merge::Pieces,
     status: &Status,
-) -> Result<Counters, String> {
+) -> Result<Counters, TaskError> {
     let spec = a.spec.as_ref().ok_or("reduce task without a job")?;
     let cmd = setting(spec, "stream.reduce.command").to_owned();
     let dir = workdir(client, local, a, spec).await?;

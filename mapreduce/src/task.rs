@@ -34,11 +34,13 @@ pub struct TaskError {
     pub fetch_failed_maps: Vec<u32>,
     /// A map in skip mode that failed on a record: its number in the split, where it is.
     pub bad_record: Option<(u64, String)>,
+    /// Another attempt cannot do better (a command that does not exist): the job fails now.
+    pub fatal: bool,
 }
 
 impl From<String> for TaskError {
     fn from(message: String) -> Self {
-        TaskError { message, fetch_failed_maps: Vec::new(), bad_record: None }
+        TaskError { message, ..Default::default() }
     }
 }
 

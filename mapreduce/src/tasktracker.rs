@@ -200,6 +200,7 @@ pub async fn run(
                             status: status.lock().clone(),
                             bad_record: e.bad_record.as_ref().map(|b| b.0),
                             bad_record_at: e.bad_record.map(|b| b.1).unwrap_or_default(),
+                            fatal: e.fatal,
                         }
                     }
                 };
