@@ -112,6 +112,22 @@ impl Shared {
     }
 }
 
+/// A reply that can carry an errno (every kind of fuser reply can).
+pub trait Fail {
+    fn fail(self, errno: i32);
+}
+
+macro_rules! fail_with_error {
+    ($($t:ty),*) => {$(
+        impl Fail for $t {
+            fn fail(self, errno: i32) {
+                self.error(errno)
+            }
+        }
+    )*};
+}
+fail_with_error!(ReplyEntry, ReplyAttr, ReplyEmpty, ReplyOpen, ReplyCreate, ReplyDirectory, ReplyStatfs);
+
 /// A directory being listed: the entries fetched so far (a page at a time).
 struct Listing {
     path: String,
@@ -157,17 +173,20 @@ impl TuskFs {
         self.next_fh.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Runs `f` on the runtime with the caller's client (or the errno of not having one,
-    /// which `f` must answer with).
-    fn spawn<F, Fut>(&self, req: &Request<'_>, f: F)
+    /// Runs `f` on the runtime with the caller's client and the reply; without a client
+    /// (the namenode unreachable) the reply is the error.
+    fn spawn<R, F, Fut>(&self, req: &Request<'_>, reply: R, f: F)
     where
-        F: FnOnce(Arc<Shared>, Result<Client, i32>) -> Fut + Send + 'static,
+        R: Fail + Send + 'static,
+        F: FnOnce(Arc<Shared>, Client, R) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let (shared, user) = (Arc::clone(&self.shared), self.user(req));
         self.rt.spawn(async move {
-            let c = shared.client(&user).await;
-            f(shared, c).await
+            match shared.client(&user).await {
+                Ok(c) => f(shared, c, reply).await,
+                Err(e) => reply.fail(e),
+            }
         });
     }
 
@@ -177,6 +196,12 @@ impl TuskFs {
         } else {
             Ok(())
         }
+    }
+
+    /// The path of `name` in `parent`, for a change (EROFS on a read-only mount).
+    fn writable_child(&self, parent: u64, name: &OsStr) -> Result<String, i32> {
+        self.refuse_if_read_only()?;
+        self.shared.child_path(parent, name)
     }
 
     fn file_op(&self, fh: u64, op: Op) {
@@ -217,11 +242,7 @@ impl Filesystem for TuskFs {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
-        self.spawn(req, move |sh, c| async move {
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return reply.error(e),
-            };
+        self.spawn(req, reply, move |sh, c, reply| async move {
             match sh.entry(&c, &path).await {
                 Ok(a) => reply.entry(&TTL, &a, 0),
                 Err(e) => reply.error(e),
@@ -234,11 +255,7 @@ impl Filesystem for TuskFs {
     }
 
     fn getattr(&mut self, req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
-        self.spawn(req, move |sh, c| async move {
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return reply.error(e),
-            };
+        self.spawn(req, reply, move |sh, c, reply| async move {
             match sh.attr(&c, ino).await {
                 Ok(a) => reply.attr(&TTL, &a),
                 Err(e) => reply.error(e),
@@ -274,11 +291,7 @@ impl Filesystem for TuskFs {
             Some(Handle::File(s)) => Some(s.clone()),
             _ => None,
         });
-        self.spawn(req, move |sh, c| async move {
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return reply.error(e),
-            };
+        self.spawn(req, reply, move |sh, c, reply| async move {
             let r: Result<(), i32> = async {
                 let path = sh.path(ino)?;
                 if let Some(size) = size {
@@ -327,18 +340,11 @@ impl Filesystem for TuskFs {
     }
 
     fn mkdir(&mut self, req: &Request<'_>, parent: u64, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        if let Err(e) = self.refuse_if_read_only() {
-            return reply.error(e);
-        }
-        let path = match self.shared.child_path(parent, name) {
+        let path = match self.writable_child(parent, name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
-        self.spawn(req, move |sh, c| async move {
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return reply.error(e),
-            };
+        self.spawn(req, reply, move |sh, c, reply| async move {
             if let Ok(Some(_)) = c.file_info(&path).await {
                 return reply.error(Errno::EEXIST as i32);
             }
@@ -378,11 +384,7 @@ impl Filesystem for TuskFs {
             (Ok(a), Ok(b)) => (a, b),
             (Err(e), _) | (_, Err(e)) => return reply.error(e),
         };
-        self.spawn(req, move |sh, c| async move {
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return reply.error(e),
-            };
+        self.spawn(req, reply, move |sh, c, reply| async move {
             // POSIX rename replaces a file at the target; the namenode's rename does not.
             let r: Result<(), i32> = async {
                 if let Some(dst) = c.file_info(&to).await.map_err(|e| errno(&e))? {
@@ -418,11 +420,7 @@ impl Filesystem for TuskFs {
         }
         let fh = self.fh();
         let handles = Arc::clone(&self.handles);
-        self.spawn(req, move |sh, c| async move {
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return reply.error(e),
-            };
+        self.spawn(req, reply, move |sh, c, reply| async move {
             let path = match sh.path(ino) {
                 Ok(p) => p,
                 Err(e) => return reply.error(e),
@@ -456,21 +454,14 @@ impl Filesystem for TuskFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        if let Err(e) = self.refuse_if_read_only() {
-            return reply.error(e);
-        }
-        let path = match self.shared.child_path(parent, name) {
+        let path = match self.writable_child(parent, name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
         let exclusive = flags & nix::fcntl::OFlag::O_EXCL.bits() != 0;
         let fh = self.fh();
         let handles = Arc::clone(&self.handles);
-        self.spawn(req, move |sh, c| async move {
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return reply.error(e),
-            };
+        self.spawn(req, reply, move |sh, c, reply| async move {
             let r: Result<(fuser::FileAttr, UnboundedSender<Op>), i32> = async {
                 let writer = c.create(&path, !exclusive, 0, 0).await.map_err(|e| errno(&e))?;
                 let perm = mode & !umask & 0o7777;
@@ -553,11 +544,7 @@ impl Filesystem for TuskFs {
     fn opendir(&mut self, req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
         let fh = self.fh();
         let handles = Arc::clone(&self.handles);
-        self.spawn(req, move |sh, c| async move {
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return reply.error(e),
-            };
+        self.spawn(req, reply, move |sh, c, reply| async move {
             let path = match sh.path(ino) {
                 Ok(p) => p,
                 Err(e) => return reply.error(e),
@@ -575,16 +562,12 @@ impl Filesystem for TuskFs {
         });
     }
 
-    fn readdir(&mut self, req: &Request<'_>, ino: u64, fh: u64, offset: i64, mut reply: ReplyDirectory) {
+    fn readdir(&mut self, req: &Request<'_>, ino: u64, fh: u64, offset: i64, reply: ReplyDirectory) {
         let listing = match self.handles.lock().get(&fh) {
             Some(Handle::Dir(l)) => Arc::clone(l),
             _ => return reply.error(Errno::EBADF as i32),
         };
-        self.spawn(req, move |sh, c| async move {
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return reply.error(e),
-            };
+        self.spawn(req, reply, move |sh, c, mut reply| async move {
             let mut l = listing.lock().await;
             // Offsets: 0 ".", 1 "..", then entry i at i + 2.
             let mut at = offset.max(0) as usize;
@@ -637,11 +620,7 @@ impl Filesystem for TuskFs {
     }
 
     fn statfs(&mut self, req: &Request<'_>, _ino: u64, reply: ReplyStatfs) {
-        self.spawn(req, move |_sh, c| async move {
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return reply.error(e),
-            };
+        self.spawn(req, reply, move |_sh, c, reply| async move {
             match c.fs_stats().await {
                 Ok(s) => {
                     const BLOCK: u64 = 4096;
@@ -665,18 +644,11 @@ impl Filesystem for TuskFs {
 
 impl TuskFs {
     fn remove(&mut self, req: &Request<'_>, parent: u64, name: &OsStr, dir: bool, reply: ReplyEmpty) {
-        if let Err(e) = self.refuse_if_read_only() {
-            return reply.error(e);
-        }
-        let path = match self.shared.child_path(parent, name) {
+        let path = match self.writable_child(parent, name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
-        self.spawn(req, move |sh, c| async move {
-            let c = match c {
-                Ok(c) => c,
-                Err(e) => return reply.error(e),
-            };
+        self.spawn(req, reply, move |sh, c, reply| async move {
             let r: Result<(), i32> = async {
                 let st = c.file_info(&path).await.map_err(|e| errno(&e))?.ok_or(Errno::ENOENT as i32)?;
                 let is_dir = st.file_type == TuskType::Directory as i32;
