@@ -57,7 +57,9 @@ step "2. one reader against 4 concurrent readers, $RUNS runs each"
 for r in $(seq "$RUNS"); do
   drop_caches; t=$(now); dd if="$MNT/f1" of=/dev/null bs=1M status=none; e=$(now); mbps "$SIZE4_MB" "$e" "$t" >> "$WORK/one"
   drop_caches; t=$(now)
-  for i in 1 2 3 4; do dd if="$MNT/f$i" of=/dev/null bs=1M status=none & done; wait
+  readers=()
+  for i in 1 2 3 4; do dd if="$MNT/f$i" of=/dev/null bs=1M status=none & readers+=($!); done
+  wait "${readers[@]}"
   e=$(now); mbps $((4 * SIZE4_MB)) "$e" "$t" >> "$WORK/four"
   echo "   run $r: one $(tail -1 "$WORK/one") MiB/s, four $(tail -1 "$WORK/four") MiB/s in all"
 done

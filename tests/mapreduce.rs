@@ -50,9 +50,12 @@ async fn start_mapreduce_slow(mc: &MiniCluster, trackers: usize, tracker_expiry:
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(JobTrackerServer::new(JobTrackerService(jt)))
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async move {
-                let _ = s.wait_for(|v| *v).await;
-            }),
+            .serve_with_incoming_shutdown(
+                tusk_proto::serve::nodelay(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+                async move {
+                    let _ = s.wait_for(|v| *v).await;
+                },
+            ),
     );
     let mut local_dirs = Vec::new();
     let mut tracker_stops = Vec::new();

@@ -29,6 +29,9 @@ pub struct TrackerConfig {
 
 struct Shared {
     reports: Mutex<Vec<TaskReport>>,
+    /// An attempt ended: heartbeat now rather than at the next tick (Hadoop's out-of-band
+    /// heartbeat), so its slot and its result reach the jobtracker at once.
+    ended: tokio::sync::Notify,
     free_maps: AtomicU32,
     free_reduces: AtomicU32,
 }
@@ -52,7 +55,7 @@ pub async fn run(
     let svc = ShuffleServer::new(ShuffleService { local_dir: conf.local_dir.clone() });
     let mut stop_srv = stop_rx.clone();
     let server = tokio::spawn(tonic::transport::Server::builder().add_service(svc).serve_with_incoming_shutdown(
-        tokio_stream::wrappers::TcpListenerStream::new(shuffle),
+        tusk_proto::serve::nodelay(tokio_stream::wrappers::TcpListenerStream::new(shuffle)),
         async move {
             let _ = stop_srv.wait_for(|s| *s).await;
         },
@@ -60,6 +63,7 @@ pub async fn run(
     tracing::info!(%tracker_id, shuffle = %shuffle_addr, jobtracker = %conf.jobtracker, "tasktracker started");
     let shared = Arc::new(Shared {
         reports: Mutex::new(Vec::new()),
+        ended: tokio::sync::Notify::new(),
         free_maps: AtomicU32::new(conf.map_slots.max(1)),
         free_reduces: AtomicU32::new(conf.reduce_slots.max(1)),
     });
@@ -75,6 +79,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = shared.ended.notified() => {}
             _ = stop_rx.wait_for(|s| *s) => break,
         }
         if jt.is_none() {
@@ -162,7 +167,7 @@ pub async fn run(
             let status = task::Status::default();
             statuses.insert(attempt_id.clone(), (status.clone(), String::new()));
             let handle = tokio::spawn(async move {
-                let _slot = slot;
+                let slot = slot;
                 if !slow_down.is_zero() {
                     tokio::time::sleep(slow_down).await;
                 }
@@ -204,7 +209,9 @@ pub async fn run(
                         }
                     }
                 };
+                drop(slot);
                 shared.reports.lock().push(report);
+                shared.ended.notify_one();
             });
             running.entry(job_id).or_default().push(handle.abort_handle());
             by_attempt.insert(attempt_id, (handle.abort_handle(), is_map, job_of));

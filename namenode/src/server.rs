@@ -59,7 +59,6 @@ pub async fn run(
     let mut grace = closing.clone();
     let serve = tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .tcp_nodelay(true)
         .add_service(ClientNamenodeServer::new(ClientService::new(fsn.clone())).max_decoding_message_size(256 << 20))
         .add_service(
             DatanodeNamenodeServer::new(DatanodeService::new(fsn.clone())).max_decoding_message_size(256 << 20),
@@ -68,7 +67,7 @@ pub async fn run(
             NamenodeCheckpointServer::new(CheckpointService::new(fsn.clone(), closing))
                 .max_decoding_message_size(16 << 20),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        .serve_with_incoming_shutdown(tusk_proto::serve::nodelay(TcpListenerStream::new(listener)), shutdown);
     tokio::pin!(serve);
     let result = tokio::select! {
         r = &mut serve => r,

@@ -18,6 +18,7 @@ pub mod transfer {
 }
 
 pub mod data_transfer;
+pub mod serve;
 
 /// Checkpointer <-> namenode service (roll, image and edit download, image upload).
 pub mod checkpoint {
