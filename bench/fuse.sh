@@ -29,7 +29,7 @@ MNT="$WORK/mnt"
 mkdir -p "$MNT"
 "$TUSK" mount "$MNT" --daemon --log "$WORK/mount.log"
 PIDS+=("$(pgrep -f "tusk mount $MNT" | head -1)")
-trap 'fusermount3 -u "$MNT" 2>/dev/null || true; cleanup' EXIT
+trap 'st=$?; fusermount3 -u -z "$MNT" 2>/dev/null || true; cleanup $st' EXIT
 
 now() { date +%s.%N; }
 mbps() { echo "$1 $2 $3" | awk '{ printf "%.0f\n", $1 / ($2 - $3) }'; } # MB, end, start

@@ -27,7 +27,7 @@ mkdir -p "$MNT"
 "$TUSK" mount "$MNT" > "$WORK/mount.out" 2> "$WORK/mount.log" &
 MOUNT_PID=$!
 PIDS+=("$MOUNT_PID")
-trap 'fusermount3 -u -z "$MNT" 2>/dev/null || true; cleanup' EXIT
+trap 'st=$?; fusermount3 -u -z "$MNT" 2>/dev/null || true; cleanup $st' EXIT
 wait_for 15 "mounted" grep -q " $MNT fuse" /proc/mounts
 
 step "1. cp -r, tar, ls, stat, find: $TREE ($(find "$TREE" -type f | wc -l) files, $(du -sh "$TREE" | cut -f1))"

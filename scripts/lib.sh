@@ -1,14 +1,22 @@
 # Helpers shared by the scripted runs on real processes (self-healing.sh, write-recovery.sh).
 # Source it after setting NAME (used in the work directory's name); it sets TUSK (the debug
-# binary), WORK (the state and logs directory, new unless given), PIDS (processes to kill on
-# exit) and defines fail, step, wait_for and start_namenode.
+# binary), WORK (the state and logs directory, new unless given; removed after a success
+# unless KEEP=1), PIDS (processes to kill on exit) and defines fail, step, wait_for and
+# start_namenode.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
 TUSK="${TUSK:-$CARGO_TARGET_DIR/debug/tusk}"
 [ -x "$TUSK" ] || { echo "build first: cargo build --workspace --all-targets" >&2; exit 1; }
 WORK="${WORK:-$(mktemp -d "/tmp/tusk-$NAME.XXXXXX")}"
 mkdir -p "$WORK"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# cleanup [STATUS]: stops the processes; after a success (and without KEEP=1) removes WORK,
+# whose cluster data can be tens of GB; after a failure keeps it for its logs.
+cleanup() {
+  local status=${1:-$?}
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "$status" = 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; fi
+}
 trap cleanup EXIT
 fail() { echo "FAILED: $*" >&2; echo "logs in $WORK" >&2; exit 1; }
 step() { echo; echo "== $*"; }

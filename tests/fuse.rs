@@ -76,7 +76,7 @@ impl Drop for Mount {
 }
 
 fn sh(cmd: &str) -> (bool, String) {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    let out = Command::new("bash").args(["-o", "pipefail", "-c", cmd]).output().unwrap();
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
@@ -106,6 +106,9 @@ async fn cp_tar_and_stat_through_the_mount() {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     make_tree(&src, 600);
+    // Old times, so that a time tar failed to restore shows.
+    let (ok, out) = sh(&format!("find {} -type f -exec touch -d '2020-01-02 03:04:05' {{}} +", src.display()));
+    assert!(ok, "{out}");
     // cp -r in and out again: identical.
     let (ok, out) = sh(&format!("cp -r {} {}", src.display(), m.path("tree").display()));
     assert!(ok, "cp in: {out}\n{}", m.log());
@@ -124,6 +127,11 @@ async fn cp_tar_and_stat_through_the_mount() {
     assert!(ok, "tar -c: {out}");
     let (ok, out) = sh(&format!("diff -r {} {}", src.display(), retar.display()));
     assert!(ok, "diff after tar: {out}");
+    // tar restored the times (it sets them before it closes each file).
+    let (ok, out) =
+        sh(&format!("stat -c %Y {}/d3/e0/f3.dat {}/d3/e0/f3.dat", src.display(), m.path("untar").display()));
+    let times: Vec<&str> = out.split_whitespace().collect();
+    assert!(ok && times.len() == 2 && times[0] == times[1], "{out}");
     // Sizes, modes, owners and times as the namenode has them.
     let c = mc.client("root").await;
     let f = "/tree/d1/e1/f1.dat";
@@ -221,4 +229,56 @@ async fn mounting_without_a_namenode_fails_fast_and_clearly() {
     let out = Command::new(env!("CARGO_BIN_EXE_tusk")).args(["mount", "/no/such/dir"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_mount_rides_out_dead_datanodes_and_a_namenode_restart() {
+    let mut mc = MiniCluster::start(3).await;
+    let c = mc.client("root").await;
+    let data = support::minicluster::pattern(24 << 20, 7);
+    support::minicluster::write_file(&c, "/data.bin", &data, 1 << 20).await;
+    let mut m = Mount::start(&mc.nn_addr);
+    // Read the first third, stop two of the three datanodes, read the rest: the client
+    // fails over to the replica left.
+    let path = m.path("data.bin");
+    let (mut file, first) = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).unwrap();
+        let mut buf = vec![0u8; 8 << 20];
+        f.read_exact(&mut buf).unwrap();
+        (f, buf)
+    })
+    .await
+    .unwrap();
+    mc.stop_datanode(0).await;
+    mc.stop_datanode(1).await;
+    let rest = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut rest = Vec::new();
+        file.read_to_end(&mut rest).unwrap();
+        rest
+    })
+    .await
+    .unwrap();
+    assert_eq!([first, rest].concat(), data, "read whole through the failover");
+    // The namenode goes away: EIO and a clear log line; back: the mount works again.
+    mc.stop_namenode().await;
+    let probe = m.path("not-cached-yet");
+    let err = tokio::task::spawn_blocking(move || std::fs::metadata(probe).unwrap_err()).await.unwrap();
+    assert_eq!(err.raw_os_error(), Some(5), "EIO: {err}");
+    assert!(m.log().contains("the namenode is unreachable"), "{}", m.log());
+    mc.start_namenode().await;
+    let path = m.path("data.bin");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let p = path.clone();
+        if let Ok(md) = tokio::task::spawn_blocking(move || std::fs::metadata(p)).await.unwrap() {
+            assert_eq!(md.len(), data.len() as u64);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the mount did not recover: {}", m.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(m.stop().success());
+    mc.shutdown().await;
 }

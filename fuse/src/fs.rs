@@ -73,6 +73,10 @@ pub struct Shared {
     /// Lengths of files being written through this mount, by inode (the namenode knows
     /// only their finished blocks).
     pub writing: Mutex<HashMap<u64, u64>>,
+    /// Times set (futimens) on a file while it is open for writing here: completing the file
+    /// sets its times to the close, so they are set again after it (tar and `cp -p` set them
+    /// before they close). By inode: (mtime, atime) in ms, -1 for unchanged.
+    pub times_after_close: Mutex<HashMap<u64, (i64, i64)>>,
     pub read_only: bool,
 }
 
@@ -158,6 +162,7 @@ impl TuskFs {
                 inodes: Mutex::new(Inodes::default()),
                 owners: Owners::default(),
                 writing: Mutex::new(HashMap::new()),
+                times_after_close: Mutex::new(HashMap::new()),
                 read_only,
             }),
             handles: Arc::new(Mutex::new(HashMap::new())),
@@ -328,6 +333,11 @@ impl Filesystem for TuskFs {
                     let m = mtime.map(system_time).unwrap_or(-1);
                     let a = atime.map(system_time).unwrap_or(-1);
                     c.set_times(&path, m, a).await.map_err(|e| errno(&e))?;
+                    if sh.writing.lock().contains_key(&ino) {
+                        let mut after = sh.times_after_close.lock();
+                        let t = after.entry(ino).or_insert((-1, -1));
+                        *t = (if m >= 0 { m } else { t.0 }, if a >= 0 { a } else { t.1 });
+                    }
                 }
                 Ok(())
             }

@@ -305,10 +305,20 @@ impl Worker {
     async fn close(&mut self) -> Result<(), i32> {
         let writer = std::mem::replace(&mut self.writer, Writer::None);
         let r = match writer {
-            Writer::Open { w, .. } => w.close().await.map(|_| ()).map_err(|e| {
-                tracing::error!(path = %self.path, "closing failed: {e}");
-                errno(&e)
-            }),
+            Writer::Open { w, .. } => match w.close().await {
+                Ok(_) => {
+                    // Times the program set while writing, again (completing set them to now).
+                    let times = self.sh.times_after_close.lock().remove(&self.ino);
+                    match times {
+                        Some((m, a)) => self.c.set_times(&self.path, m, a).await.map_err(|e| errno(&e)),
+                        None => Ok(()),
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(path = %self.path, "closing failed: {e}");
+                    Err(errno(&e))
+                }
+            },
             Writer::Failed => Err(Errno::EIO as i32),
             Writer::None | Writer::Lazy { .. } => Ok(()),
         };

@@ -546,7 +546,12 @@ impl JobTracker {
         for (id, state, error) in ended {
             job.log_end(&id, state, &error);
         }
-        if is_map && job.maps.iter().all(|t| t.status == TaskStatus::Done) {
+        // The map phase ends when the last map becomes done (a late report of a losing
+        // speculative attempt does not move it).
+        let map_done_now = is_map
+            && state == AttemptState::AttemptSucceeded
+            && job.maps[index as usize].done.as_ref().is_some_and(|(a, _)| *a == r.attempt_id);
+        if map_done_now && job.maps.iter().all(|t| t.status == TaskStatus::Done) {
             job.maps_finish_ms = tusk_common::now_ms();
         }
         if job.state == JobState::JobRunning && !job.finishing {
