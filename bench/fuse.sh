@@ -21,10 +21,7 @@ SIZE4_MB="${SIZE4_MB:-512}"
 REPORT="${REPORT-docs/benchmarks.md}"
 PORT="${PORT:-9341}"
 
-"$TUSK" cluster up --dir "$WORK/cluster" --port "$PORT" > "$WORK/cluster.out" 2> "$WORK/cluster.log" &
-PIDS+=($!)
-export TUSK_NAMENODE=127.0.0.1:$PORT
-wait_for 30 "3 live datanodes" bash -c "[ \$('$TUSK' dfsadmin -report -live | grep -c '^Name: ') = 3 ]"
+start_cluster "$PORT"
 MNT="$WORK/mnt"
 mkdir -p "$MNT"
 "$TUSK" mount "$MNT" --daemon --log "$WORK/mount.log"

@@ -18,10 +18,7 @@ NAME=fuse-check
 TREE="${TREE:-/usr/include/node}"
 BIG_MB="${BIG_MB:-2048}"
 PORT="${PORT:-9351}"
-"$TUSK" cluster up --dir "$WORK/cluster" --port "$PORT" > "$WORK/cluster.out" 2> "$WORK/cluster.log" &
-PIDS+=($!)
-export TUSK_NAMENODE=127.0.0.1:$PORT
-wait_for 30 "3 live datanodes" bash -c "[ \$('$TUSK' dfsadmin -report -live | grep -c '^Name: ') = 3 ]"
+start_cluster "$PORT"
 MNT="$WORK/mnt"
 mkdir -p "$MNT"
 "$TUSK" mount "$MNT" > "$WORK/mount.out" 2> "$WORK/mount.log" &

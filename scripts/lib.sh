@@ -41,3 +41,16 @@ start_namenode() {
   [ -n "$NN" ] || fail "namenode did not start"
   export NN TUSK_NAMENODE=$NN
 }
+
+# start_cluster PORT: `tusk cluster up` (a namenode on 127.0.0.1:PORT, 3 datanodes, a
+# checkpointer, a jobtracker and 3 tasktrackers) with its state in $WORK/cluster; waits for
+# 3 live datanodes; exports TUSK_NAMENODE and TUSK_MAPREDUCE__JOBTRACKER.
+start_cluster() {
+  "$TUSK" cluster up --dir "$WORK/cluster" --port "$1" > "$WORK/cluster.out" 2> "$WORK/cluster.log" &
+  PIDS+=($!)
+  export TUSK_NAMENODE=127.0.0.1:$1
+  wait_for 30 "the cluster is up" grep -q "jobtracker" "$WORK/cluster.out"
+  TUSK_MAPREDUCE__JOBTRACKER=$(sed -n 's/^  jobtracker \([0-9.:]*\) .*/\1/p' "$WORK/cluster.out")
+  export TUSK_MAPREDUCE__JOBTRACKER
+  wait_for 30 "3 live datanodes" bash -c "[ \$('$TUSK' dfsadmin -report -live | grep -c '^Name: ') = 3 ]"
+}

@@ -11,13 +11,7 @@ NAME=wordcount
 . scripts/lib.sh
 SIZE_MB="${SIZE_MB:-500}"
 PORT="${PORT:-9321}"
-"$TUSK" cluster up --dir "$WORK/cluster" --port "$PORT" > "$WORK/cluster.out" 2> "$WORK/cluster.log" &
-PIDS+=($!)
-export TUSK_NAMENODE=127.0.0.1:$PORT
-wait_for 30 "the cluster is up" grep -q "jobtracker" "$WORK/cluster.out"
-JT=$(sed -n 's/^  jobtracker \([0-9.:]*\) .*/\1/p' "$WORK/cluster.out")
-export TUSK_MAPREDUCE__JOBTRACKER=$JT
-wait_for 30 "3 live datanodes" bash -c "[ \$('$TUSK' dfsadmin -report -live | grep -c '^Name: ') = 3 ]"
+start_cluster "$PORT"
 
 step "generate ${SIZE_MB} MB of text"
 python3 - "$WORK/text" "$SIZE_MB" <<'PY'

@@ -85,16 +85,38 @@ enum Writer {
     Failed,
 }
 
+/// A piece read ahead: the reader (back from its task), where the piece starts, the piece.
+type Ahead = (FileReader, u64, Result<Vec<u8>, i32>);
+
 struct Worker {
     sh: Arc<Shared>,
     c: Client,
     ino: u64,
     path: String,
     seq: Option<FileReader>,
+    /// The next piece of a sequential read, being fetched while the kernel takes the last
+    /// one: (the reader, where the piece starts, the piece).
+    ahead: Option<tokio::task::JoinHandle<Ahead>>,
     random: Option<Arc<FileReader>>,
     /// Where the last positional read ended: a read there continues it as a stream.
     random_end: Option<u64>,
     writer: Writer,
+}
+
+/// Reads up to `size` bytes at `offset` with the stream (fewer only at the end of the file).
+async fn fill(r: &mut FileReader, offset: u64, size: u32) -> Result<Vec<u8>, i32> {
+    r.seek(offset).map_err(|e| errno(&e))?;
+    let mut buf = vec![0u8; size as usize];
+    let mut done = 0;
+    while done < buf.len() {
+        match r.read(&mut buf[done..]).await {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) => return Err(errno(&e)),
+        }
+    }
+    buf.truncate(done);
+    Ok(buf)
 }
 
 /// Opens `path` as `mode` and starts its task.
@@ -137,7 +159,7 @@ pub fn start_writing(sh: Arc<Shared>, c: Client, ino: u64, path: String, w: File
 
 impl Worker {
     fn new(sh: Arc<Shared>, c: Client, ino: u64, path: String, writer: Writer) -> Worker {
-        Worker { sh, c, ino, path, seq: None, random: None, random_end: None, writer }
+        Worker { sh, c, ino, path, seq: None, ahead: None, random: None, random_end: None, writer }
     }
 
     fn spawn(self) -> UnboundedSender<Op> {
@@ -186,6 +208,27 @@ impl Worker {
     }
 
     async fn read(&mut self, offset: u64, size: u32, reply: ReplyData) {
+        // A piece fetched ahead: this read's, if it starts here.
+        if let Some(ahead) = self.ahead.take() {
+            match ahead.await {
+                Ok((reader, at, piece)) => {
+                    self.seq = Some(reader);
+                    if at == offset {
+                        match piece {
+                            Ok(piece) if piece.len() >= size as usize || offset + piece.len() as u64 >= self.len() => {
+                                let n = piece.len().min(size as usize);
+                                reply.data(&piece[..n]);
+                                self.read_ahead(offset + n as u64, size);
+                                return;
+                            }
+                            Ok(_) => {}
+                            Err(e) => return reply.error(e),
+                        }
+                    }
+                }
+                Err(_) => self.seq = None,
+            }
+        }
         let (len, position) = match self.reader().await {
             Ok(r) => (r.len(), r.position()),
             Err(e) => return reply.error(e),
@@ -215,19 +258,32 @@ impl Worker {
         }
         self.random_end = None;
         let Some(r) = self.seq.as_mut() else { return reply.error(Errno::EIO as i32) };
-        if let Err(e) = r.seek(offset) {
-            return reply.error(errno(&e));
-        }
-        let mut buf = vec![0u8; size as usize];
-        let mut done = 0;
-        while done < buf.len() {
-            match r.read(&mut buf[done..]).await {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) => return reply.error(errno(&e)),
+        match fill(r, offset, size).await {
+            Ok(buf) => {
+                let n = buf.len() as u64;
+                reply.data(&buf);
+                self.read_ahead(offset + n, size);
             }
+            Err(e) => reply.error(e),
         }
-        reply.data(&buf[..done]);
+    }
+
+    /// The file's length as the sequential reader knows it.
+    fn len(&self) -> u64 {
+        self.seq.as_ref().map(|r| r.len()).unwrap_or(0)
+    }
+
+    /// Starts fetching the `size` bytes at `offset` (the next sequential read, most likely)
+    /// while the kernel takes this one.
+    fn read_ahead(&mut self, offset: u64, size: u32) {
+        if offset >= self.len() {
+            return;
+        }
+        let Some(mut r) = self.seq.take() else { return };
+        self.ahead = Some(tokio::spawn(async move {
+            let piece = fill(&mut r, offset, size).await;
+            (r, offset, piece)
+        }));
     }
 
     async fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), i32> {
