@@ -111,6 +111,64 @@ fn combine_sorted<'a>(
     flush(group, &mut values)
 }
 
+/// A map's buffered records: keys and values back to back in one buffer, and an index of
+/// (partition, where, key and value lengths) that is what gets sorted (Hadoop's kvbuffer and
+/// kvmeta): no allocation per record, and the sort moves 24-byte entries.
+#[derive(Default)]
+struct Arena {
+    data: Vec<u8>,
+    index: Vec<Entry>,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    partition: u32,
+    key_len: u32,
+    value_len: u32,
+    at: usize,
+}
+
+impl Arena {
+    fn push(&mut self, partition: u32, key: &[u8], value: &[u8]) -> io::Result<()> {
+        let too_long = || invalid(format!("a map output record of {} bytes", key.len() + value.len()));
+        let key_len = u32::try_from(key.len()).map_err(|_| too_long())?;
+        let value_len = u32::try_from(value.len()).map_err(|_| too_long())?;
+        self.index.push(Entry { partition, key_len, value_len, at: self.data.len() });
+        self.data.extend_from_slice(key);
+        self.data.extend_from_slice(value);
+        Ok(())
+    }
+
+    /// Memory held, roughly.
+    fn bytes(&self) -> usize {
+        self.data.len() + self.index.len() * std::mem::size_of::<Entry>()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn key(&self, e: &Entry) -> &[u8] {
+        &self.data[e.at..e.at + e.key_len as usize]
+    }
+
+    fn record(&self, e: &Entry) -> (u32, &[u8], &[u8]) {
+        let k = e.at + e.key_len as usize;
+        (e.partition, &self.data[e.at..k], &self.data[k..k + e.value_len as usize])
+    }
+
+    /// Sorts by (partition, key), in parallel.
+    fn sort(&mut self) {
+        let mut index = std::mem::take(&mut self.index);
+        index.par_sort_unstable_by(|a, b| a.partition.cmp(&b.partition).then_with(|| self.key(a).cmp(self.key(b))));
+        self.index = index;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, &[u8], &[u8])> {
+        self.index.iter().map(|e| self.record(e))
+    }
+}
+
 /// Collects one map attempt's output.
 pub struct MapOutput {
     dir: PathBuf,
@@ -118,8 +176,7 @@ pub struct MapOutput {
     combiner: Option<ReduceFn>,
     codec: Codec,
     spill_bytes: usize,
-    buf: Vec<Rec>,
-    bytes: usize,
+    buf: Arena,
     runs: Vec<PathBuf>,
 }
 
@@ -138,8 +195,7 @@ impl MapOutput {
             combiner,
             codec,
             spill_bytes,
-            buf: Vec::new(),
-            bytes: 0,
+            buf: Arena::default(),
             runs: Vec::new(),
         })
     }
@@ -149,26 +205,20 @@ impl MapOutput {
     }
 
     pub fn add(&mut self, partition: u32, key: &[u8], value: &[u8]) -> io::Result<()> {
-        self.bytes += key.len() + value.len() + 48;
-        self.buf.push((partition, key.to_vec(), value.to_vec()));
-        if self.bytes >= self.spill_bytes {
+        self.buf.push(partition, key, value)?;
+        if self.buf.bytes() >= self.spill_bytes {
             self.spill()?;
         }
         Ok(())
     }
 
-    fn sort(buf: &mut [Rec]) {
-        buf.par_sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    }
-
     /// Sorts, combines and writes the buffer as a run: [u32 partition] + record, repeated.
     fn spill(&mut self) -> io::Result<()> {
         let mut buf = std::mem::take(&mut self.buf);
-        self.bytes = 0;
-        Self::sort(&mut buf);
+        buf.sort();
         let path = self.dir.join(format!("spill{}.run", self.runs.len()));
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, File::create(&path)?);
-        combine_sorted(buf.iter().map(|(p, k, v)| (*p, &k[..], &v[..])), self.combiner, &mut |p, k, v| {
+        combine_sorted(buf.iter(), self.combiner, &mut |p, k, v| {
             out.write_all(&p.to_be_bytes())?;
             put(&mut out, k, v).map(|_| ())
         })?;
@@ -193,8 +243,8 @@ impl MapOutput {
         let mut write = |p: u32, k: &[u8], v: &[u8]| file.add(p, k, v);
         if self.runs.is_empty() {
             let mut buf = std::mem::take(&mut self.buf);
-            Self::sort(&mut buf);
-            combine_sorted(buf.iter().map(|(p, k, v)| (*p, &k[..], &v[..])), self.combiner, &mut write)?;
+            buf.sort();
+            combine_sorted(buf.iter(), self.combiner, &mut write)?;
         } else {
             if !self.buf.is_empty() {
                 self.spill()?;
@@ -393,6 +443,21 @@ mod tests {
                 .collect();
             assert_eq!(all, want, "spill limit {spill} ({spilled} spills)");
         }
+    }
+
+    #[test]
+    fn the_buffer_sorts_by_partition_then_key() {
+        let mut a = Arena::default();
+        for (p, k, v) in [(1, &b"a"[..], &b"x"[..]), (0, b"b", b""), (0, b"", b"v"), (1, b"a", b"y"), (0, b"ab", b"z")]
+        {
+            a.push(p, k, v).unwrap();
+        }
+        a.sort();
+        let got: Vec<(u32, &[u8])> = a.iter().map(|(p, k, _)| (p, k)).collect();
+        assert_eq!(got, [(0, &b""[..]), (0, b"ab"), (0, b"b"), (1, b"a"), (1, b"a")]);
+        let values: Vec<&[u8]> = a.iter().map(|(_, _, v)| v).collect();
+        assert_eq!(values[..3], [&b"v"[..], b"z", b""]);
+        assert!(a.bytes() >= 8);
     }
 
     #[test]
