@@ -51,27 +51,7 @@ R[empty_m]=$(median < "$WORK/empty-m"); R[empty_r]=$(median < "$WORK/empty-r"); 
 echo "   map-only: ${R[empty_m]}s, one reduce: ${R[empty_r]}s (jobtracker's own: ${R[empty_r_jt]}s) — whole \`tusk job run\` processes"
 
 step "2. wordcount over $WC_MB MiB ($RUNS runs)"
-python3 - "$WORK/text" "$WC_MB" <<'PY'
-import random, sys
-path, mb = sys.argv[1], int(sys.argv[2])
-rng = random.Random(42)
-vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(1, 12))) for _ in range(20000)]
-weights = [1.0 / (i + 1) for i in range(len(vocab))]
-target = mb << 20
-with open(path, "w") as f:
-    n = 0
-    while n < target:
-        words = rng.choices(vocab, weights, k=20000)
-        lines = []
-        i = 0
-        while i < len(words):
-            k = rng.randint(5, 15)
-            lines.append(" ".join(words[i:i + k]))
-            i += k
-        s = "\n".join(lines) + "\n"
-        f.write(s)
-        n += len(s)
-PY
+python3 scripts/gen-text.py "$WORK/text" $(( WC_MB << 20 ))
 t=$(now); "$TUSK" fs -put "$WORK/text" /wc-in.txt; R[wc_put]=$(since "$t")
 R[wc_bytes]=$(stat -c %s "$WORK/text")
 rm -f "$WORK/text"

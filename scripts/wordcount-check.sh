@@ -14,24 +14,7 @@ PORT="${PORT:-9321}"
 start_cluster "$PORT"
 
 step "generate ${SIZE_MB} MB of text"
-python3 - "$WORK/text" "$SIZE_MB" <<'PY'
-import random, sys
-path, mb = sys.argv[1], int(sys.argv[2])
-rng = random.Random(42)
-vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(1, 12))) for _ in range(20000)]
-weights = [1.0 / (i + 1) for i in range(len(vocab))]
-target = mb * 1_000_000
-with open(path, "w") as f:
-    n = 0
-    while n < target:
-        words = rng.choices(vocab, weights, k=20000)
-        chunk = []
-        for i in range(0, len(words), rng.randint(5, 15)):
-            chunk.append(" ".join(words[i:i + rng.randint(5, 15)]))
-        s = "\n".join(chunk) + "\n"
-        f.write(s)
-        n += len(s)
-PY
+python3 scripts/gen-text.py "$WORK/text" $(( SIZE_MB * 1000000 ))
 ls -l "$WORK/text" | awk '{print "   " $5 " bytes"}'
 
 step "put and run wordcount"
