@@ -339,6 +339,20 @@ impl FileReader {
         }
     }
 
+    /// The rest of the file, from the current position.
+    pub async fn read_to_end(&mut self) -> Result<Vec<u8>> {
+        let mut data = vec![0u8; self.len.saturating_sub(self.pos) as usize];
+        let mut done = 0;
+        while done < data.len() {
+            match self.read(&mut data[done..]).await? {
+                0 => break,
+                n => done += n,
+            }
+        }
+        data.truncate(done);
+        Ok(data)
+    }
+
     /// Positional read that does not move the position; fills as much of buf as the file has.
     pub async fn pread(&self, pos: u64, buf: &mut [u8]) -> Result<usize> {
         if pos >= self.len {

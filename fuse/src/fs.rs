@@ -100,19 +100,24 @@ impl Shared {
         Ok(child(&self.path(parent)?, name))
     }
 
-    /// Looks `path` up and hands the kernel its entry.
+    /// Looks `path` up and hands the kernel its entry (a lookup it holds).
     async fn entry(&self, c: &Client, path: &str) -> Result<fuser::FileAttr, i32> {
         let st = c.file_info(path).await.map_err(|e| errno(&e))?.ok_or(Errno::ENOENT as i32)?;
         let ino = self.inodes.lock().lookup(path);
-        let size = self.writing.lock().get(&ino).copied();
-        Ok(to_attr(ino, &st, &self.owners, size))
+        Ok(self.attr_of(ino, &st))
     }
 
     async fn attr(&self, c: &Client, ino: u64) -> Result<fuser::FileAttr, i32> {
         let path = self.path(ino)?;
         let st = c.file_info(&path).await.map_err(|e| errno(&e))?.ok_or(Errno::ENOENT as i32)?;
+        Ok(self.attr_of(ino, &st))
+    }
+
+    /// The attributes of inode `ino` with status `st` (the length of a file being written
+    /// here is what was written).
+    fn attr_of(&self, ino: u64, st: &tusk_client::FileStatus) -> fuser::FileAttr {
         let size = self.writing.lock().get(&ino).copied();
-        Ok(to_attr(ino, &st, &self.owners, size))
+        to_attr(ino, st, &self.owners, size)
     }
 }
 
@@ -222,15 +227,11 @@ impl TuskFs {
 
 /// Splits the write flags of an open(2).
 fn access(flags: i32) -> (bool, bool, bool) {
-    let acc = flags & libc_accmode();
+    let acc = flags & nix::fcntl::OFlag::O_ACCMODE.bits();
     let write = acc == nix::fcntl::OFlag::O_WRONLY.bits() || acc == nix::fcntl::OFlag::O_RDWR.bits();
     let trunc = flags & nix::fcntl::OFlag::O_TRUNC.bits() != 0;
     let append = flags & nix::fcntl::OFlag::O_APPEND.bits() != 0;
     (write, trunc, append)
-}
-
-fn libc_accmode() -> i32 {
-    nix::fcntl::OFlag::O_ACCMODE.bits()
 }
 
 impl Filesystem for TuskFs {

@@ -253,8 +253,7 @@ fn plan(
     maps: Option<u32>,
     scratch: &str,
 ) -> Result<Plan, String> {
-    let single = |p: Plan| Ok(p);
-    let one = |spec: JobSpec| single(Plan { jobs: vec![spec], scratch: None, after: After::Nothing });
+    let one = |spec: JobSpec| Ok(Plan { jobs: vec![spec], scratch: None, after: After::Nothing });
     let in_out = |paths: &mut Vec<String>, usage: &str| -> Result<(Vec<String>, String), String> {
         if paths.len() < 2 {
             return Err(format!("Usage: tusk job run {name} {usage}"));
@@ -367,14 +366,7 @@ async fn read_output(client: &tusk_client::Client, dir: &str) -> Result<String, 
     for e in entries.iter().filter(|e| e.name.starts_with("part-")) {
         let path = format!("{dir}/{}", e.name);
         let mut r = client.open(&path).await.map_err(|e| format!("{path}: {e}"))?;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = r.read(&mut buf).await.map_err(|e| format!("{path}: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            text.extend_from_slice(&buf[..n]);
-        }
+        text.extend(r.read_to_end().await.map_err(|e| format!("{path}: {e}"))?);
     }
     String::from_utf8(text).map_err(|_| format!("{dir}: the output is not text"))
 }

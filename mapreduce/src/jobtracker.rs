@@ -119,7 +119,7 @@ impl Job {
                 tracker: tracker.to_owned(),
                 start_ms: tusk_common::now_ms(),
                 state: "RUNNING".into(),
-                locality: locality.trim_end_matches("_MAPS").to_owned(),
+                locality: locality.trim_end_matches("_MAPS").trim_end_matches("_REDUCES").to_owned(),
                 ..Default::default()
             },
         );
@@ -134,6 +134,20 @@ impl Job {
                 a.finish_ms = tusk_common::now_ms();
             }
         }
+    }
+
+    /// Starts an attempt of map or reduce `i` on `tracker`, placed as `placement` (a counter
+    /// name for maps); returns its id.
+    fn start_attempt(&mut self, job_id: &str, map: bool, i: usize, tracker: &str, placement: &str) -> String {
+        let task = if map { &mut self.maps[i] } else { &mut self.reduces[i] };
+        let id = launch(task, job_id, map, i, tracker);
+        self.log_start(&id, map, i, tracker, placement);
+        if !placement.is_empty() {
+            *self.counters.entry(placement.into()).or_default() += 1;
+        }
+        let launched = if map { "LAUNCHED_MAPS" } else { "LAUNCHED_REDUCES" };
+        *self.counters.entry(launched.into()).or_default() += 1;
+        id
     }
 
     /// The job ended: attempts still running were killed.
@@ -188,6 +202,14 @@ pub struct JobTracker {
 
 fn attempt_id(job: &str, map: bool, index: u32, n: u32) -> String {
     format!("attempt_{}_{}_{index:06}_{n}", job.trim_start_matches("job_"), if map { "m" } else { "r" })
+}
+
+/// A numeric job setting, `default` when it is not set.
+fn setting_u32(spec: &JobSpec, key: &str, default: u32) -> Result<u32, String> {
+    match spec.settings.get(key) {
+        Some(v) => v.parse().map_err(|_| format!("{key}: not a number: {v}")),
+        None => Ok(default),
+    }
 }
 
 /// Starts a new attempt of task `i` on `tracker`; returns its id.
@@ -298,14 +320,8 @@ impl JobTracker {
         if self.client.file_info(&spec.output).await.map_err(|e| e.to_string())?.is_some() {
             return Err(format!("Output directory {} already exists", spec.output));
         }
-        let skip_max = match spec.settings.get(SKIP_RECORDS_MAX) {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("{SKIP_RECORDS_MAX}: not a number: {v}"))?,
-            None => 0,
-        };
-        let max_tracker_failures = match spec.settings.get(MAX_TRACKER_FAILURES) {
-            Some(v) => v.parse::<u32>().map_err(|_| format!("{MAX_TRACKER_FAILURES}: not a number: {v}"))?.max(1),
-            None => 3,
-        };
+        let skip_max = setting_u32(&spec, SKIP_RECORDS_MAX, 0)?;
+        let max_tracker_failures = setting_u32(&spec, MAX_TRACKER_FAILURES, 3)?.max(1);
         let splits = if spec.inputs.is_empty() {
             splits::generated(spec.generate_records, spec.generate_maps)
         } else {
@@ -569,17 +585,15 @@ impl JobTracker {
     fn assign(&self, st: &mut State, hb: &TrackerHeartbeat) -> Vec<TaskAssignment> {
         let mut out = Vec::new();
         let (mut maps, mut reduces) = (hb.free_map_slots, hb.free_reduce_slots);
-        let shuffle: HashMap<String, String> =
-            st.trackers.iter().map(|(id, t)| (id.clone(), t.shuffle_addr.clone())).collect();
         let mut new_attempts = Vec::new();
-        let trackers: Vec<String> = st.trackers.keys().cloned().collect();
+        let trackers = &st.trackers;
         for (job_id, job) in st.jobs.iter_mut() {
             if job.state != JobState::JobRunning || job.finishing {
                 continue;
             }
             // A tracker that failed too many of the job's tasks gets no more of them, as long
             // as some other tracker may take them.
-            if job.blacklists(&hb.tracker_id) && trackers.iter().any(|t| !job.blacklists(t)) {
+            if job.blacklists(&hb.tracker_id) && trackers.keys().any(|t| !job.blacklists(t)) {
                 continue;
             }
             // Maps: node-local first, then any; a tracker that failed the task comes last.
@@ -605,10 +619,7 @@ impl JobTracker {
                         },
                     },
                 };
-                let id = launch(&mut job.maps[i], job_id, true, i, &hb.tracker_id);
-                job.log_start(&id, true, i, &hb.tracker_id, locality);
-                *job.counters.entry(locality.into()).or_default() += 1;
-                *job.counters.entry("LAUNCHED_MAPS".into()).or_default() += 1;
+                let id = job.start_attempt(job_id, true, i, &hb.tracker_id, locality);
                 new_attempts.push((id.clone(), job_id.clone(), true, i as u32));
                 out.push(TaskAssignment {
                     job_id: job_id.clone(),
@@ -653,16 +664,12 @@ impl JobTracker {
                         Some(MapOutputLocation {
                             map_index: m as u32,
                             attempt_id: attempt.clone(),
-                            addr: shuffle.get(tracker).cloned().unwrap_or_default(),
+                            addr: trackers.get(tracker).map(|t| t.shuffle_addr.clone()).unwrap_or_default(),
                         })
                     })
                     .collect();
-                let id = launch(&mut job.reduces[i], job_id, false, i, &hb.tracker_id);
-                job.log_start(&id, false, i, &hb.tracker_id, if speculative { "SPECULATIVE" } else { "" });
-                *job.counters.entry("LAUNCHED_REDUCES".into()).or_default() += 1;
-                if speculative {
-                    *job.counters.entry("SPECULATIVE_REDUCES".into()).or_default() += 1;
-                }
+                let placement = if speculative { "SPECULATIVE_REDUCES" } else { "" };
+                let id = job.start_attempt(job_id, false, i, &hb.tracker_id, placement);
                 new_attempts.push((id.clone(), job_id.clone(), false, i as u32));
                 out.push(TaskAssignment {
                     job_id: job_id.clone(),

@@ -71,6 +71,15 @@ impl LineReader {
         }
     }
 
+    /// The lines of a file's split.
+    pub async fn of_split(
+        client: &tusk_client::Client,
+        split: &tusk_proto::mapreduce::Split,
+    ) -> Result<LineReader, String> {
+        let reader = client.open(&split.path).await.map_err(|e| format!("{}: {e}", split.path))?;
+        LineReader::open(reader, split.start, split.length).await.map_err(|e| format!("{}: {e}", split.path))
+    }
+
     /// The file offset of the next line.
     pub fn position(&self) -> u64 {
         self.pos
@@ -100,10 +109,7 @@ impl SplitReader {
         if split.path.is_empty() {
             return Ok(SplitReader::Generated { next: split.start, end: split.start.saturating_add(split.length) });
         }
-        let reader = client.open(&split.path).await.map_err(|e| format!("{}: {e}", split.path))?;
-        let lines =
-            LineReader::open(reader, split.start, split.length).await.map_err(|e| format!("{}: {e}", split.path))?;
-        Ok(SplitReader::Lines(Box::new(lines)))
+        Ok(SplitReader::Lines(Box::new(LineReader::of_split(client, split).await?)))
     }
 
     pub async fn next(&mut self) -> Result<Option<Vec<u8>>, String> {

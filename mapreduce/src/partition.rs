@@ -110,8 +110,7 @@ pub async fn sample(client: &Client, spec: &mut JobSpec, splits: &[Split]) -> Re
     let per_split = SAMPLE_KEYS / chosen.len().max(1);
     let mut keys = Vec::new();
     for split in chosen {
-        let reader = client.open(&split.path).await.map_err(|e| format!("{}: {e}", split.path))?;
-        let mut lines = LineReader::open(reader, split.start, split.length).await.map_err(|e| e.to_string())?;
+        let mut lines = LineReader::of_split(client, split).await?;
         let mut mapper = functions::mapper(spec, split)?;
         let mut taken = 0;
         while taken < per_split {

@@ -31,24 +31,28 @@ fn setting<'a>(spec: &'a JobSpec, key: &str) -> &'a str {
     spec.settings.get(key).map(String::as_str).unwrap_or("")
 }
 
-/// The attempt's working directory, with the job's files copied in.
+/// The attempt's working directory, with the job's files copied in. A tracker fetches each
+/// job file from the DFS once per job (into `<local>/<job>/files`, as Hadoop's distributed
+/// cache does) and copies it into every attempt's directory from there.
 async fn workdir(client: &Client, local: &Path, a: &TaskAssignment, spec: &JobSpec) -> Result<PathBuf, String> {
     let dir = local.join(&a.job_id).join(format!("{}.work", a.attempt_id));
     tokio::fs::create_dir_all(&dir).await.map_err(|e| format!("{}: {e}", dir.display()))?;
+    let cache = local.join(&a.job_id).join("files");
     for f in setting(spec, "stream.files").split(',').filter(|f| !f.is_empty()) {
         let name = f.rsplit('/').next().unwrap_or(f);
-        let mut r = client.open(f).await.map_err(|e| format!("job file {f}: {e}"))?;
-        let mut data = Vec::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = r.read(&mut buf).await.map_err(|e| format!("job file {f}: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            data.extend_from_slice(&buf[..n]);
+        let cached = cache.join(name);
+        if !tokio::fs::try_exists(&cached).await.unwrap_or(false) {
+            let mut r = client.open(f).await.map_err(|e| format!("job file {f}: {e}"))?;
+            let data = r.read_to_end().await.map_err(|e| format!("job file {f}: {e}"))?;
+            // Attempts side by side may fetch it at once: each writes its own copy and
+            // renames it into place.
+            tokio::fs::create_dir_all(&cache).await.map_err(|e| format!("{}: {e}", cache.display()))?;
+            let tmp = cache.join(format!(".{name}.{}", a.attempt_id));
+            tokio::fs::write(&tmp, &data).await.map_err(|e| format!("{}: {e}", tmp.display()))?;
+            tokio::fs::rename(&tmp, &cached).await.map_err(|e| format!("{}: {e}", cached.display()))?;
         }
         let path = dir.join(name);
-        tokio::fs::write(&path, &data).await.map_err(|e| format!("{}: {e}", path.display()))?;
+        tokio::fs::copy(&cached, &path).await.map_err(|e| format!("{}: {e}", path.display()))?;
         use std::os::unix::fs::PermissionsExt;
         let _ = tokio::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).await;
     }
@@ -255,8 +259,7 @@ pub async fn run_map(
     let dir = workdir(client, local, a, spec).await?;
     let Started { mut child, stdin, stdout, errs } = start(&cmd, &dir, spec, a, status)?;
     // Feed the split's lines while the output is read.
-    let reader = client.open(&split.path).await.map_err(|e| format!("{}: {e}", split.path))?;
-    let lines = LineReader::open(reader, split.start, split.length).await.map_err(|e| e.to_string())?;
+    let lines = LineReader::of_split(client, split).await?;
     let output_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let feeder = if a.skip_mode {
         tokio::spawn(feed_one_by_one(lines, stdin, a.skip_records.clone(), output_done.clone()))
