@@ -23,6 +23,110 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// An HTTP server beside a daemon (web pages, /metrics, WebHDFS). Stop it before the daemon.
+pub struct HttpServer {
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpServer {
+    fn spawn(what: &'static str, listener: tokio::net::TcpListener, app: axum::Router) -> Result<HttpServer> {
+        let addr = listener.local_addr()?;
+        let (stop, mut rx) = tokio::sync::watch::channel(false);
+        let task = tusk_http::spawn(what, listener, app, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        });
+        Ok(HttpServer { addr, stop, task })
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// A daemon's HTTP address: as configured, or (empty) the host of its RPC/transfer address
+/// `beside` with Hadoop's port, or a free one when that address has port 0 (tests, several
+/// daemons on one host); `off` = no HTTP server.
+fn http_address(configured: &str, beside: &str, port: u16) -> String {
+    if !configured.is_empty() {
+        return if configured == "off" { String::new() } else { configured.to_owned() };
+    }
+    match beside.rsplit_once(':') {
+        Some((host, "0")) => format!("{host}:0"),
+        Some((host, _)) => format!("{host}:{port}"),
+        None => format!("127.0.0.1:{port}"),
+    }
+}
+
+/// Binds a daemon's HTTP address; empty means no HTTP server. With `fallback` (the embedded
+/// pseudo-cluster) a busy port gives way to a free one instead of failing.
+async fn bind_http(addr: &str, fallback: bool) -> Result<Option<tokio::net::TcpListener>> {
+    if addr.is_empty() {
+        return Ok(None);
+    }
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if fallback => {
+            tracing::warn!("cannot listen on {addr} for HTTP ({e}); using a free port");
+            Ok(Some(tokio::net::TcpListener::bind("127.0.0.1:0").await?))
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot listen on {addr} for HTTP (set another address, or \"\" for none)"))
+        }
+    }
+}
+
+/// Starts a datanode and its HTTP server (whose port it registers with the namenode).
+async fn start_datanode(
+    mut dc: tusk_common::config::DatanodeConfig,
+    xfer: tokio::net::TcpListener,
+    client: &tusk_common::config::ClientConfig,
+    fallback: bool,
+) -> Result<(tusk_datanode::DatanodeHandle, Option<HttpServer>)> {
+    let http = bind_http(&http_address(&dc.http_address, &dc.xfer_address, 9864), fallback).await?;
+    if let Some(l) = &http {
+        dc.http_address = l.local_addr()?.to_string();
+    }
+    let namenode = dc.namenode.clone();
+    let dn = tusk_datanode::start(dc, xfer).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let server = match http {
+        Some(l) => {
+            let clients = tusk_http::webhdfs::Clients::new(namenode, client);
+            Some(HttpServer::spawn("datanode", l, tusk_http::datanode_router(dn.view(), clients))?)
+        }
+        None => None,
+    };
+    Ok((dn, server))
+}
+
+/// Stops a datanode after its HTTP server (which holds a view of its store).
+async fn stop_datanode(dn: tusk_datanode::DatanodeHandle, http: Option<HttpServer>) {
+    if let Some(h) = http {
+        h.stop().await;
+    }
+    dn.shutdown().await;
+}
+
+/// The namenode's HTTP server, reading `fsn` and calling its RPC port at `rpc` for WebHDFS.
+async fn start_namenode_http(
+    conf: &Config,
+    fsn: &Arc<Namesystem>,
+    rpc: std::net::SocketAddr,
+    fallback: bool,
+) -> Result<Option<HttpServer>> {
+    let addr = http_address(&conf.namenode.http_address, &conf.namenode.rpc_address, 9870);
+    let Some(l) = bind_http(&addr, fallback).await? else { return Ok(None) };
+    let rpc_address = tusk_common::net::connectable(&rpc.to_string());
+    let web = tusk_http::pages::namenode::NnWeb {
+        fsn: Arc::clone(fsn),
+        clients: tusk_http::webhdfs::Clients::new(rpc_address.clone(), &conf.client),
+        rpc_address,
+    };
+    Ok(Some(HttpServer::spawn("namenode", l, tusk_http::namenode_router(web))?))
+}
+
 /// The namenode's configuration; a bad rack table stops here.
 fn nn_config(conf: &Config, default_dir: PathBuf) -> Result<NamesystemConfig> {
     NamesystemConfig::from_config(&conf.namenode, &conf.checkpoint, default_dir).map_err(|e| anyhow::anyhow!("{e}"))
@@ -104,8 +208,15 @@ pub async fn run_namenode(conf: Config) -> Result<i32> {
     let nc = nn_config(&conf, PathBuf::from("./tusk-data/name"))?;
     let (fsn, listener) = start_namenode(nc, &conf.namenode.rpc_address).await?;
     let addr = listener.local_addr()?;
+    let http = start_namenode_http(&conf, &fsn, addr, false).await?;
     println!("namenode: RPC listening on {addr}");
+    if let Some(h) = &http {
+        println!("namenode: HTTP listening on {}", h.addr);
+    }
     tusk_namenode::server::run(fsn, listener, shutdown_signal()).await.context("namenode RPC server failed")?;
+    if let Some(h) = http {
+        h.stop().await;
+    }
     Ok(0)
 }
 
@@ -117,15 +228,18 @@ pub async fn run_datanode(conf: Config) -> Result<i32> {
     let listener = tokio::net::TcpListener::bind(&dc.xfer_address)
         .await
         .with_context(|| format!("cannot listen on {} (set another address with --xfer-address)", dc.xfer_address))?;
-    let dn = tusk_datanode::start(dc, listener).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (dn, http) = start_datanode(dc, listener, &conf.client, false).await?;
     println!("datanode: data transfer listening on {}", dn.xfer_addr());
+    if let Some(h) = &http {
+        println!("datanode: HTTP listening on {}", h.addr);
+    }
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = dn.stopped() => {
             tracing::info!("datanode stopped by itself");
         }
     }
-    dn.shutdown().await;
+    stop_datanode(dn, http).await;
     Ok(0)
 }
 
@@ -136,6 +250,7 @@ pub async fn start_jobtracker(
     namenode: &str,
     history_dir: &std::path::Path,
     listener: tokio::net::TcpListener,
+    http: Option<tokio::net::TcpListener>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let user = tusk_common::user::os_user_name();
@@ -154,6 +269,16 @@ pub async fn start_jobtracker(
     .await
     .map_err(|e| anyhow::anyhow!("jobtracker: {e}"))?;
     let jt = Arc::new(jt);
+    let http = match http {
+        Some(l) => {
+            let mut http_stop = stop.clone();
+            println!("jobtracker: HTTP listening on {}", l.local_addr()?);
+            Some(tusk_http::spawn("jobtracker", l, tusk_http::jobtracker_router(Arc::clone(&jt)), async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            }))
+        }
+        None => None,
+    };
     let expiry = Arc::clone(&jt);
     let mut expiry_stop = stop.clone();
     tokio::spawn(async move {
@@ -171,6 +296,7 @@ pub async fn start_jobtracker(
     Ok(tokio::spawn(async move {
         let incoming = tusk_proto::serve::nodelay(tokio_stream::wrappers::TcpListenerStream::new(listener));
         let served = tonic::transport::Server::builder()
+            .layer(tusk_proto::serve::RpcMetricsLayer)
             .add_service(svc)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -178,6 +304,9 @@ pub async fn start_jobtracker(
             .await;
         if let Err(e) = served {
             tracing::error!("jobtracker RPC server failed: {e}");
+        }
+        if let Some(h) = http {
+            let _ = h.await;
         }
     }))
 }
@@ -189,9 +318,11 @@ pub async fn run_jobtracker(conf: Config) -> Result<i32> {
         .await
         .with_context(|| format!("cannot listen on {addr} (set mapreduce.jobtracker)"))?;
     println!("jobtracker: RPC listening on {}", listener.local_addr()?);
+    let http = bind_http(&http_address(&conf.mapreduce.jobtracker_http_address, &addr, 50030), false).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task =
-        start_jobtracker(&conf, &conf.mapreduce.namenode, &conf.mapreduce.jobtracker_dir, listener, stop_rx).await?;
+        start_jobtracker(&conf, &conf.mapreduce.namenode, &conf.mapreduce.jobtracker_dir, listener, http, stop_rx)
+            .await?;
     shutdown_signal().await;
     let _ = stop_tx.send(true);
     let _ = task.await;
@@ -247,6 +378,7 @@ pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: Option
     };
     let (fsn, listener) = start_namenode(nc, &addr).await?;
     let bound = listener.local_addr()?;
+    let nn_http = start_namenode_http(&conf, &fsn, bound, true).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut nn_stop = stop_rx.clone();
     let cluster_id = fsn.cluster_id();
@@ -258,8 +390,9 @@ pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: Option
         let mut dc = conf.datanode.clone();
         dc.namenode = bound.to_string();
         dc.data_dirs = vec![dir.join(format!("data{i}"))];
+        dc.http_address = "127.0.0.1:0".into();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let dn = tusk_datanode::start(dc, listener).await.map_err(|e| anyhow::anyhow!("datanode {i}: {e}"))?;
+        let dn = start_datanode(dc, listener, &conf.client, true).await.with_context(|| format!("datanode {i}"))?;
         dns.push(dn);
     }
     let mut ck_conf = conf.checkpoint.clone();
@@ -283,8 +416,13 @@ pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: Option
         .await
         .with_context(|| format!("jobtracker: cannot listen on {jt_addr}"))?;
     let jt_bound = jt_listener.local_addr()?;
+    let jt_http =
+        bind_http(&http_address(&conf.mapreduce.jobtracker_http_address, &conf.mapreduce.jobtracker, 50030), true)
+            .await?;
+    let jt_http_addr = jt_http.as_ref().and_then(|l| l.local_addr().ok());
     let jt_task =
-        start_jobtracker(&conf, &bound.to_string(), &dir.join("jobtracker"), jt_listener, stop_rx.clone()).await?;
+        start_jobtracker(&conf, &bound.to_string(), &dir.join("jobtracker"), jt_listener, jt_http, stop_rx.clone())
+            .await?;
     let mut tts = Vec::new();
     for i in 1..=datanodes {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -301,15 +439,27 @@ pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: Option
     }
     println!("Tusk pseudo-cluster is up (state in {})", dir.display());
     println!("  namenode   {bound}   (cluster {cluster_id})");
-    for (i, dn) in dns.iter().enumerate() {
-        println!("  datanode {} {}", i + 1, dn.xfer_addr());
+    for (i, (dn, http)) in dns.iter().enumerate() {
+        match http {
+            Some(h) => println!("  datanode {} {}   (http://{})", i + 1, dn.xfer_addr(), h.addr),
+            None => println!("  datanode {} {}", i + 1, dn.xfer_addr()),
+        }
     }
     println!("  checkpointer      (images in {})", ck_dir.display());
     println!("  jobtracker {jt_bound}   ({} tasktrackers)", tts.len());
+    if let Some(h) = &nn_http {
+        println!("  web        namenode http://{}/", h.addr);
+    }
+    if let Some(a) = jt_http_addr {
+        println!("  web        jobtracker http://{a}/");
+    }
     println!("Try: tusk fs -put FILE / && tusk fsck / -files -blocks -locations     (Ctrl-C stops the cluster)");
     shutdown_signal().await;
-    for dn in dns {
-        dn.shutdown().await;
+    if let Some(h) = nn_http {
+        h.stop().await;
+    }
+    for (dn, http) in dns {
+        stop_datanode(dn, http).await;
     }
     let _ = stop_tx.send(true);
     let _ = ck_task.await;
@@ -320,4 +470,91 @@ pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: Option
     drop(stop_rx);
     nn_task.await.context("namenode task failed")?.context("namenode RPC server failed")?;
     Ok(0)
+}
+
+/// Claims the first free slot `root/worker-N`: its `in_use.lock` is locked (flock) for as long
+/// as the returned file lives. Replicas of one container sharing one volume each get their own
+/// slot, and a restarted replica takes a free one back with its datanode's identity and blocks.
+pub fn claim_slot(root: &std::path::Path) -> Result<(PathBuf, std::fs::File)> {
+    for n in 1..=4096 {
+        let dir = root.join(format!("worker-{n}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let lock = dir.join("in_use.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .with_context(|| format!("cannot open {}", lock.display()))?;
+        match file.try_lock() {
+            Ok(()) => return Ok((dir, file)),
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", lock.display()));
+            }
+        }
+    }
+    anyhow::bail!("every worker slot under {} is taken (4096)", root.display())
+}
+
+/// `tusk worker [--slots DIR]`: a datanode and a tasktracker in one process, as one container
+/// of a compose cluster runs them. It stops when either stops (non-zero) or on a signal (zero).
+pub async fn run_worker(mut conf: Config, slots: Option<PathBuf>) -> Result<i32> {
+    let _slot = match slots {
+        Some(root) => {
+            let (dir, lock) = claim_slot(&root)?;
+            println!("worker: slot {}", dir.display());
+            conf.datanode.data_dirs = vec![dir.join("data")];
+            conf.mapreduce.local_dir = dir.join("mapred");
+            Some(lock)
+        }
+        None => None,
+    };
+    let mut dc = conf.datanode.clone();
+    if dc.data_dirs.is_empty() {
+        dc.data_dirs = vec![PathBuf::from("./tusk-data/data")];
+    }
+    let xfer = tokio::net::TcpListener::bind(&dc.xfer_address)
+        .await
+        .with_context(|| format!("cannot listen on {} (set datanode.xfer_address)", dc.xfer_address))?;
+    let mr = &conf.mapreduce;
+    let shuffle = tokio::net::TcpListener::bind(&mr.shuffle_address)
+        .await
+        .with_context(|| format!("cannot listen on {} (set mapreduce.shuffle_address)", mr.shuffle_address))?;
+    let (dn, http) = start_datanode(dc, xfer, &conf.client, false).await?;
+    println!("worker: datanode on {}, shuffle on {}", dn.xfer_addr(), shuffle.local_addr()?);
+    let user = tusk_common::user::os_user_name();
+    let client = match tusk_client::Client::connect(&mr.namenode, &user, &conf.client).await {
+        Ok(c) => c,
+        Err(e) => {
+            stop_datanode(dn, http).await;
+            anyhow::bail!("tasktracker: cannot reach the namenode at {}: {e}", mr.namenode);
+        }
+    };
+    let tc = tracker_config(&conf, &mr.jobtracker, mr.local_dir.clone());
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let mut tracker = tokio::spawn(tusk_mapreduce::tasktracker::run(tc, client, shuffle, async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    }));
+    let (code, tracker_done) = tokio::select! {
+        _ = shutdown_signal() => (0, false),
+        _ = dn.stopped() => {
+            tracing::error!("the datanode stopped by itself: stopping the worker");
+            (1, false)
+        }
+        r = &mut tracker => {
+            match r {
+                Ok(Ok(())) => tracing::error!("the tasktracker stopped by itself: stopping the worker"),
+                Ok(Err(e)) => tracing::error!("the tasktracker failed: {e}"),
+                Err(e) => tracing::error!("the tasktracker task failed: {e}"),
+            }
+            (1, true)
+        }
+    };
+    let _ = stop_tx.send(true);
+    if !tracker_done {
+        let _ = tracker.await;
+    }
+    stop_datanode(dn, http).await;
+    Ok(code)
 }

@@ -2,6 +2,7 @@
 //! crates; this file turns a command line into a call on one of them.
 
 mod daemons;
+mod health;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -55,6 +56,19 @@ enum Command {
     Jobtracker,
     /// Run a tasktracker (beside a datanode).
     Tasktracker,
+    /// Run a datanode and a tasktracker in one process (one container of a compose cluster).
+    Worker {
+        /// Take the first free slot DIR/worker-N (locked while running) for the datanode's
+        /// data and the tracker's work: replicas sharing one volume each keep their own.
+        #[arg(long, value_name = "DIR")]
+        slots: Option<PathBuf>,
+    },
+    /// Exit 0 if this host's daemon of ROLE is healthy, 1 with the reason if not (for
+    /// container healthchecks); reads the daemon's configuration.
+    Health {
+        #[arg(value_enum)]
+        role: health::Role,
+    },
     /// MapReduce jobs: tusk job run wordcount IN OUT [-r N] | status ID | list
     #[command(disable_help_flag = true)]
     Job(ShellArgs),
@@ -258,7 +272,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-fn run(command: Command, conf: Config) -> Result<i32> {
+/// `TUSK_NAMENODE`, when set, names the namenode for the daemons too (datanode,
+/// checkpointer, jobtracker, tasktracker), so one variable points a whole container at it.
+fn namenode_from_env(conf: &mut Config) {
+    if let Some(nn) = std::env::var("TUSK_NAMENODE").ok().filter(|s| !s.is_empty()) {
+        conf.datanode.namenode = nn.clone();
+        conf.checkpoint.namenode = nn.clone();
+        conf.mapreduce.namenode = nn;
+    }
+}
+
+fn run(command: Command, mut conf: Config) -> Result<i32> {
+    namenode_from_env(&mut conf);
     match command {
         Command::Version => {
             println!("Tusk {}", tusk_common::VERSION);
@@ -289,10 +314,6 @@ fn run(command: Command, conf: Config) -> Result<i32> {
             }
             if let Some(nn) = a.namenode {
                 conf.datanode.namenode = nn;
-            } else if let Ok(nn) = std::env::var("TUSK_NAMENODE") {
-                if !nn.is_empty() {
-                    conf.datanode.namenode = nn;
-                }
             }
             if let Some(x) = a.xfer_address {
                 conf.datanode.xfer_address = x;
@@ -320,6 +341,23 @@ fn run(command: Command, conf: Config) -> Result<i32> {
         Command::Tasktracker => {
             init_logging("info");
             runtime()?.block_on(daemons::run_tasktracker(conf))
+        }
+        Command::Worker { slots } => {
+            init_logging("info");
+            runtime()?.block_on(daemons::run_worker(conf, slots))
+        }
+        Command::Health { role } => {
+            init_logging("error");
+            match runtime()?.block_on(health::check(role, &conf)) {
+                Ok(line) => {
+                    println!("healthy: {line}");
+                    Ok(0)
+                }
+                Err(e) => {
+                    println!("unhealthy: {e:#}");
+                    Ok(1)
+                }
+            }
         }
         Command::Mount(a) => {
             init_logging("info");

@@ -34,6 +34,10 @@ pub struct Config {
 pub struct MapReduceConfig {
     /// The jobtracker's RPC address (mapred.job.tracker; Hadoop 1's port 8021).
     pub jobtracker: String,
+    /// Address the jobtracker's HTTP server (web pages, /metrics) binds (Hadoop 1's
+    /// mapred.job.tracker.http.address). Empty: the RPC address's host, port 50030 (0 when
+    /// the RPC port is 0). `off`: none.
+    pub jobtracker_http_address: String,
     /// The namenode the jobtracker and the trackers read and write through.
     pub namenode: String,
     /// The address a tasktracker's shuffle service binds (Hadoop 1's port 50060).
@@ -62,6 +66,7 @@ impl Default for MapReduceConfig {
         let cores = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2);
         Self {
             jobtracker: "127.0.0.1:8021".into(),
+            jobtracker_http_address: String::new(),
             namenode: "127.0.0.1:9000".into(),
             shuffle_address: "127.0.0.1:50060".into(),
             datanode_host: String::new(),
@@ -123,8 +128,13 @@ pub struct DatanodeConfig {
     pub data_dirs: Vec<PathBuf>,
     /// Address the data transfer server binds (`0` as port picks a free one).
     pub xfer_address: String,
-    /// Host or IP address clients and other datanodes use to reach this one.
+    /// Host or IP address clients and other datanodes use to reach this one. Empty: the
+    /// address the namenode sees the registration come from (HDFS's behaviour).
     pub advertise_host: String,
+    /// Address the HTTP server (status page, /metrics, WebHDFS data) binds (HDFS
+    /// dfs.datanode.http.address); its port is registered with the namenode. Empty: the
+    /// transfer address's host, port 9864 (0 when the transfer port is 0). `off`: none.
+    pub http_address: String,
     pub heartbeat_interval_ms: u64,
     /// Full block report period (HDFS: 6 hours).
     pub block_report_interval_ms: u64,
@@ -152,6 +162,7 @@ impl Default for DatanodeConfig {
             data_dirs: Vec::new(),
             xfer_address: "127.0.0.1:9866".into(),
             advertise_host: "127.0.0.1".into(),
+            http_address: String::new(),
             heartbeat_interval_ms: 3_000,
             block_report_interval_ms: 6 * 3600 * 1000,
             sync_on_close: true,
@@ -169,6 +180,10 @@ impl Default for DatanodeConfig {
 pub struct NamenodeConfig {
     /// Address the client RPC server binds (`0` as port picks a free one).
     pub rpc_address: String,
+    /// Address the HTTP server (web pages, /metrics, WebHDFS) binds (HDFS
+    /// dfs.namenode.http-address). Empty: the RPC address's host, port 9870 (0 when the RPC
+    /// port is 0). `off`: none.
+    pub http_address: String,
     /// Name directories; every one gets every edit and image. Empty = `./tusk-data/name`.
     #[serde(deserialize_with = "string_or_list")]
     pub name_dirs: Vec<PathBuf>,
@@ -210,6 +225,7 @@ impl Default for NamenodeConfig {
     fn default() -> Self {
         Self {
             rpc_address: "127.0.0.1:9000".into(),
+            http_address: String::new(),
             name_dirs: Vec::new(),
             safemode_threshold_pct: 0.999,
             safemode_extension_ms: 0,

@@ -5,6 +5,7 @@
 pub mod checksum;
 pub mod config;
 pub mod durable;
+pub mod net;
 pub mod path;
 pub mod user;
 

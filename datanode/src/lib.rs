@@ -29,4 +29,4 @@ pub mod volume;
 pub mod xfer;
 
 pub use error::DatanodeError;
-pub use server::{start, DatanodeHandle};
+pub use server::{start, DatanodeHandle, DatanodeStatus, DatanodeView, VolumeStatus};

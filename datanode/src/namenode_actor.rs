@@ -214,7 +214,7 @@ impl NamenodeActor {
             hostname,
             ip_addr: self.conf.advertise_host.clone(),
             xfer_port: u32::from(self.xfer_port),
-            http_port: 0,
+            http_port: self.conf.http_address.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).unwrap_or(0),
             ipc_port: 0,
             software_version: tusk_common::VERSION.to_string(),
         };

@@ -43,16 +43,48 @@ pub struct ScanStats {
     pub bad: u64,
 }
 
+/// What the scanner is doing, for the datanode's web page.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ScanProgress {
+    pub stats: ScanStats,
+    /// When the current (or last) pass started, ms since the epoch; 0 before the first.
+    pub pass_start_ms: i64,
+    /// When the last pass ended; 0 if none has.
+    pub last_pass_end_ms: i64,
+    pub period_secs: u64,
+    pub bytes_per_sec: u64,
+}
+
 pub struct Scanner {
     store: Arc<Store>,
     conf: ScanConfig,
     cursor_path: PathBuf,
+    progress: Arc<std::sync::Mutex<ScanProgress>>,
 }
 
 impl Scanner {
     pub fn new(store: Arc<Store>, conf: ScanConfig) -> Scanner {
         let cursor_path = store.volumes()[0].current().join("scanner.cursor");
-        Scanner { store, conf, cursor_path }
+        let progress = ScanProgress {
+            period_secs: conf.period.as_secs(),
+            bytes_per_sec: conf.bytes_per_sec,
+            ..Default::default()
+        };
+        Scanner { store, conf, cursor_path, progress: Arc::new(std::sync::Mutex::new(progress)) }
+    }
+
+    /// A handle on the scanner's progress, updated as it goes.
+    pub fn progress(&self) -> Arc<std::sync::Mutex<ScanProgress>> {
+        Arc::clone(&self.progress)
+    }
+
+    fn publish(&self, stats: ScanStats, pass_start_ms: i64, pass_ended: bool) {
+        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        p.stats = stats;
+        p.pass_start_ms = pass_start_ms;
+        if pass_ended {
+            p.last_pass_end_ms = tusk_common::now_ms();
+        }
     }
 
     fn load_cursor(&self) -> Cursor {
@@ -131,6 +163,7 @@ impl Scanner {
                     Ok(Err(_)) => {
                         stats.scanned += 1;
                         stats.bad += 1;
+                        metrics::counter!("datanode_scanner_corrupt_replicas_total").increment(1);
                         0
                     }
                     Err(e) => {
@@ -139,6 +172,8 @@ impl Scanner {
                     }
                 };
                 cursor.last = Some(id);
+                metrics::counter!("datanode_scanner_bytes_total").increment(bytes);
+                self.publish(stats, cursor.pass_start_ms, false);
                 if saved.elapsed() >= CURSOR_SAVE_EVERY {
                     self.save_cursor(cursor);
                     saved = Instant::now();
@@ -159,6 +194,7 @@ impl Scanner {
             }
             cursor.last = Some(u64::MAX);
             stats.passes += 1;
+            self.publish(stats, cursor.pass_start_ms, true);
             self.save_cursor(cursor);
             tracing::info!(scanned = stats.scanned, bad = stats.bad, "block scanner pass done");
         }

@@ -43,9 +43,90 @@ impl StopSignal {
     }
 }
 
+/// One data directory as the web page shows it.
+#[derive(Debug, Clone)]
+pub struct VolumeStatus {
+    pub dir: PathBuf,
+    pub capacity: u64,
+    pub available: u64,
+    /// Why it was taken out of service, if it was.
+    pub failure: Option<String>,
+}
+
+/// A datanode's state (`DatanodeHandle::status`).
+#[derive(Debug, Clone)]
+pub struct DatanodeStatus {
+    pub uuid: String,
+    pub cluster_id: String,
+    pub xfer_addr: SocketAddr,
+    pub namenode: String,
+    pub volumes: Vec<VolumeStatus>,
+    pub finalized: u64,
+    pub being_written: u64,
+    pub bytes: u64,
+    pub active_transfers: u32,
+    pub scanner: crate::scanner::ScanProgress,
+}
+
+/// What a datanode's web page reads (`DatanodeHandle::view`).
+#[derive(Clone)]
+pub struct DatanodeView {
+    xfer_addr: SocketAddr,
+    namenode: String,
+    ctx: Arc<XferContext>,
+    scan: Arc<std::sync::Mutex<crate::scanner::ScanProgress>>,
+    store: Arc<Store>,
+}
+
+impl DatanodeView {
+    /// What the datanode holds and does now, for its web page.
+    pub fn status(&self) -> DatanodeStatus {
+        let failed = self.store.failed_volumes();
+        let volumes = self
+            .store
+            .volumes()
+            .iter()
+            .map(|v| {
+                let failure = failed.iter().find(|(d, _)| *d == v.dir).map(|(_, why)| why.clone());
+                let space = v.space().ok();
+                VolumeStatus {
+                    dir: v.dir.clone(),
+                    capacity: space.map_or(0, |s| s.capacity),
+                    available: space.map_or(0, |s| s.available),
+                    failure,
+                }
+            })
+            .collect();
+        let (mut finalized, mut rbw, mut bytes) = (0u64, 0u64, 0u64);
+        for (_, r) in self.store.report() {
+            bytes += r.len;
+            if r.state == crate::replica_index::ReplicaState::Finalized {
+                finalized += 1;
+            } else {
+                rbw += 1;
+            }
+        }
+        DatanodeStatus {
+            uuid: self.store.uuid(),
+            cluster_id: self.store.cluster_id(),
+            xfer_addr: self.xfer_addr,
+            namenode: self.namenode.clone(),
+            volumes,
+            finalized,
+            being_written: rbw,
+            bytes,
+            active_transfers: self.ctx.active.load(std::sync::atomic::Ordering::Relaxed),
+            scanner: *self.scan.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}
+
 /// A running datanode.
 pub struct DatanodeHandle {
     xfer_addr: SocketAddr,
+    namenode: String,
+    ctx: Arc<XferContext>,
+    scan: Arc<std::sync::Mutex<crate::scanner::ScanProgress>>,
     store: Arc<Store>,
     stop: StopSignal,
     stopped: watch::Receiver<bool>,
@@ -82,6 +163,18 @@ impl DatanodeHandle {
     pub async fn stopped(&self) {
         let mut rx = self.stopped.clone();
         let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// A handle for the web page: the datanode's state, read when asked. Drop it before
+    /// [`DatanodeHandle::shutdown`] (it holds the store).
+    pub fn view(&self) -> DatanodeView {
+        DatanodeView {
+            xfer_addr: self.xfer_addr,
+            namenode: self.namenode.clone(),
+            ctx: Arc::clone(&self.ctx),
+            scan: Arc::clone(&self.scan),
+            store: Arc::clone(&self.store),
+        }
     }
 
     /// Test hook: (generation stamp, length, finalized) of a replica this datanode holds.
@@ -148,7 +241,9 @@ pub async fn start(conf: DatanodeConfig, xfer_listener: TcpListener) -> Result<D
         period: Duration::from_secs(conf.scan_period_secs),
         bytes_per_sec: conf.scan_bytes_per_sec,
     };
-    let scanner = tokio::spawn(crate::scanner::Scanner::new(Arc::clone(&store), scan).run(Shutdown(stop_rx.clone())));
+    let scanner = crate::scanner::Scanner::new(Arc::clone(&store), scan);
+    let scan_progress = scanner.progress();
+    let scanner = tokio::spawn(scanner.run(Shutdown(stop_rx.clone())));
     let checker = tokio::spawn(check_volumes(
         Arc::clone(&store),
         Duration::from_millis(conf.volume_check_interval_ms.max(100)),
@@ -156,6 +251,8 @@ pub async fn start(conf: DatanodeConfig, xfer_listener: TcpListener) -> Result<D
         Shutdown(stop_rx.clone()),
         stop.clone(),
     ));
+    let namenode = conf.namenode.clone();
+    let handle_ctx = Arc::clone(&ctx);
     let actor = NamenodeActor::new(conf, xfer_addr.port(), Arc::clone(&ctx), Shutdown(stop_rx), stop.clone());
     let actor = tokio::spawn(actor.run());
     let flush_store = Arc::clone(&store);
@@ -184,5 +281,5 @@ pub async fn start(conf: DatanodeConfig, xfer_listener: TcpListener) -> Result<D
         tracing::info!("datanode stopped");
         stopped_tx.send_replace(true);
     });
-    Ok(DatanodeHandle { xfer_addr, store, stop, stopped: stopped_rx })
+    Ok(DatanodeHandle { xfer_addr, namenode, ctx: handle_ctx, scan: scan_progress, store, stop, stopped: stopped_rx })
 }

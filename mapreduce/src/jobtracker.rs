@@ -164,6 +164,23 @@ struct Tracker {
     host: String,
     shuffle_addr: String,
     last_seen: Instant,
+    free_maps: u32,
+    free_reduces: u32,
+}
+
+/// A tracker as the jobtracker's web page shows it.
+#[derive(Debug, Clone)]
+pub struct TrackerView {
+    pub id: String,
+    pub host: String,
+    pub shuffle_addr: String,
+    pub since_heartbeat: Duration,
+    pub free_map_slots: u32,
+    pub free_reduce_slots: u32,
+    /// Attempts running there now.
+    pub running: usize,
+    /// Jobs that blacklisted it.
+    pub blacklisted_by: usize,
 }
 
 #[derive(Default)]
@@ -434,10 +451,18 @@ impl JobTracker {
                 t.last_seen = now;
                 t.host = hb.host.clone();
                 t.shuffle_addr = hb.shuffle_addr.clone();
+                t.free_maps = hb.free_map_slots;
+                t.free_reduces = hb.free_reduce_slots;
             })
             .or_insert_with(|| {
                 tracing::info!(tracker = %hb.tracker_id, host = %hb.host, "tasktracker joined");
-                Tracker { host: hb.host.clone(), shuffle_addr: hb.shuffle_addr.clone(), last_seen: now }
+                Tracker {
+                    host: hb.host.clone(),
+                    shuffle_addr: hb.shuffle_addr.clone(),
+                    last_seen: now,
+                    free_maps: hb.free_map_slots,
+                    free_reduces: hb.free_reduce_slots,
+                }
             });
         for r in &hb.reports {
             self.report(&mut st, &hb.tracker_id, r, &mut follow);
@@ -467,6 +492,15 @@ impl JobTracker {
         let Some((_, started)) = task.running.remove(&r.attempt_id) else { return };
         let state = AttemptState::try_from(r.state).unwrap_or(AttemptState::Unspecified);
         let mut ended: Vec<(String, &str, String)> = Vec::new();
+        let kind = if is_map { "map" } else { "reduce" };
+        let outcome = match state {
+            AttemptState::AttemptSucceeded => "succeeded",
+            AttemptState::AttemptFailed => "failed",
+            _ => "other",
+        };
+        metrics::counter!("jobtracker_attempts_total", "kind" => kind, "outcome" => outcome).increment(1);
+        metrics::histogram!("jobtracker_attempt_duration_seconds", "kind" => kind, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
         match state {
             AttemptState::AttemptSucceeded if !matches!(task.status, TaskStatus::Done | TaskStatus::Committing) => {
                 // Output in the DFS counts once it is committed (see `follow_up`); map output
@@ -692,6 +726,33 @@ impl JobTracker {
 
     /// Trackers silent past the expiry are lost: what they ran, or hold for running jobs,
     /// runs again.
+    /// The live trackers, by id.
+    pub fn trackers(&self) -> Vec<TrackerView> {
+        let st = self.state.lock();
+        let mut out: Vec<TrackerView> = st
+            .trackers
+            .iter()
+            .map(|(id, t)| {
+                let running_on = |tasks: &[Task]| {
+                    tasks.iter().map(|k| k.running.values().filter(|(tr, _)| tr == id).count()).sum::<usize>()
+                };
+                let running = st.jobs.values().map(|j| running_on(&j.maps) + running_on(&j.reduces)).sum();
+                TrackerView {
+                    id: id.clone(),
+                    host: t.host.clone(),
+                    shuffle_addr: t.shuffle_addr.clone(),
+                    since_heartbeat: t.last_seen.elapsed(),
+                    free_map_slots: t.free_maps,
+                    free_reduce_slots: t.free_reduces,
+                    running,
+                    blacklisted_by: st.jobs.values().filter(|j| j.blacklists(id)).count(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
     pub fn expire_trackers(&self) -> Vec<String> {
         let mut st = self.state.lock();
         let lost: Vec<String> = st

@@ -44,8 +44,14 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     std::fs::create_dir_all(&conf.local_dir).map_err(|e| format!("{}: {e}", conf.local_dir.display()))?;
-    let shuffle_addr = shuffle.local_addr().map_err(|e| e.to_string())?;
-    let host = if conf.host.is_empty() { shuffle_addr.ip().to_string() } else { conf.host.clone() };
+    let bound = shuffle.local_addr().map_err(|e| e.to_string())?;
+    // Listening on every interface (a container): reducers fetch from the address this host
+    // reaches the jobtracker from, which is also the address its datanode registers from (the
+    // namenode records the datanode's source address). Found again on every reconnection, as a
+    // container reconnected to its network may have a new address.
+    let follow_route = conf.host.is_empty() && bound.ip().is_unspecified();
+    let mut shuffle_addr = std::net::SocketAddr::new(tusk_common::net::advertised_ip(bound), bound.port());
+    let mut host = if conf.host.is_empty() { shuffle_addr.ip().to_string() } else { conf.host.clone() };
     let tracker_id = format!("tracker_{host}:{}", shuffle_addr.port());
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -54,12 +60,17 @@ pub async fn run(
     });
     let svc = ShuffleServer::new(ShuffleService { local_dir: conf.local_dir.clone() });
     let mut stop_srv = stop_rx.clone();
-    let server = tokio::spawn(tonic::transport::Server::builder().add_service(svc).serve_with_incoming_shutdown(
-        tusk_proto::serve::nodelay(tokio_stream::wrappers::TcpListenerStream::new(shuffle)),
-        async move {
-            let _ = stop_srv.wait_for(|s| *s).await;
-        },
-    ));
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(tusk_proto::serve::RpcMetricsLayer)
+            .add_service(svc)
+            .serve_with_incoming_shutdown(
+                tusk_proto::serve::nodelay(tokio_stream::wrappers::TcpListenerStream::new(shuffle)),
+                async move {
+                    let _ = stop_srv.wait_for(|s| *s).await;
+                },
+            ),
+    );
     tracing::info!(%tracker_id, shuffle = %shuffle_addr, jobtracker = %conf.jobtracker, "tasktracker started");
     let shared = Arc::new(Shared {
         reports: Mutex::new(Vec::new()),
@@ -84,7 +95,20 @@ pub async fn run(
         }
         if jt.is_none() {
             match JobTrackerClient::connect(format!("http://{}", conf.jobtracker)).await {
-                Ok(c) => jt = Some(c),
+                Ok(c) => {
+                    jt = Some(c);
+                    if follow_route {
+                        let to = conf.jobtracker.clone();
+                        if let Ok(Some(ip)) = tokio::task::spawn_blocking(move || tusk_common::net::route_ip(&to)).await
+                        {
+                            if ip != shuffle_addr.ip() {
+                                tracing::info!(%ip, "advertising a new address");
+                                shuffle_addr.set_ip(ip);
+                                host = ip.to_string();
+                            }
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::debug!("jobtracker {} not reachable: {e}", conf.jobtracker);
                     continue;

@@ -102,6 +102,7 @@ impl DatanodeNamenode for DatanodeService {
     }
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
+        let started = std::time::Instant::now();
         let r = req.into_inner();
         let s = r.storage.unwrap_or_default();
         let commands = match self.fsn.heartbeat(
@@ -114,16 +115,20 @@ impl DatanodeNamenode for DatanodeService {
             Some(c) => to_pb(c),
             None => reregister(),
         };
+        metrics::histogram!("namenode_heartbeat_seconds").record(started.elapsed().as_secs_f64());
         Ok(Response::new(HeartbeatResponse { commands }))
     }
 
     async fn block_report(&self, req: Request<BlockReportRequest>) -> Reply<BlockReportResponse> {
+        let started = std::time::Instant::now();
         let r = req.into_inner();
         let blocks = reported(&r.blocks)?;
         let commands = match self.fsn.block_report(uuid(&r.datanode_uuid)?, &blocks) {
             Some(c) => to_pb(c),
             None => reregister(),
         };
+        metrics::histogram!("namenode_block_report_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("namenode_block_report_blocks").record(blocks.len() as f64);
         Ok(Response::new(BlockReportResponse { commands }))
     }
 

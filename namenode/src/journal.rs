@@ -255,6 +255,7 @@ impl Syncer {
                 let bytes = std::mem::replace(&mut st.buf, Vec::with_capacity(1 << 16));
                 (bytes, st.next_txid - 1, st.roll.take())
             };
+            let sync_started = std::time::Instant::now();
             let result = match roll {
                 None => self.write_and_sync(&bytes, last_txid),
                 Some(r) => {
@@ -279,6 +280,9 @@ impl Syncer {
             match result {
                 Ok(()) => {
                     let records = last_txid - st.synced_txid;
+                    metrics::histogram!("namenode_editlog_sync_seconds").record(sync_started.elapsed().as_secs_f64());
+                    metrics::histogram!("namenode_editlog_sync_batch_records").record(records as f64);
+                    metrics::counter!("namenode_editlog_transactions_total").increment(records);
                     st.synced_txid = last_txid;
                     self.shared.syncs.fetch_add(1, Ordering::Relaxed);
                     self.shared.synced_records.fetch_add(records, Ordering::Relaxed);

@@ -253,6 +253,12 @@ impl Namesystem {
     pub fn last_txid(&self) -> u64 {
         self.journal.last_written_txid()
     }
+    /// The newest image (the last checkpoint or -saveNamespace): its txid and when it was
+    /// written (ms since the epoch).
+    pub fn last_checkpoint(&self) -> (u64, i64) {
+        let m = self.image.lock();
+        (m.txid, m.written_ms)
+    }
     pub fn counts(&self) -> crate::namespace::Counts {
         self.ns.read().counts()
     }
@@ -1200,5 +1206,14 @@ impl Namesystem {
             blocks.replication_work(Instant::now(), 1000);
             blocks.check_decommissioning();
         }
+        let (needed, pending, excess) = blocks.queue_totals();
+        metrics::gauge!("namenode_replication_queue_blocks", "queue" => "needed").set(needed as f64);
+        metrics::gauge!("namenode_replication_queue_blocks", "queue" => "pending").set(pending as f64);
+        metrics::gauge!("namenode_replication_queue_blocks", "queue" => "excess").set(excess as f64);
+        let live = blocks.datanodes().filter(|(_, d)| d.live).count();
+        let all = blocks.datanodes().count();
+        metrics::gauge!("namenode_datanodes", "state" => "live").set(live as f64);
+        metrics::gauge!("namenode_datanodes", "state" => "dead").set((all - live) as f64);
+        metrics::gauge!("namenode_safe_mode").set(if in_safe_mode { 1.0 } else { 0.0 });
     }
 }

@@ -59,6 +59,7 @@ pub async fn run(
     let mut grace = closing.clone();
     let serve = tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .layer(tusk_proto::serve::RpcMetricsLayer)
         .add_service(ClientNamenodeServer::new(ClientService::new(fsn.clone())).max_decoding_message_size(256 << 20))
         .add_service(
             DatanodeNamenodeServer::new(DatanodeService::new(fsn.clone())).max_decoding_message_size(256 << 20),

@@ -105,6 +105,8 @@ async fn send_packets(socket: &mut TcpStream, reader: ReplicaReader, start: u64,
         reader = Some(r);
         bufs = Some((data, sums));
     }
+    metrics::counter!("datanode_bytes_read_total").increment(end - start);
+    metrics::counter!("datanode_blocks_read_total").increment(1);
     let last = PacketHeader { data_len: 0, offset_in_block: end, seqno, flags: FLAG_LAST };
     data_transfer::write_packet(socket, &last, &[], &[]).await?;
     socket.flush().await

@@ -243,6 +243,7 @@ async fn receive(
             }
             forward = Forward::Sent;
         }
+        metrics::counter!("datanode_bytes_written_total").increment(data.len() as u64);
         let last = header.is_last();
         let (offset, sync) = (header.offset_in_block, header.flags & FLAG_SYNC != 0);
         let (replica, sums, data, result) = tokio::task::spawn_blocking(move || {
