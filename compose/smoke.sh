@@ -5,7 +5,8 @@
 # the host and from inside a container, runs wordcount, `docker kill`s a worker and waits for
 # full replication, cuts another worker off its network for 60 s and reconnects it, checks
 # every file byte for byte and the job's output against coreutils, then removes everything
-# (containers, network, volumes). KEEP=1 keeps the cluster running for a look.
+# (containers, network, volumes). KEEP=1 keeps the cluster running for a look; TUSK_BIN=path
+# uses that binary instead of building one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t_start=$SECONDS
@@ -21,9 +22,14 @@ fi
 if docker compose version >/dev/null 2>&1; then DC=(docker compose); else DC=(docker-compose); fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
-step "build: cargo build --release --bin tusk, compose/build-image.sh"
-cargo build --release --bin tusk 2>&1 | tail -1
-TUSK="$CARGO_TARGET_DIR/release/tusk"
+if [ -n "${TUSK_BIN:-}" ]; then
+  step "build: compose/build-image.sh from $TUSK_BIN"
+  TUSK="$TUSK_BIN"
+else
+  step "build: cargo build --release --bin tusk, compose/build-image.sh"
+  cargo build --release --bin tusk 2>&1 | tail -1
+  TUSK="$CARGO_TARGET_DIR/release/tusk"
+fi
 export TUSK_IMAGE=tusk:smoke
 TUSK_BIN="$TUSK" bash compose/build-image.sh
 

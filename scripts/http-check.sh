@@ -3,6 +3,7 @@
 # job, then drives WebHDFS with curl, the Python HdfsCLI (library and `hdfscli` command) and
 # fsspec's webhdfs filesystem, and screenshots every page with headless Chromium into
 # docs/screenshots/. Installs what it needs (pip: hdfs fsspec requests; Debian: chromium).
+set -euo pipefail
 NAME=http
 source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ python3 scripts/gen-text.py "$WORK/text" 3000000
 step "curl"
 curl -sS "$W/data/text.txt?op=GETFILESTATUS&user.name=root"; echo
 curl -sS -i -X PUT "$W/data/curl.txt?op=CREATE&user.name=root" | grep -i -E '^(HTTP|Location)' | sed 's/^/   /'
-loc=$(curl -sS -i -X PUT "$W/data/curl.txt?op=CREATE&user.name=root" | sed -n 's/^Location: \(.*\)\r$/\1/p')
+loc=$(curl -sS -i -X PUT "$W/data/curl.txt?op=CREATE&user.name=root" | sed -n 's/^[Ll]ocation: \(.*\)\r$/\1/p')
 printf 'hello from curl\n' | curl -sS -i -X PUT -T - "$loc" | grep -E '^HTTP' | sed 's/^/   /'
 [ "$(curl -sS -L "$W/data/curl.txt?op=OPEN&user.name=root")" = "hello from curl" ] || fail "curl OPEN"
 echo "   curl: CREATE (307 + PUT 201), OPEN (-L) = 'hello from curl'"

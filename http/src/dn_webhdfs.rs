@@ -100,6 +100,12 @@ async fn create(clients: &Clients, path: &str, p: &Params, body: Body) -> R<Resp
     let replication = p.replication()?.unwrap_or(0);
     let permission = p.permission()?.unwrap_or(0o644);
     let c = clients.get(&p.user()).await?;
+    // As Hadoop's WebHDFS (createparent=true): missing parent directories are made, 755.
+    if let Some((parent, _)) = path.rsplit_once('/') {
+        if !parent.is_empty() && c.file_info(parent).await?.is_none() {
+            c.mkdirs(parent, 0o755, true).await?;
+        }
+    }
     let w = c.create(path, overwrite, replication, block_size).await?;
     if let Err(e) = c.set_permission(path, permission).await {
         // The file exists now: take it back rather than leave it with other permissions.
