@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use tusk_namenode::namesystem::SafeModeAction;
 use tusk_namenode::{Namesystem, NamesystemConfig};
 
+mod nnbench;
+mod peers;
+mod storage;
+
 #[derive(Parser)]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +28,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// Storage: DFSIO, small files and this machine's limits, side by side with SeaweedFS.
+    Storage(storage::StorageOpts),
+    /// Namenode operations per second (NNThroughputBenchmark style), in-process and over RPC.
+    NnThroughput(nnbench::NnOpts),
     /// A namenode holding N files: build, save, restart, measure.
     NnMillion {
         #[arg(long, default_value_t = 1_000_000)]
@@ -338,6 +346,8 @@ fn checkpoint_bench(
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.bench {
+        Bench::Storage(opts) => storage::run(opts)?,
+        Bench::NnThroughput(opts) => nnbench::run(opts)?,
         Bench::Checkpoint { txns, runs, rounds, load_secs, dir, keep, report } => {
             checkpoint_bench(txns, runs, rounds, load_secs, dir, keep, report)?;
         }

@@ -1,0 +1,283 @@
+//! `tusk-bench nn-throughput`: namenode operations per second in the style of Hadoop's
+//! NNThroughputBenchmark, in-process on `Namesystem` (no RPC, as Hadoop's default mode) and
+//! over RPC against a real `tusk namenode` process from this one, with `tasks` concurrent
+//! client tasks. Files are made without blocks (create then complete), as Hadoop's create
+//! and open operations do, so getBlockLocations answers an empty block list.
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tusk_namenode::permission::Caller;
+use tusk_namenode::Namesystem;
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct NnOpts {
+    /// Runs of every operation (medians are reported); each run starts on an empty namespace.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Files created (then renamed and deleted) and directories made per run.
+    #[arg(long, default_value_t = 100_000)]
+    pub files: u64,
+    /// getFileInfo and getBlockLocations calls per run in-process (listings: a tenth).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub reads: u64,
+    /// The same over RPC.
+    #[arg(long, default_value_t = 300_000)]
+    pub rpc_reads: u64,
+    /// Concurrent client tasks.
+    #[arg(long, default_value_t = 64)]
+    pub tasks: u64,
+    /// RPC connections the tasks share (task t uses connection t % connections).
+    #[arg(long, default_value_t = 8)]
+    pub connections: u64,
+    /// Which modes: comma-separated from inproc, rpc.
+    #[arg(long, default_value = "inproc,rpc")]
+    pub mode: String,
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Create,
+    Mkdirs,
+    FileInfo,
+    BlockLocations,
+    Listing,
+    Rename,
+    Delete,
+}
+
+const OPS: [Op; 7] = [Op::Mkdirs, Op::Create, Op::FileInfo, Op::BlockLocations, Op::Listing, Op::Rename, Op::Delete];
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Create => "create (durable, + complete)",
+            Op::Mkdirs => "mkdirs (durable)",
+            Op::FileInfo => "getFileInfo",
+            Op::BlockLocations => "getBlockLocations",
+            Op::Listing => "listing (100-entry directory)",
+            Op::Rename => "rename (durable)",
+            Op::Delete => "delete (durable)",
+        }
+    }
+}
+
+enum Target {
+    InProc { fsn: Arc<Namesystem>, su: Caller },
+    Rpc { clients: Vec<tusk_client::Client> },
+}
+
+/// Files live 100 to a directory so that a directory listing is 100 entries.
+fn file_path(i: u64) -> String {
+    format!("/cr/p{}/f{i}", i / 100)
+}
+fn renamed_path(i: u64) -> String {
+    format!("/cr/p{}/g{i}", i / 100)
+}
+fn dir_path(i: u64) -> String {
+    format!("/mk/p{}/d{i}", i / 1000)
+}
+
+impl Target {
+    async fn op(&self, task: u64, op: Op, i: u64, files: u64) -> Result<()> {
+        // Reads go over the files in a scattered order.
+        let r = (i.wrapping_mul(7919)) % files.max(1);
+        match self {
+            Target::InProc { fsn, su } => match op {
+                Op::Create => {
+                    let p = file_path(i);
+                    fsn.create(su, &p, 0o644, false, false, 3, 0, "bench").await?;
+                    fsn.complete(su, &p, "bench", None).await?;
+                }
+                Op::Mkdirs => fsn.mkdirs(su, &dir_path(i), 0o755, false).await?,
+                Op::FileInfo => {
+                    fsn.file_info(su, &file_path(r))?.context("missing file")?;
+                }
+                Op::BlockLocations => {
+                    fsn.block_locations(su, &file_path(r), 0, u64::MAX, None)?;
+                }
+                Op::Listing => {
+                    let l = fsn.listing(su, &format!("/cr/p{}", r / 100), "")?;
+                    std::hint::black_box(l);
+                }
+                Op::Rename => fsn.rename(su, &file_path(i), &renamed_path(i)).await?,
+                Op::Delete => {
+                    fsn.delete(su, &renamed_path(i), false).await?;
+                }
+            },
+            Target::Rpc { clients } => {
+                let c = &clients[(task as usize) % clients.len()];
+                match op {
+                    Op::Create => {
+                        c.create_empty(&file_path(i), false).await?;
+                    }
+                    Op::Mkdirs => c.mkdirs(&dir_path(i), 0o755, false).await?,
+                    Op::FileInfo => {
+                        c.file_info(&file_path(r)).await?.context("missing file")?;
+                    }
+                    Op::BlockLocations => {
+                        c.get_block_locations(&file_path(r), 0, u64::MAX).await?;
+                    }
+                    Op::Listing => {
+                        let page = c.list_page(&format!("/cr/p{}", r / 100), "").await?;
+                        anyhow::ensure!(page.entries.len() == 100, "listing has {} entries", page.entries.len());
+                    }
+                    Op::Rename => c.rename(&file_path(i), &renamed_path(i)).await?,
+                    Op::Delete => {
+                        c.delete(&renamed_path(i), false).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Operations per second of `count` operations from `tasks` tasks.
+async fn drive(target: &Arc<Target>, op: Op, count: u64, tasks: u64, files: u64) -> Result<f64> {
+    let t0 = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let target = target.clone();
+        set.spawn(async move {
+            let mut i = t;
+            while i < count {
+                target.op(t, op, i, files).await.with_context(|| format!("{} #{i}", op.name()))?;
+                i += tasks;
+            }
+            Ok::<_, anyhow::Error>(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    Ok(count as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// The parent directories, not timed.
+async fn prepare(target: &Target, files: u64) -> Result<()> {
+    let mut dirs: Vec<String> = (0..files.div_ceil(100)).map(|k| format!("/cr/p{k}")).collect();
+    dirs.extend((0..files.div_ceil(1000)).map(|k| format!("/mk/p{k}")));
+    for d in dirs {
+        match target {
+            Target::InProc { fsn, su } => fsn.mkdirs(su, &d, 0o755, true).await?,
+            Target::Rpc { clients } => clients[0].mkdirs(&d, 0o755, true).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn one_run(target: Arc<Target>, o: &NnOpts, reads: u64) -> Result<Vec<f64>> {
+    prepare(&target, o.files).await?;
+    let mut out = Vec::new();
+    for op in OPS {
+        let count = match op {
+            Op::FileInfo | Op::BlockLocations => reads,
+            Op::Listing => reads / 10,
+            _ => o.files,
+        };
+        let rate = drive(&target, op, count, o.tasks, o.files).await?;
+        println!("  {:<32} {rate:>12.0} ops/s", op.name());
+        out.push(rate);
+    }
+    Ok(out)
+}
+
+pub fn run(o: NnOpts) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let base =
+        o.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tusk-bench-nn-{}", std::process::id())));
+    let modes: Vec<&str> = o.mode.split(',').map(str::trim).collect();
+    // results[mode][op] = samples
+    let mut inproc: Vec<Vec<f64>> = vec![Vec::new(); OPS.len()];
+    let mut rpc: Vec<Vec<f64>> = vec![Vec::new(); OPS.len()];
+    for run in 0..o.runs {
+        if modes.contains(&"inproc") {
+            println!("== in-process, run {} of {}", run + 1, o.runs);
+            let dir = base.join("inproc");
+            fresh(&dir)?;
+            let fsn = Arc::new(Namesystem::open(crate::nn_config(&dir)).map_err(|e| anyhow::anyhow!("{e}"))?);
+            let su = fsn.caller(fsn.superuser());
+            let target = Arc::new(Target::InProc { fsn: fsn.clone(), su });
+            let rates = rt.block_on(one_run(target, &o, o.reads))?;
+            fsn.close();
+            drop(fsn);
+            for (k, r) in rates.into_iter().enumerate() {
+                inproc[k].push(r);
+            }
+        }
+        if modes.contains(&"rpc") {
+            println!("== over RPC ({} tasks, {} connections), run {} of {}", o.tasks, o.connections, run + 1, o.runs);
+            let dir = base.join("rpc");
+            fresh(&dir)?;
+            let nn = crate::start_namenode(&dir)?;
+            let addr = nn.addr.clone();
+            let res = rt.block_on(async {
+                let mut clients = Vec::new();
+                for _ in 0..o.connections.max(1) {
+                    clients.push(tusk_client::Client::connect(&addr, "root", &Default::default()).await?);
+                }
+                one_run(Arc::new(Target::Rpc { clients }), &o, o.rpc_reads).await
+            });
+            crate::stop(nn)?;
+            for (k, r) in res?.into_iter().enumerate() {
+                rpc[k].push(r);
+            }
+        }
+    }
+    rt.shutdown_timeout(Duration::from_secs(5));
+    std::fs::remove_dir_all(&base).ok();
+
+    let med = |v: &Vec<f64>| {
+        let mut v = v.clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied()
+    };
+    let fmt = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "not measured".into());
+    let mut table = format!(
+        "{} files per run, 100 per directory; {} tasks; in-process reads {} (listings a tenth), over RPC {} \
+         (from this process to a `tusk namenode` process, {} connections). Median of {} runs, ops/s.\n\n\
+         | operation | in-process | target | met | over RPC | target | met |\n|---|---|---|---|---|---|---|\n",
+        o.files, o.tasks, o.reads, o.rpc_reads, o.connections, o.runs
+    );
+    for (k, op) in OPS.iter().enumerate() {
+        let (i, r) = (med(&inproc[k]), med(&rpc[k]));
+        let (ti, tr) = match op {
+            Op::Create => (Some(200_000.0), Some(30_000.0)),
+            Op::FileInfo => (Some(2_000_000.0), Some(80_000.0)),
+            _ => (None, None),
+        };
+        let met = |v: Option<f64>, t: Option<f64>| match (v, t) {
+            (Some(v), Some(t)) if v >= t => "yes",
+            (Some(_), Some(_)) => "**no**",
+            _ => "-",
+        };
+        let tgt = |t: Option<f64>| t.map(|t| format!(">= {t:.0}")).unwrap_or_else(|| "-".into());
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            op.name(),
+            fmt(i),
+            tgt(ti),
+            met(i, ti),
+            fmt(r),
+            tgt(tr),
+            met(r, tr)
+        ));
+    }
+    println!("\n{table}");
+    crate::append_report(&o.report, "nn-throughput", &table)?;
+    Ok(())
+}
+
+fn fresh(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    Ok(())
+}
