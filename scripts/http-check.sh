@@ -7,7 +7,7 @@ set -euo pipefail
 NAME=http
 source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
-python3 -c 'import hdfs, fsspec, requests' 2>/dev/null || pip install -q hdfs fsspec requests
+python3 -c 'import hdfs, fsspec, requests, prometheus_client' 2>/dev/null || pip install -q hdfs fsspec requests prometheus-client
 command -v chromium >/dev/null || bash scripts/setup.sh chromium
 
 PORT=${PORT:-19300}
@@ -105,6 +105,30 @@ print("   ls /:", sorted(p["name"] for p in fs.ls("/", detail=True)))
 fs.rm("/fsspec", recursive=True)
 assert not fs.exists("/fsspec")
 print("   rm -r: gone")
+PY
+
+step "/metrics of each daemon through prometheus_client's parser; counters move"
+python3 - "$NN_HTTP" "$DN_HTTP" "$JT_HTTP" "$W" <<'PY'
+import sys, requests
+from prometheus_client.parser import text_string_to_metric_families
+nn, dn, jt, w = sys.argv[1:5]
+def scrape(addr):
+    fams = list(text_string_to_metric_families(requests.get(f"http://{addr}/metrics").text))
+    return fams, {(s.name, tuple(sorted(s.labels.items()))): s.value for f in fams for s in f.samples}
+def total(samples, name):
+    return sum(v for (n, _), v in samples.items() if n == name)
+for who, addr in (("namenode", nn), ("datanode", dn), ("jobtracker", jt)):
+    fams, samples = scrape(addr)
+    print(f"   {who}: {len(fams)} metric families, {len(samples)} samples parsed")
+_, before = scrape(nn)
+for i in range(50):
+    requests.get(f"{w}/data?op=LISTSTATUS&user.name=root").raise_for_status()
+requests.put(f"{w}/data/m?op=MKDIRS&user.name=root").raise_for_status()
+_, after = scrape(nn)
+for name in ("rpc_requests_total", "webhdfs_requests_total", "namenode_editlog_transactions_total"):
+    b, a = total(before, name), total(after, name)
+    assert a > b, f"{name} did not move: {b} -> {a}"
+    print(f"   {name}: {b:.0f} -> {a:.0f}")
 PY
 
 step "pages in headless Chromium -> docs/screenshots/"
