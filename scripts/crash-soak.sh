@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
 export TUSK_CRASH_ROUNDS="${1:-200}"
 [ -n "${2:-}" ] && export TUSK_CRASH_SEED="$2"
-cargo test -p tusk-cli --test crash_durability -- --nocapture
+cargo test --release -p tusk-cli --test crash_durability -- --nocapture

@@ -1,11 +1,11 @@
 # Helpers shared by the scripted runs on real processes (self-healing.sh, write-recovery.sh).
-# Source it after setting NAME (used in the work directory's name); it sets TUSK (the debug
-# binary), WORK (the state and logs directory, new unless given; removed after a success
-# unless KEEP=1), PIDS (processes to kill on exit) and defines fail, step, wait_for and
+# Source it after setting NAME (used in the work directory's name); it sets TUSK (the
+# release binary: the profile the test suite builds), WORK (the state and logs directory,
+# new unless given; removed after a success unless KEEP=1), PIDS (processes to kill on exit) and defines fail, step, wait_for and
 # start_namenode.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
-TUSK="${TUSK:-$CARGO_TARGET_DIR/debug/tusk}"
-[ -x "$TUSK" ] || { echo "build first: cargo build --workspace --all-targets" >&2; exit 1; }
+TUSK="${TUSK:-$CARGO_TARGET_DIR/release/tusk}"
+[ -x "$TUSK" ] || { echo "build first: cargo build --release --workspace --all-targets" >&2; exit 1; }
 WORK="${WORK:-$(mktemp -d "/tmp/tusk-$NAME.XXXXXX")}"
 mkdir -p "$WORK"
 PIDS=()

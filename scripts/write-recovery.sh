@@ -15,9 +15,9 @@ cd "$(dirname "$0")/.."
 NAME=write-recovery
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
-HFLUSH="${HFLUSH:-$CARGO_TARGET_DIR/debug/examples/hflush}"
+HFLUSH="${HFLUSH:-$CARGO_TARGET_DIR/release/examples/hflush}"
 BIG_MB="${BIG_MB:-1024}"
-[ -x "$HFLUSH" ] || { echo "build first: cargo build --workspace --all-targets" >&2; exit 1; }
+[ -x "$HFLUSH" ] || { echo "build first: cargo build --release --workspace --all-targets" >&2; exit 1; }
 
 cat > "$WORK/tusk.toml" <<EOF
 [namenode]

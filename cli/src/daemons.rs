@@ -78,6 +78,20 @@ async fn bind_http(addr: &str, fallback: bool) -> Result<Option<tokio::net::TcpL
     }
 }
 
+/// A standalone datanode's data directories (default `./tusk-data/data`) and its bound
+/// transfer listener.
+async fn bind_xfer(dc: &mut tusk_common::config::DatanodeConfig) -> Result<tokio::net::TcpListener> {
+    if dc.data_dirs.is_empty() {
+        dc.data_dirs = vec![PathBuf::from("./tusk-data/data")];
+    }
+    tokio::net::TcpListener::bind(&dc.xfer_address).await.with_context(|| {
+        format!(
+            "cannot listen on {} (set another address with --xfer-address or datanode.xfer_address)",
+            dc.xfer_address
+        )
+    })
+}
+
 /// Starts a datanode and its HTTP server (whose port it registers with the namenode).
 async fn start_datanode(
     mut dc: tusk_common::config::DatanodeConfig,
@@ -222,12 +236,7 @@ pub async fn run_namenode(conf: Config) -> Result<i32> {
 
 pub async fn run_datanode(conf: Config) -> Result<i32> {
     let mut dc = conf.datanode.clone();
-    if dc.data_dirs.is_empty() {
-        dc.data_dirs = vec![PathBuf::from("./tusk-data/data")];
-    }
-    let listener = tokio::net::TcpListener::bind(&dc.xfer_address)
-        .await
-        .with_context(|| format!("cannot listen on {} (set another address with --xfer-address)", dc.xfer_address))?;
+    let listener = bind_xfer(&mut dc).await?;
     let (dn, http) = start_datanode(dc, listener, &conf.client, false).await?;
     println!("datanode: data transfer listening on {}", dn.xfer_addr());
     if let Some(h) = &http {
@@ -511,12 +520,7 @@ pub async fn run_worker(mut conf: Config, slots: Option<PathBuf>) -> Result<i32>
         None => None,
     };
     let mut dc = conf.datanode.clone();
-    if dc.data_dirs.is_empty() {
-        dc.data_dirs = vec![PathBuf::from("./tusk-data/data")];
-    }
-    let xfer = tokio::net::TcpListener::bind(&dc.xfer_address)
-        .await
-        .with_context(|| format!("cannot listen on {} (set datanode.xfer_address)", dc.xfer_address))?;
+    let xfer = bind_xfer(&mut dc).await?;
     let mr = &conf.mapreduce;
     let shuffle = tokio::net::TcpListener::bind(&mr.shuffle_address)
         .await

@@ -225,6 +225,11 @@ impl NamenodeActor {
 
     async fn heartbeat(&mut self, nn: &mut DatanodeNamenodeClient<Channel>, next: &mut Next) -> Result<(), SessionEnd> {
         let (space, failed_volumes) = self.store().space();
+        metrics::gauge!("datanode_capacity_bytes").set(space.capacity as f64);
+        metrics::gauge!("datanode_remaining_bytes").set(space.available as f64);
+        metrics::gauge!("datanode_failed_volumes").set(f64::from(failed_volumes));
+        metrics::gauge!("datanode_active_transfers").set(f64::from(self.ctx.active.load(Ordering::Relaxed)));
+        metrics::counter!("datanode_heartbeats_total").increment(1);
         let req = HeartbeatRequest {
             datanode_uuid: self.store().uuid(),
             storage: Some(StorageReport {

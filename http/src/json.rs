@@ -99,7 +99,7 @@ fn datanode_info(d: &DatanodeInfo) -> Value {
 }
 
 fn located_block(b: &LocatedBlock, pool: &str) -> Value {
-    let e = b.block.clone().unwrap_or_default();
+    let e = b.block.unwrap_or_default();
     json!({
         "block": {"blockId": e.block_id, "blockPoolId": pool, "generationStamp": e.generation_stamp, "numBytes": e.num_bytes},
         "blockToken": {"urlString": "AAAAAA"},

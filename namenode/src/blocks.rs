@@ -536,14 +536,14 @@ impl BlockMap {
             .map(|i| i as DnIdx)
     }
 
-    /// Registers (or re-registers) a datanode. A different datanode that claimed the same
-    /// address before is dropped: that machine was wiped and came back.
-    #[allow(clippy::too_many_arguments)]
     /// (blocks waiting for replication, replications in flight, blocks with excess replicas).
     pub fn queue_totals(&self) -> (usize, usize, usize) {
         (self.needed.iter().map(|l| l.len()).sum(), self.pending_replication.len(), self.excess.len())
     }
 
+    /// Registers (or re-registers) a datanode. A different datanode that claimed the same
+    /// address before is dropped: that machine was wiped and came back.
+    #[allow(clippy::too_many_arguments)]
     pub fn register(
         &mut self,
         uuid: &str,

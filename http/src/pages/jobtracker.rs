@@ -50,7 +50,7 @@ fn jobs_table(title: &str, id: &str, jobs: &[&JobStatus]) -> maud::Markup {
 
 pub async fn jobs(State(jt): State<Arc<JobTracker>>) -> Html<String> {
     let mut all = jt.list();
-    all.sort_by(|a, b| b.submit_time_ms.cmp(&a.submit_time_ms));
+    all.sort_by_key(|j| std::cmp::Reverse(j.submit_time_ms));
     let running: Vec<_> = all.iter().filter(|j| j.state() == JobState::JobRunning).collect();
     let done: Vec<_> = all.iter().filter(|j| j.state() == JobState::JobSucceeded).collect();
     let failed: Vec<_> =
@@ -75,7 +75,7 @@ pub async fn job(State(jt): State<Arc<JobTracker>>, Query(q): Query<HashMap<Stri
         return page("jobtracker", "Job", NAV, html! { p.bad { "No job " (id) } });
     };
     let mut attempts = j.attempts.clone();
-    attempts.sort_by(|a, b| (a.kind, a.index, a.start_ms).cmp(&(b.kind, b.index, b.start_ms)));
+    attempts.sort_by_key(|a| (a.kind, a.index, a.start_ms));
     let maps_phase =
         if j.maps_finish_time_ms > 0 { duration(j.maps_finish_time_ms - j.submit_time_ms) } else { "-".into() };
     let body = html! {

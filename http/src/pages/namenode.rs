@@ -142,7 +142,7 @@ async fn explore(web: &NnWeb, raw: &str, user: &str) -> Result<Markup, crate::re
                     @let child = format!("{base}/{}", e.name);
                     @let dir = e.file_type() == FileType::Directory;
                     tr {
-                        td { (if dir { "d" } else { "-" }) (rwx(e.permission)) }
+                        td { (tusk_fs_shell::format::permission_string(dir, (e.permission & 0o7777) as u16)) }
                         td { (e.owner) } td { (e.group) }
                         td.num { @if dir { "" } @else { (bytes(e.length)) } }
                         td { (time(e.modification_time_ms)) }
@@ -170,7 +170,7 @@ async fn explore(web: &NnWeb, raw: &str, user: &str) -> Result<Markup, crate::re
             table id="blocks" {
                 tr { th { "Block" } th { "Offset" } th { "Length" } th { "Generation stamp" } th { "Locations" } }
                 @for b in &locs.blocks {
-                    @let e = b.block.clone().unwrap_or_default();
+                    @let e = b.block.unwrap_or_default();
                     tr {
                         td { "blk_" (e.block_id) } td.num { (b.offset) } td.num { (e.num_bytes) } td.num { (e.generation_stamp) }
                         td { @for (i, d) in b.locations.iter().enumerate() { @if i > 0 { ", " } (d.ip_addr) ":" (d.xfer_port) } }
@@ -181,17 +181,7 @@ async fn explore(web: &NnWeb, raw: &str, user: &str) -> Result<Markup, crate::re
     }
 }
 
+/// `rwxr-xr-x` (sticky as t/T), as `tusk fs -ls` prints it.
 fn rwx(mode: u32) -> String {
-    let mut s = String::with_capacity(9);
-    for shift in [6, 3, 0] {
-        let m = (mode >> shift) & 7;
-        s.push(if m & 4 != 0 { 'r' } else { '-' });
-        s.push(if m & 2 != 0 { 'w' } else { '-' });
-        s.push(if m & 1 != 0 { 'x' } else { '-' });
-    }
-    if mode & 0o1000 != 0 {
-        s.pop();
-        s.push(if mode & 1 != 0 { 't' } else { 'T' });
-    }
-    s
+    tusk_fs_shell::format::permission_string(false, (mode & 0o7777) as u16)[1..].to_owned()
 }
