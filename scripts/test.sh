@@ -20,6 +20,6 @@ set -e
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$log"
 [ "$rc" = 0 ] || exit "$rc"
-# The compose cluster end to end (release build, image, containers); it reports itself as
-# SKIPPED when no Docker engine answers.
-bash compose/smoke.sh
+# The compose cluster end to end (image, containers) with the binary the tests just built;
+# it reports itself as SKIPPED when no Docker engine answers.
+TUSK_BIN="$CARGO_TARGET_DIR/release/tusk" bash compose/smoke.sh
