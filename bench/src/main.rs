@@ -112,7 +112,10 @@ fn start_namenode_logging(dir: &Path, log: Option<&Path>) -> Result<Started> {
     loop {
         let Some(line) = lines.next() else { bail!("namenode exited before serving") };
         if let Some(addr) = line?.strip_prefix("namenode: RPC listening on ") {
-            return Ok(Started { child, addr: addr.trim().to_owned(), elapsed: t0.elapsed() });
+            let elapsed = t0.elapsed();
+            // Keep draining: a daemon whose stdout is closed dies on its next status line.
+            std::thread::spawn(move || lines.for_each(drop));
+            return Ok(Started { child, addr: addr.trim().to_owned(), elapsed });
         }
     }
 }

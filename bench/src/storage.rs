@@ -40,6 +40,9 @@ pub struct StorageOpts {
     /// Which parts to run: comma-separated from limits, dfsio, small.
     #[arg(long, default_value = "limits,dfsio,small")]
     pub only: String,
+    /// Which systems: comma-separated from tusk, weed, local (for profiling one alone).
+    #[arg(long, default_value = "tusk,weed,local")]
+    pub systems: String,
     /// Work directory (default /tmp/tusk-bench-storage-PID; removed afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -144,14 +147,17 @@ async fn run_all(opts: &StorageOpts, base: &Path) -> Result<()> {
         if let Some((tusk, weed)) = &clusters {
             let mut order = [Sys::Local, Sys::Tusk, Sys::Weed];
             order.rotate_left(run % 3);
+            let wanted: Vec<&str> = opts.systems.split(',').map(str::trim).collect();
+            let order: Vec<Sys> =
+                order.into_iter().filter(|s| wanted.contains(&format!("{s:?}").to_lowercase().as_str())).collect();
             let ctx = Ctx { base, tusk: &tusk.namenode, weed: weed.clone_handle(), data: data.clone(), opts };
             if parts.contains(&"dfsio") {
-                for sys in order {
+                for &sys in &order {
                     dfsio_round(&ctx, sys, &mut s).await.with_context(|| format!("DFSIO on {sys:?}"))?;
                 }
             }
             if parts.contains(&"small") {
-                for sys in order.into_iter().filter(|s| *s != Sys::Local) {
+                for &sys in order.iter().filter(|s| **s != Sys::Local) {
                     small_round(&ctx, sys, &mut s).await.with_context(|| format!("small files on {sys:?}"))?;
                 }
             }
