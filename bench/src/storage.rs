@@ -500,14 +500,26 @@ async fn small_round(ctx: &Ctx<'_>, sys: Sys, s: &mut Samples) -> Result<()> {
 fn table(opts: &StorageOpts, s: &Samples) -> String {
     let f = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "not measured".into());
     let r = |v: Option<f64>| v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+    let ran = |part: &str| opts.only.split(',').any(|p| p.trim() == part);
+    let mut parts = Vec::new();
+    if ran("dfsio") {
+        parts.push(format!("DFSIO: {} files x {} MiB", opts.files, opts.file_mib));
+    }
+    if ran("small") {
+        parts.push(format!("small files: {} x 1 KiB, {} clients", opts.small_files, opts.small_clients));
+    }
+    if ran("limits") {
+        parts.push("limits: loopback TCP 4 GiB, CRC32C 1 GiB".into());
+    }
     let mut out = format!(
         "Pseudo-clusters on one machine, all on 127.0.0.1: Tusk (`tusk cluster up`, 3 datanodes, replication 3, \
          in-process `tusk_client`) and SeaweedFS (`weed` master + 3 volume servers, replication 002, filer HTTP \
-         API). DFSIO: {} files x {} MiB; small files: {} x 1 KiB, {} clients. Median of {} interleaved runs; \
-         ratios are medians of per-run ratios.\n\n\
+         API); systems {}. {}. Median of {} interleaved runs; ratios are medians of per-run ratios.\n\n\
          | benchmark | Tusk | SeaweedFS | local limit | Tusk / local | Tusk / SeaweedFS | target | met |\n\
          |---|---|---|---|---|---|---|---|\n",
-        opts.files, opts.file_mib, opts.small_files, opts.small_clients, opts.runs
+        opts.systems,
+        parts.join("; "),
+        opts.runs
     );
     let rows: [(&str, Option<f64>, f64); 6] = [
         ("DFSIO write, 1 writer", Some(0.5), 2.0),
