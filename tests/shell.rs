@@ -210,3 +210,35 @@ fn bad_input_gets_one_line_and_nonzero_exit() {
     assert!(r.stderr.contains("Connection refused"), "{r:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+/// `tusk namenode | head -1`: the reader may be gone before the daemon prints; the namenode
+/// must go on serving (a status line written to a closed pipe used to panic it).
+#[test]
+fn a_daemon_outlives_a_closed_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = std::process::Command::new(support::tusk_bin())
+        .args(["namenode", "--rpc-address", &addr, "--name-dir"])
+        .arg(dir.path().join("name"))
+        .env("TUSK_LOG", "warn")
+        .env("TUSK_NAMENODE__HTTP_ADDRESS", "127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first line
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the namenode died when its stdout closed");
+        if tusk(&addr, "root", &["dfsadmin", "-safemode", "get"]).code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the namenode never served");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "the namenode died when its stdout closed");
+    let _ = child.kill();
+    let _ = child.wait();
+}

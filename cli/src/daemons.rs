@@ -1,5 +1,14 @@
 //! Starting daemons from the command line: config to library call, signals to shutdown.
 
+/// A daemon's status line on stdout. A closed stdout (`tusk namenode | head -1`) must not
+/// kill the daemon, as `println!` would by panicking on EPIPE: the line is dropped instead.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -152,9 +161,9 @@ pub fn format_namenode(conf: &Config, cluster_id: Option<String>, force: bool) -
         tusk_namenode::storage::NameStorage::format(&nc.name_dirs, cluster_id, force, &nc.superuser, &nc.supergroup)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     for d in &nc.name_dirs {
-        println!("Storage directory {} has been successfully formatted.", d.display());
+        say!("Storage directory {} has been successfully formatted.", d.display());
     }
-    println!("Cluster id: {}", storage.cluster_id);
+    say!("Cluster id: {}", storage.cluster_id);
     Ok(0)
 }
 
@@ -171,7 +180,7 @@ pub fn import_checkpoint(conf: &Config, dir: PathBuf) -> Result<()> {
     };
     let (cluster, txid) = tusk_namenode::storage::NameStorage::import_checkpoint(&nc.name_dirs, &from)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!(
+    say!(
         "Imported the checkpoint at txid {txid} (cluster {cluster}) from {} into {}; edits after it are not in it.",
         from.display(),
         nc.name_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
@@ -188,20 +197,18 @@ pub async fn run_checkpointer(conf: Config, once: bool) -> Result<i32> {
         let outcome = ck.checkpoint().await.map_err(|e| anyhow::anyhow!("checkpoint failed: {e}"))?;
         match outcome {
             tusk_checkpointer::Outcome::Done { txid, from_txid, downloaded_bytes, image_bytes, elapsed_ms, .. } => {
-                println!(
+                say!(
                     "Checkpoint done: image at txid {txid} ({image_bytes} bytes) merged from txid {from_txid}, \
                      {downloaded_bytes} bytes downloaded, {elapsed_ms} ms"
                 )
             }
             tusk_checkpointer::Outcome::UpToDate { txid } => {
-                println!(
-                    "Nothing to checkpoint: the namenode's newest image already holds every transaction (txid {txid})"
-                )
+                say!("Nothing to checkpoint: the namenode's newest image already holds every transaction (txid {txid})")
             }
         }
         return Ok(0);
     }
-    println!("checkpointer: dir {}, namenode {}", ck.dir().root().display(), conf.checkpoint.namenode);
+    say!("checkpointer: dir {}, namenode {}", ck.dir().root().display(), conf.checkpoint.namenode);
     ck.run(shutdown_signal()).await;
     Ok(0)
 }
@@ -223,9 +230,9 @@ pub async fn run_namenode(conf: Config) -> Result<i32> {
     let (fsn, listener) = start_namenode(nc, &conf.namenode.rpc_address).await?;
     let addr = listener.local_addr()?;
     let http = start_namenode_http(&conf, &fsn, addr, false).await?;
-    println!("namenode: RPC listening on {addr}");
+    say!("namenode: RPC listening on {addr}");
     if let Some(h) = &http {
-        println!("namenode: HTTP listening on {}", h.addr);
+        say!("namenode: HTTP listening on {}", h.addr);
     }
     tusk_namenode::server::run(fsn, listener, shutdown_signal()).await.context("namenode RPC server failed")?;
     if let Some(h) = http {
@@ -238,9 +245,9 @@ pub async fn run_datanode(conf: Config) -> Result<i32> {
     let mut dc = conf.datanode.clone();
     let listener = bind_xfer(&mut dc).await?;
     let (dn, http) = start_datanode(dc, listener, &conf.client, false).await?;
-    println!("datanode: data transfer listening on {}", dn.xfer_addr());
+    say!("datanode: data transfer listening on {}", dn.xfer_addr());
     if let Some(h) = &http {
-        println!("datanode: HTTP listening on {}", h.addr);
+        say!("datanode: HTTP listening on {}", h.addr);
     }
     tokio::select! {
         _ = shutdown_signal() => {}
@@ -281,7 +288,7 @@ pub async fn start_jobtracker(
     let http = match http {
         Some(l) => {
             let mut http_stop = stop.clone();
-            println!("jobtracker: HTTP listening on {}", l.local_addr()?);
+            say!("jobtracker: HTTP listening on {}", l.local_addr()?);
             Some(tusk_http::spawn("jobtracker", l, tusk_http::jobtracker_router(Arc::clone(&jt)), async move {
                 let _ = http_stop.wait_for(|s| *s).await;
             }))
@@ -326,7 +333,7 @@ pub async fn run_jobtracker(conf: Config) -> Result<i32> {
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (set mapreduce.jobtracker)"))?;
-    println!("jobtracker: RPC listening on {}", listener.local_addr()?);
+    say!("jobtracker: RPC listening on {}", listener.local_addr()?);
     let http = bind_http(&http_address(&conf.mapreduce.jobtracker_http_address, &addr, 50030), false).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task =
@@ -357,7 +364,7 @@ pub async fn run_tasktracker(conf: Config) -> Result<i32> {
     let listener = tokio::net::TcpListener::bind(&mr.shuffle_address)
         .await
         .with_context(|| format!("cannot listen on {} (set mapreduce.shuffle_address)", mr.shuffle_address))?;
-    println!("tasktracker: shuffle listening on {}", listener.local_addr()?);
+    say!("tasktracker: shuffle listening on {}", listener.local_addr()?);
     let user = tusk_common::user::os_user_name();
     let client = tusk_client::Client::connect(&mr.namenode, &user, &conf.client)
         .await
@@ -446,23 +453,23 @@ pub async fn cluster_up(conf: Config, dir: PathBuf, datanodes: u32, port: Option
             let _ = tt_stop.wait_for(|s| *s).await;
         })));
     }
-    println!("Tusk pseudo-cluster is up (state in {})", dir.display());
-    println!("  namenode   {bound}   (cluster {cluster_id})");
+    say!("Tusk pseudo-cluster is up (state in {})", dir.display());
+    say!("  namenode   {bound}   (cluster {cluster_id})");
     for (i, (dn, http)) in dns.iter().enumerate() {
         match http {
-            Some(h) => println!("  datanode {} {}   (http://{})", i + 1, dn.xfer_addr(), h.addr),
-            None => println!("  datanode {} {}", i + 1, dn.xfer_addr()),
+            Some(h) => say!("  datanode {} {}   (http://{})", i + 1, dn.xfer_addr(), h.addr),
+            None => say!("  datanode {} {}", i + 1, dn.xfer_addr()),
         }
     }
-    println!("  checkpointer      (images in {})", ck_dir.display());
-    println!("  jobtracker {jt_bound}   ({} tasktrackers)", tts.len());
+    say!("  checkpointer      (images in {})", ck_dir.display());
+    say!("  jobtracker {jt_bound}   ({} tasktrackers)", tts.len());
     if let Some(h) = &nn_http {
-        println!("  web        namenode http://{}/", h.addr);
+        say!("  web        namenode http://{}/", h.addr);
     }
     if let Some(a) = jt_http_addr {
-        println!("  web        jobtracker http://{a}/");
+        say!("  web        jobtracker http://{a}/");
     }
-    println!("Try: tusk fs -put FILE / && tusk fsck / -files -blocks -locations     (Ctrl-C stops the cluster)");
+    say!("Try: tusk fs -put FILE / && tusk fsck / -files -blocks -locations     (Ctrl-C stops the cluster)");
     shutdown_signal().await;
     if let Some(h) = nn_http {
         h.stop().await;
@@ -512,7 +519,7 @@ pub async fn run_worker(mut conf: Config, slots: Option<PathBuf>) -> Result<i32>
     let _slot = match slots {
         Some(root) => {
             let (dir, lock) = claim_slot(&root)?;
-            println!("worker: slot {}", dir.display());
+            say!("worker: slot {}", dir.display());
             conf.datanode.data_dirs = vec![dir.join("data")];
             conf.mapreduce.local_dir = dir.join("mapred");
             Some(lock)
@@ -526,7 +533,7 @@ pub async fn run_worker(mut conf: Config, slots: Option<PathBuf>) -> Result<i32>
         .await
         .with_context(|| format!("cannot listen on {} (set mapreduce.shuffle_address)", mr.shuffle_address))?;
     let (dn, http) = start_datanode(dc, xfer, &conf.client, false).await?;
-    println!("worker: datanode on {}, shuffle on {}", dn.xfer_addr(), shuffle.local_addr()?);
+    say!("worker: datanode on {}, shuffle on {}", dn.xfer_addr(), shuffle.local_addr()?);
     let user = tusk_common::user::os_user_name();
     let client = match tusk_client::Client::connect(&mr.namenode, &user, &conf.client).await {
         Ok(c) => c,
