@@ -26,8 +26,8 @@ if [ -n "${TUSK_BIN:-}" ]; then
   step "build: compose/build-image.sh from $TUSK_BIN"
   TUSK="$TUSK_BIN"
 else
-  step "build: cargo build --release --workspace --all-targets (what the test suite built), compose/build-image.sh"
-  cargo build --release --workspace --all-targets 2>&1 | tail -1
+  step "build: cargo build --release, compose/build-image.sh"
+  cargo build --release 2>&1 | tail -1
   TUSK="$CARGO_TARGET_DIR/release/tusk"
 fi
 export TUSK_IMAGE=tusk:smoke

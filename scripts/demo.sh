@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh libclang-dev fuse3
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
-# The same build (profile and features) as the test suite, so RocksDB's C++ is built once.
-cargo build --release --workspace --all-targets
+# The release profile, as the test suite: RocksDB's C++ is built once.
+cargo build --release
 TUSK="$CARGO_TARGET_DIR/release/tusk"
 PORT="${TUSK_DEMO_PORT:-9000}"
 export TUSK_NAMENODE="127.0.0.1:$PORT"
