@@ -6,7 +6,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,24 +31,10 @@ impl Drop for Cluster {
 
 fn start() -> Cluster {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(tusk_bin())
-        .args(["cluster", "up", "--port", "0", "--datanodes", "3", "--dir"])
-        .arg(dir.path().join("c"))
-        .env("TUSK_LOG", "warn")
-        // Free ports, so tests can run side by side.
-        .env("TUSK_NAMENODE__HTTP_ADDRESS", "127.0.0.1:0")
-        .env("TUSK_MAPREDUCE__JOBTRACKER_HTTP_ADDRESS", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    // Free web ports, so tests can run side by side.
+    let env =
+        [("TUSK_NAMENODE__HTTP_ADDRESS", "127.0.0.1:0"), ("TUSK_MAPREDUCE__JOBTRACKER_HTTP_ADDRESS", "127.0.0.1:0")];
+    let (child, rx) = support::spawn_cluster_up(&dir.path().join("c"), &env, Stdio::null());
     let (mut nn, mut nn_http, mut jt, mut jt_http, mut dn_http) =
         (String::new(), String::new(), String::new(), String::new(), Vec::new());
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,26 +18,17 @@ struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path) -> Cluster {
-        let mut child = Command::new(tusk_bin())
-            .args(["cluster", "up", "--port", "0", "--datanodes", "3", "--dir"])
-            .arg(dir)
-            .env("TUSK_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::File::create(dir.with_extension("log")).unwrap()))
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(rest) = line.trim_start().strip_prefix("namenode") {
-                    if let Some(addr) = rest.split_whitespace().next() {
-                        let _ = tx.send(addr.to_string());
-                    }
-                }
+        let stderr = Stdio::from(std::fs::File::create(dir.with_extension("log")).unwrap());
+        let (child, lines) = support::spawn_cluster_up(dir, &[], stderr);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            let line = lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("cluster up prints the namenode address");
+            if let Some(addr) = line.trim_start().strip_prefix("namenode").and_then(|r| r.split_whitespace().next()) {
+                break addr.to_string();
             }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("cluster up prints the namenode address");
+        };
         let c = Cluster { child, addr };
         c.wait_for(
             || tusk(&c.addr, SU, &["dfsadmin", "-report"]).stdout.contains("Live datanodes (3):"),

@@ -135,3 +135,22 @@ pub fn tusk(addr: &str, user: &str, args: &[&str]) -> Run {
 pub fn name_dir(root: &Path, name: &str) -> PathBuf {
     root.join(name)
 }
+
+/// `tusk cluster up --port 0 --datanodes 3 --dir DIR` with the extra environment `env` and
+/// stderr to `stderr`. Its stdout lines arrive on the receiver; a thread keeps draining them.
+pub fn spawn_cluster_up(dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut cmd = Command::new(tusk_bin());
+    cmd.args(["cluster", "up", "--port", "0", "--datanodes", "3", "--dir"]).arg(dir).env("TUSK_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn tusk cluster up");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
