@@ -62,7 +62,10 @@ async fn datanode(conf: &Config) -> Result<String> {
         .and_then(|(_, p)| p.parse().ok())
         .with_context(|| format!("datanode.xfer_address {:?} has no port", dc.xfer_address))?;
     let ip = match dc.advertise_host.as_str() {
-        "" | "0.0.0.0" | "::" => net::host_ip().context("this host's name does not resolve to an address")?.to_string(),
+        // The namenode records the address the datanode connects from: the same route.
+        "" | "0.0.0.0" | "::" => net::route_ip(&dc.namenode)
+            .with_context(|| format!("no route to the namenode at {}", dc.namenode))?
+            .to_string(),
         h => h.to_owned(),
     };
     let c = client(&dc.namenode, conf).await?;
