@@ -5,6 +5,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 use support::minicluster::{pattern, read_all, write_file, MiniCluster};
+use tusk_client::{Client, ReadStatistics};
+use tusk_common::config::ClientConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn write_read_corrupt_and_restart() {
@@ -65,6 +67,85 @@ async fn write_read_corrupt_and_restart() {
     while mc.datanodes.iter().flatten().any(|d| d.block_file(b0).is_some()) {
         assert!(Instant::now() < deadline, "replicas of a deleted file remain");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mc.shutdown().await;
+}
+
+/// Reads `path` whole through one reader with `buf_len`-byte reads; its read statistics.
+async fn read_counted(c: &Client, path: &str, buf_len: usize) -> (Vec<u8>, ReadStatistics) {
+    let mut r = c.open(path).await.expect("open");
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; buf_len];
+    loop {
+        let n = r.read(&mut buf).await.expect("read");
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    (out, r.read_statistics())
+}
+
+/// Short-circuit local reads (on by default; every MiniCluster datanode is on this host):
+/// every byte comes from the replica files, in large reads (straight into the caller's
+/// buffer), small ones and positional ones; off, every byte comes over TCP. A corrupt
+/// replica is caught either way, reported, and read around.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn short_circuit_reads_local_replicas_and_verify_them() {
+    let mc = MiniCluster::start(3).await;
+    let c = mc.client("root").await;
+    let tcp = mc.client_with("root", &ClientConfig { read_shortcircuit: false, ..Default::default() }).await;
+    let data = pattern(2 * 1024 * 1024 + 300_001, 9);
+    write_file(&c, "/sc", &data, 1 << 20).await;
+    let len = data.len() as u64;
+    for buf_len in [4 << 20, 1 << 20, 70_000, 1000, 1] {
+        if buf_len == 1 {
+            // One byte at a time over a whole file is slow; a 3 KiB file will do.
+            write_file(&c, "/small", &data[..3000], 1 << 20).await;
+            let (got, st) = read_counted(&c, "/small", 1).await;
+            assert_eq!(got, &data[..3000]);
+            assert_eq!(st, ReadStatistics { total_bytes_read: 3000, short_circuit_bytes_read: 3000 });
+            continue;
+        }
+        let (got, st) = read_counted(&c, "/sc", buf_len).await;
+        assert!(got == data, "short-circuit read with {buf_len}-byte buffers differs");
+        assert_eq!(st, ReadStatistics { total_bytes_read: len, short_circuit_bytes_read: len }, "{buf_len}");
+        let (got, st) = read_counted(&tcp, "/sc", buf_len).await;
+        assert!(got == data, "TCP read with {buf_len}-byte buffers differs");
+        assert_eq!(st, ReadStatistics { total_bytes_read: len, short_circuit_bytes_read: 0 }, "{buf_len}");
+    }
+    // Positional reads: unaligned, across a block boundary, up to the end of the file.
+    let r = c.open("/sc").await.unwrap();
+    for (pos, n) in [(0u64, 1usize), (777, 5000), ((1 << 20) - 1000, 4000), (len - 10, 100), (1 << 20, 1 << 20)] {
+        let mut buf = vec![0u8; n];
+        let got = r.pread(pos, &mut buf).await.unwrap();
+        let want = &data[pos as usize..(pos as usize + n).min(data.len())];
+        assert_eq!(&buf[..got], want, "pread {n} at {pos}");
+    }
+    let st = r.read_statistics();
+    assert!(st.total_bytes_read > 0 && st.short_circuit_bytes_read == st.total_bytes_read, "{st:?}");
+
+    // Corrupt every replica of the middle block but one: short-circuit readers still get
+    // the right bytes (reading around the bad ones), and the namenode learns of the bad ones.
+    let locs = c.get_block_locations("/sc", 0, u64::MAX).await.unwrap();
+    let b1 = &locs.blocks[1];
+    let block_id = b1.block.unwrap().block_id;
+    let bad: Vec<String> = b1.locations[..2].iter().map(|d| d.datanode_uuid.clone()).collect();
+    for uuid in &bad {
+        assert!(mc.corrupt_replica(mc.index_of(uuid).unwrap(), block_id));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (got, st) = read_counted(&c, "/sc", 1 << 20).await;
+        assert!(got == data, "a read of a file with corrupt replicas returned other bytes");
+        assert_eq!(st.short_circuit_bytes_read, len);
+        let now = c.get_block_locations("/sc", 0, u64::MAX).await.unwrap();
+        let known: Vec<&str> = now.blocks[1].corrupt_locations.iter().map(|d| d.datanode_uuid.as_str()).collect();
+        if bad.iter().all(|u| known.contains(&u.as_str())) {
+            assert!(now.blocks[1].locations.iter().all(|d| !bad.contains(&d.datanode_uuid)));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the namenode never learnt of both corrupt replicas: {known:?}");
     }
     mc.shutdown().await;
 }

@@ -6,8 +6,10 @@
 use crate::error::ClientError;
 use crate::nn::Namenode;
 use crate::pipeline::{block_name, connect_datanode, timed, xfer_addr};
+use crate::short_circuit::LocalReplica;
 use crate::Result;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
@@ -37,11 +39,22 @@ enum ReplicaError {
     Checksum(String),
 }
 
+/// Largest read of a local replica into the stream's own buffer.
+const LOCAL_READ_BYTES: u64 = 1 << 20;
+
+/// Where a block stream's bytes come from.
+enum Source {
+    /// Packets from a datanode over TCP.
+    Tcp(BufReader<TcpStream>),
+    /// The replica's files, read directly (short-circuit).
+    Local(LocalReplica),
+}
+
 /// A verified stream of bytes [next, end) of one block from one datanode.
 struct BlockStream {
     lb: LocatedBlock,
     node: DatanodeInfo,
-    input: BufReader<TcpStream>,
+    source: Source,
     /// Next byte (within the block) to hand out.
     next: u64,
     end: u64,
@@ -59,9 +72,36 @@ impl BlockStream {
         start: u64,
         end: u64,
         client_name: &str,
+        short_circuit: bool,
     ) -> std::result::Result<BlockStream, ReplicaError> {
         let block = lb.block.unwrap_or_default();
         let addr = xfer_addr(node);
+        if short_circuit {
+            match crate::short_circuit::open(node, &block, client_name).await {
+                Ok(Some(local)) if local.len >= end => {
+                    return Ok(BlockStream {
+                        lb: lb.clone(),
+                        node: node.clone(),
+                        source: Source::Local(local),
+                        next: start,
+                        end,
+                        packet_offset: start / BYTES_PER_CHECKSUM as u64 * BYTES_PER_CHECKSUM as u64,
+                        data: Vec::new(),
+                        sums: Vec::new(),
+                        data_pos: 0,
+                    });
+                }
+                Ok(Some(local)) => tracing::info!(
+                    "short-circuit replica of {} on {addr} holds {} bytes, {end} wanted; reading over TCP",
+                    block_name(&block),
+                    local.len
+                ),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::info!("short-circuit read of {} from {addr}: {e}; reading over TCP", block_name(&block))
+                }
+            }
+        }
         let io = |e: std::io::Error| ReplicaError::Io(format!("datanode {addr}: {e}"));
         let stream = connect_datanode(node).await.map_err(io)?;
         let mut input = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
@@ -92,7 +132,7 @@ impl BlockStream {
         Ok(BlockStream {
             lb: lb.clone(),
             node: node.clone(),
-            input,
+            source: Source::Tcp(input),
             next: start,
             end,
             packet_offset: resp.first_chunk_offset,
@@ -111,38 +151,57 @@ impl BlockStream {
         self.next >= self.end
     }
 
+    fn is_local(&self) -> bool {
+        matches!(self.source, Source::Local(_))
+    }
+
     /// Makes verified bytes available unless the stream is exhausted.
     async fn fill(&mut self) -> std::result::Result<(), ReplicaError> {
         let name = self.lb.block.as_ref().map(block_name).unwrap_or_default();
         let addr = xfer_addr(&self.node);
         while self.data_pos >= self.data.len() && self.next < self.end {
             self.data_pos = 0;
-            let h = timed("packet read", read_packet(&mut self.input, &mut self.sums, &mut self.data))
-                .await
-                .map_err(|e| ReplicaError::Io(format!("reading {name} from datanode {addr}: {e}")))?;
-            if h.offset_in_block != self.packet_offset {
-                return Err(ReplicaError::Io(format!(
-                    "datanode {addr} sent {name} packet at offset {}, expected {}",
-                    h.offset_in_block, self.packet_offset
-                )));
-            }
-            if h.data_len == 0 {
-                if h.is_last() {
-                    return Err(ReplicaError::Io(format!(
-                        "datanode {addr} ended {name} at offset {}, expected {}",
-                        self.packet_offset, self.end
-                    )));
+            let start = self.packet_offset;
+            match &mut self.source {
+                Source::Tcp(input) => {
+                    let h = timed("packet read", read_packet(input, &mut self.sums, &mut self.data))
+                        .await
+                        .map_err(|e| ReplicaError::Io(format!("reading {name} from datanode {addr}: {e}")))?;
+                    if h.offset_in_block != start {
+                        return Err(ReplicaError::Io(format!(
+                            "datanode {addr} sent {name} packet at offset {}, expected {start}",
+                            h.offset_in_block
+                        )));
+                    }
+                    if h.data_len == 0 {
+                        if h.is_last() {
+                            return Err(ReplicaError::Io(format!(
+                                "datanode {addr} ended {name} at offset {start}, expected {}",
+                                self.end
+                            )));
+                        }
+                        continue;
+                    }
                 }
-                continue;
+                Source::Local(local) => {
+                    // Whole chunks up to the one holding `end` (its stored checksum covers it
+                    // all), or to the replica's end.
+                    let stop = self.end.next_multiple_of(BYTES_PER_CHECKSUM as u64).min(local.len);
+                    let n = (stop - start).min(LOCAL_READ_BYTES) as usize;
+                    self.data.resize(n, 0);
+                    local
+                        .read(start, &mut self.data, &mut self.sums)
+                        .map_err(|e| ReplicaError::Io(format!("reading {name} locally (datanode {addr}): {e}")))?;
+                }
             }
             if let Err(i) = verify_checksums(&self.data, &self.sums) {
-                let at = h.offset_in_block + (i * BYTES_PER_CHECKSUM) as u64;
+                let at = start + (i * BYTES_PER_CHECKSUM) as u64;
                 return Err(ReplicaError::Checksum(format!(
-                    "checksum error in {name} at offset {at} from datanode {addr}"
+                    "checksum error in {name} at offset {at} from datanode {addr}{}",
+                    if self.is_local() { " (short-circuit read)" } else { "" }
                 )));
             }
-            let start = h.offset_in_block;
-            self.packet_offset += h.data_len as u64;
+            self.packet_offset += self.data.len() as u64;
             let packet_end = self.packet_offset;
             if packet_end <= self.next {
                 // Entirely before the requested offset (the first chunk's head).
@@ -155,6 +214,42 @@ impl BlockStream {
             self.data.truncate((self.end.min(packet_end) - start) as usize);
         }
         Ok(())
+    }
+
+    /// A local replica with nothing buffered, at a chunk boundary: reads whole chunks straight
+    /// into `out` and verifies them there (one copy out of the page cache instead of two).
+    /// `None` when this stream cannot (TCP, bytes buffered, `out` smaller than a chunk).
+    fn read_direct(&mut self, out: &mut [u8]) -> Option<std::result::Result<usize, ReplicaError>> {
+        let Source::Local(local) = &self.source else { return None };
+        if self.data_pos < self.data.len() || self.next != self.packet_offset || self.next >= self.end {
+            return None;
+        }
+        let chunk = BYTES_PER_CHECKSUM as u64;
+        let avail = self.end - self.next;
+        let mut n = avail.min(out.len() as u64);
+        // A cut chunk's stored checksum covers bytes past the cut, unless the cut is the
+        // replica's end.
+        if !(n == avail && self.end == local.len) {
+            n = n / chunk * chunk;
+        }
+        if n == 0 {
+            return None;
+        }
+        let out = &mut out[..n as usize];
+        let name = self.lb.block.as_ref().map(block_name).unwrap_or_default();
+        let addr = xfer_addr(&self.node);
+        if let Err(e) = local.read(self.next, out, &mut self.sums) {
+            return Some(Err(ReplicaError::Io(format!("reading {name} locally (datanode {addr}): {e}"))));
+        }
+        if let Err(i) = verify_checksums(out, &self.sums) {
+            let at = self.next + i as u64 * chunk;
+            return Some(Err(ReplicaError::Checksum(format!(
+                "checksum error in {name} at offset {at} from datanode {addr} (short-circuit read)"
+            ))));
+        }
+        self.next += n;
+        self.packet_offset += n;
+        Some(Ok(n as usize))
     }
 
     /// Copies available verified bytes into `out`.
@@ -173,6 +268,7 @@ struct Ctx<'a> {
     nn: &'a Namenode,
     path: &'a str,
     client_name: &'a str,
+    short_circuit: bool,
 }
 
 impl Ctx<'_> {
@@ -197,7 +293,7 @@ impl Ctx<'_> {
                     if dead.contains(&(block.block_id, xfer_addr(node))) {
                         continue;
                     }
-                    match BlockStream::open(lb, node, start, end, self.client_name).await {
+                    match BlockStream::open(lb, node, start, end, self.client_name, self.short_circuit).await {
                         Ok(s) => return Ok(s),
                         Err(e) => self.replica_failed(lb, node, e, dead).await,
                     }
@@ -245,11 +341,23 @@ pub struct FileReader {
     nn: Namenode,
     path: String,
     client_name: String,
+    short_circuit: bool,
     len: u64,
     blocks: Arc<Vec<LocatedBlock>>,
     pos: u64,
     stream: Option<BlockStream>,
     dead: DeadReplicas,
+    bytes_read: AtomicU64,
+    short_circuit_bytes_read: AtomicU64,
+}
+
+/// What a [`FileReader`] has read so far (HDFS's `HdfsDataInputStream.getReadStatistics()`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStatistics {
+    /// Bytes handed out by `read` and `pread`.
+    pub total_bytes_read: u64,
+    /// Of those, bytes read directly from a local replica's files (short-circuit).
+    pub short_circuit_bytes_read: u64,
 }
 
 impl FileReader {
@@ -257,6 +365,7 @@ impl FileReader {
         let r = nn.locations(path).await?;
         let client_name = nn.client_name();
         Ok(FileReader {
+            short_circuit: nn.read_shortcircuit(),
             nn,
             path: path.to_owned(),
             client_name,
@@ -265,7 +374,24 @@ impl FileReader {
             pos: 0,
             stream: None,
             dead: HashSet::new(),
+            bytes_read: AtomicU64::new(0),
+            short_circuit_bytes_read: AtomicU64::new(0),
         })
+    }
+
+    /// Bytes read so far, and how many of them short-circuit.
+    pub fn read_statistics(&self) -> ReadStatistics {
+        ReadStatistics {
+            total_bytes_read: self.bytes_read.load(Ordering::Relaxed),
+            short_circuit_bytes_read: self.short_circuit_bytes_read.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, n: usize, local: bool) {
+        self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        if local {
+            self.short_circuit_bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -299,13 +425,31 @@ impl FileReader {
         if buf.is_empty() || self.pos >= self.len {
             return Ok(0);
         }
-        let ctx = Ctx { nn: &self.nn, path: &self.path, client_name: &self.client_name };
+        let ctx =
+            Ctx { nn: &self.nn, path: &self.path, client_name: &self.client_name, short_circuit: self.short_circuit };
         let mut refetched = false;
         loop {
             let mut s = match self.stream.take() {
                 Some(s) if s.file_pos() == self.pos && !s.exhausted() => s,
                 _ => ctx.stream_at(&mut self.blocks, self.pos, self.len, &mut self.dead, &mut refetched).await?,
             };
+            if let Some(r) = s.read_direct(buf) {
+                match r {
+                    Ok(n) => {
+                        self.pos += n as u64;
+                        self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                        self.short_circuit_bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                        if !s.exhausted() {
+                            self.stream = Some(s);
+                        }
+                        return Ok(n);
+                    }
+                    Err(e) => {
+                        ctx.replica_failed(&s.lb, &s.node, e, &mut self.dead).await;
+                        continue;
+                    }
+                }
+            }
             match s.fill().await {
                 Ok(()) => {
                     let mut n = s.take(buf);
@@ -329,6 +473,10 @@ impl FileReader {
                         }
                     }
                     self.pos += n as u64;
+                    self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                    if s.is_local() {
+                        self.short_circuit_bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                     if healthy && !s.exhausted() {
                         self.stream = Some(s);
                     }
@@ -359,7 +507,8 @@ impl FileReader {
             return Ok(0);
         }
         let want = (self.len - pos).min(buf.len() as u64) as usize;
-        let ctx = Ctx { nn: &self.nn, path: &self.path, client_name: &self.client_name };
+        let ctx =
+            Ctx { nn: &self.nn, path: &self.path, client_name: &self.client_name, short_circuit: self.short_circuit };
         let mut blocks = self.blocks.clone();
         let mut dead = DeadReplicas::new();
         let mut refetched = false;
@@ -368,10 +517,27 @@ impl FileReader {
             let mut s =
                 ctx.stream_at(&mut blocks, pos + done as u64, pos + want as u64, &mut dead, &mut refetched).await?;
             loop {
+                if let Some(r) = s.read_direct(&mut buf[done..want]) {
+                    match r {
+                        Ok(n) => {
+                            done += n;
+                            self.count(n, true);
+                            if done == want || s.exhausted() {
+                                break;
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            ctx.replica_failed(&s.lb, &s.node, e, &mut dead).await;
+                            break;
+                        }
+                    }
+                }
                 match s.fill().await {
                     Ok(()) => {
                         let n = s.take(&mut buf[done..want]);
                         done += n;
+                        self.count(n, s.is_local());
                         if n == 0 || done == want {
                             break;
                         }

@@ -13,11 +13,12 @@ mod lease;
 mod nn;
 mod output;
 mod pipeline;
+mod short_circuit;
 #[cfg(test)]
 mod testutil;
 
 pub use error::ClientError;
-pub use input::FileReader;
+pub use input::{FileReader, ReadStatistics};
 pub use output::FileWriter;
 pub use tusk_proto::client::{
     AdminState, ContentSummary, DatanodeInfo, DatanodeReportType, ExtendedBlock, FileStatus, FileType,
@@ -42,6 +43,7 @@ pub struct Client {
     user: String,
     client_name: String,
     umask: u32,
+    read_shortcircuit: bool,
     lease: std::sync::Arc<lease::LeaseRenewer>,
 }
 
@@ -79,6 +81,7 @@ impl Client {
             user: user.to_owned(),
             client_name,
             umask: conf.umask,
+            read_shortcircuit: conf.read_shortcircuit,
             lease: lease::LeaseRenewer::new(Duration::from_millis(conf.lease_renew_interval_ms.max(10))),
         })
     }

@@ -23,6 +23,15 @@ impl Namenode {
         }
     }
 
+    /// Whether readers try short-circuit local reads (client.read_shortcircuit).
+    pub(crate) fn read_shortcircuit(&self) -> bool {
+        match self {
+            Namenode::Rpc(c) => c.read_shortcircuit,
+            #[cfg(test)]
+            Namenode::Fake(_) => false,
+        }
+    }
+
     pub(crate) async fn add_block(
         &self,
         path: &str,

@@ -170,7 +170,7 @@ async fn serve(
             write_packet(sock.get_mut(), &h, &[], &[]).await
         }
         // Block recovery is the real datanode's business.
-        Opcode::InitReplicaRecovery | Opcode::UpdateReplica | Opcode::TransferBlock => Ok(()),
+        Opcode::InitReplicaRecovery | Opcode::UpdateReplica | Opcode::TransferBlock | Opcode::ShortCircuitFds => Ok(()),
     }
 }
 

@@ -153,6 +153,10 @@ pub struct DatanodeConfig {
     pub failed_volumes_tolerated: u32,
     /// How often every data directory is checked, in milliseconds.
     pub volume_check_interval_ms: u64,
+    /// Serve short-circuit local reads: clients on this host get the descriptors of a
+    /// finalized replica's files over the Unix socket `@tusk-datanode-<uuid>` and read them
+    /// directly (HDFS dfs.client.read.shortcircuit with dfs.domain.socket.path).
+    pub short_circuit: bool,
 }
 
 impl Default for DatanodeConfig {
@@ -171,6 +175,7 @@ impl Default for DatanodeConfig {
             scan_bytes_per_sec: 1 << 20,
             failed_volumes_tolerated: 0,
             volume_check_interval_ms: 60_000,
+            short_circuit: true,
         }
     }
 }
@@ -267,6 +272,10 @@ pub struct ClientConfig {
     /// How often a client with files open for writing renews its lease (HDFS: 30 s, half
     /// the namenode's soft limit).
     pub lease_renew_interval_ms: u64,
+    /// Read replicas held by a datanode on this host directly from its files (short-circuit
+    /// local reads, HDFS dfs.client.read.shortcircuit) when that datanode offers them; off,
+    /// or when it does not, reads go over TCP.
+    pub read_shortcircuit: bool,
 }
 
 impl Default for ClientConfig {
@@ -279,6 +288,7 @@ impl Default for ClientConfig {
             block_size: 0,
             replication: 0,
             lease_renew_interval_ms: 30_000,
+            read_shortcircuit: true,
         }
     }
 }

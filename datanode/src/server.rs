@@ -237,6 +237,18 @@ pub async fn start(conf: DatanodeConfig, xfer_listener: TcpListener) -> Result<D
     });
     let server =
         tokio::spawn(xfer::serve(xfer_listener, Arc::clone(&ctx), conf.max_transfers, Shutdown(stop_rx.clone())));
+    let local_reads = if conf.short_circuit {
+        match tusk_proto::short_circuit::bind(&uuid) {
+            Ok(l) => Some(tokio::spawn(xfer::short_circuit::serve(l, Arc::clone(&ctx), Shutdown(stop_rx.clone())))),
+            Err(e) => {
+                let name = tusk_proto::short_circuit::socket_name(&uuid);
+                tracing::warn!("short-circuit reads off: cannot listen on @{name}: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let scan = crate::scanner::ScanConfig {
         period: Duration::from_secs(conf.scan_period_secs),
         bytes_per_sec: conf.scan_bytes_per_sec,
@@ -271,6 +283,12 @@ pub async fn start(conf: DatanodeConfig, xfer_listener: TcpListener) -> Result<D
         }
         if let Err(e) = checker.await {
             tracing::error!("volume checker task failed: {e}");
+        }
+        if let Some(Err(e)) = match local_reads {
+            Some(t) => Some(t.await),
+            None => None,
+        } {
+            tracing::error!("short-circuit server task failed: {e}");
         }
         drop(ctx);
         match tokio::task::spawn_blocking(move || flush_store.flush()).await {

@@ -494,6 +494,27 @@ impl Store {
         ReplicaReader::open(info, v.finalized_block(block_id), v.finalized_meta(block_id, info.genstamp))
     }
 
+    /// Opens a finalized replica for a short-circuit reader on this host: its files checked
+    /// as for a read (sizes, meta header), genstamp at least `genstamp`. Replicas being
+    /// written are refused (they change under the reader; HDFS refuses them too).
+    pub fn open_short_circuit(&self, block_id: u64, genstamp: u64) -> Result<(ReplicaInfo, File, File), DatanodeError> {
+        let info = self.get(block_id).ok_or(DatanodeError::ReplicaNotFound { block_id })?;
+        if info.state != ReplicaState::Finalized {
+            return Err(DatanodeError::Invalid(format!(
+                "replica of block {block_id} is being written: read it over TCP"
+            )));
+        }
+        if info.genstamp < genstamp {
+            return Err(DatanodeError::Invalid(format!(
+                "replica of block {block_id} has genstamp {}, older than the requested {genstamp}",
+                info.genstamp
+            )));
+        }
+        let reader = self.open_reader(block_id)?;
+        let (data, meta) = reader.into_files();
+        Ok((info, data, meta))
+    }
+
     /// Deletes a finalized replica (a namenode command). `Ok(false)` when there was none.
     /// Blocking.
     pub fn delete(&self, block_id: u64) -> Result<bool, DatanodeError> {
@@ -914,6 +935,11 @@ impl ReplicaReader {
             pos: None,
             unfinished,
         })
+    }
+
+    /// The open block and meta files (a short-circuit reader reads them by offset).
+    pub fn into_files(self) -> (File, File) {
+        (self.data.into_inner(), self.meta.into_inner())
     }
 
     /// Reads `len` bytes at chunk-aligned `pos` into `data` and their stored checksums into

@@ -44,6 +44,9 @@ pub enum Opcode {
     /// Copy a replica being written to a datanode joining the pipeline:
     /// [`crate::transfer::TransferBlockRequest`], one answer.
     TransferBlock = 86,
+    /// Short-circuit read: a [`crate::transfer::ReadBlockRequest`] on the datanode's Unix
+    /// socket, answered with the replica's file descriptors ([`crate::short_circuit`]).
+    ShortCircuitFds = 87,
 }
 
 fn invalid(msg: impl Into<String>) -> io::Error {
@@ -74,6 +77,7 @@ pub async fn read_op<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<(Opcode, Vec
         82 => Opcode::InitReplicaRecovery,
         83 => Opcode::UpdateReplica,
         86 => Opcode::TransferBlock,
+        87 => Opcode::ShortCircuitFds,
         other => return Err(invalid(format!("unknown opcode {other}"))),
     };
     Ok((op, read_body(r).await?))
@@ -146,9 +150,57 @@ impl PacketHeader {
     }
 }
 
+/// Bytes of four chunks: checksummed together, four independent CRC chains in flight.
+const GROUP: usize = 4 * BYTES_PER_CHECKSUM;
+
+/// The CRC32Cs of the four 512-byte chunks of `group`. One chunk's CRC is a chain of 64
+/// dependent `crc32` instructions (3 cycles of latency each, one issued per cycle), so four
+/// chains interleaved run about three times as fast as one after another (Hadoop's native
+/// bulk_crc32 pipelines three chunks the same way).
+fn crc4(group: &[u8]) -> [u32; 4] {
+    debug_assert_eq!(group.len(), GROUP);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("sse4.2") {
+        // SAFETY: the CPU has SSE4.2 (checked just above), and `group` is GROUP bytes.
+        return unsafe { crc4_sse42(group) };
+    }
+    let mut sums = [0u32; 4];
+    for (sum, chunk) in sums.iter_mut().zip(group.chunks_exact(BYTES_PER_CHECKSUM)) {
+        *sum = crc32c::crc32c(chunk);
+    }
+    sums
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse4.2")]
+unsafe fn crc4_sse42(group: &[u8]) -> [u32; 4] {
+    use std::arch::x86_64::_mm_crc32_u64;
+    assert!(group.len() >= GROUP);
+    let p = group.as_ptr();
+    let word = |lane: usize, i: usize| -> u64 {
+        // SAFETY: lane < 4 and i < 64, so the 8 bytes read lie inside group[..GROUP].
+        u64::from_le(unsafe { std::ptr::read_unaligned(p.add(lane * BYTES_PER_CHECKSUM + i * 8) as *const u64) })
+    };
+    let (mut a, mut b, mut c, mut d) = (!0u64, !0u64, !0u64, !0u64);
+    for i in 0..BYTES_PER_CHECKSUM / 8 {
+        a = _mm_crc32_u64(a, word(0, i));
+        b = _mm_crc32_u64(b, word(1, i));
+        c = _mm_crc32_u64(c, word(2, i));
+        d = _mm_crc32_u64(d, word(3, i));
+    }
+    [!(a as u32), !(b as u32), !(c as u32), !(d as u32)]
+}
+
 /// Appends the CRC32C of every 512-byte chunk of `data` (big-endian) to `out`.
 pub fn chunk_checksums(data: &[u8], out: &mut Vec<u8>) {
-    for chunk in data.chunks(BYTES_PER_CHECKSUM) {
+    out.reserve(data.len().div_ceil(BYTES_PER_CHECKSUM) * 4);
+    let mut groups = data.chunks_exact(GROUP);
+    for group in &mut groups {
+        for sum in crc4(group) {
+            out.extend_from_slice(&sum.to_be_bytes());
+        }
+    }
+    for chunk in groups.remainder().chunks(BYTES_PER_CHECKSUM) {
         out.extend_from_slice(&crc32c::crc32c(chunk).to_be_bytes());
     }
 }
@@ -158,10 +210,22 @@ pub fn verify_checksums(data: &[u8], checksums: &[u8]) -> Result<(), usize> {
     if checksums.len() != data.len().div_ceil(BYTES_PER_CHECKSUM) * 4 {
         return Err(0);
     }
-    for (i, (chunk, sum)) in data.chunks(BYTES_PER_CHECKSUM).zip(checksums.chunks_exact(4)).enumerate() {
+    let mut groups = data.chunks_exact(GROUP);
+    let mut sums = checksums.chunks_exact(4);
+    let mut i = 0;
+    for group in &mut groups {
+        for sum in crc4(group) {
+            if sums.next().is_none_or(|s| sum.to_be_bytes() != s) {
+                return Err(i);
+            }
+            i += 1;
+        }
+    }
+    for (chunk, sum) in groups.remainder().chunks(BYTES_PER_CHECKSUM).zip(sums) {
         if crc32c::crc32c(chunk).to_be_bytes() != sum {
             return Err(i);
         }
+        i += 1;
     }
     Ok(())
 }
@@ -248,6 +312,26 @@ mod tests {
         assert_eq!(verify_checksums(&d2, &s2), Ok(()));
         d2[1000] ^= 1;
         assert_eq!(verify_checksums(&d2, &s2), Err(1));
+    }
+
+    #[test]
+    fn bulk_checksums_match_one_chunk_at_a_time() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for len in [0, 1, 511, 512, 513, 2047, 2048, 2049, 4096, 5000, 9999, 20_000] {
+            let data = &data[..len];
+            let mut bulk = Vec::new();
+            chunk_checksums(data, &mut bulk);
+            let one_by_one: Vec<u8> =
+                data.chunks(BYTES_PER_CHECKSUM).flat_map(|c| crc32c::crc32c(c).to_be_bytes()).collect();
+            assert_eq!(bulk, one_by_one, "len {len}");
+            assert_eq!(verify_checksums(data, &bulk), Ok(()));
+            // Every chunk's corruption is found, and named.
+            for chunk in 0..len.div_ceil(BYTES_PER_CHECKSUM) {
+                let mut bad = data.to_vec();
+                bad[chunk * BYTES_PER_CHECKSUM] ^= 1;
+                assert_eq!(verify_checksums(&bad, &bulk), Err(chunk), "len {len} chunk {chunk}");
+            }
+        }
     }
 
     #[tokio::test]

@@ -17,8 +17,10 @@ pub mod transfer {
     tonic::include_proto!("tusk.transfer");
 }
 
+pub mod block_meta;
 pub mod data_transfer;
 pub mod serve;
+pub mod short_circuit;
 
 /// Checkpointer <-> namenode service (roll, image and edit download, image upload).
 pub mod checkpoint {

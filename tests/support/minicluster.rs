@@ -198,7 +198,11 @@ impl MiniCluster {
     }
 
     pub async fn client(&self, user: &str) -> Client {
-        Client::connect(&self.nn_addr, user, &ClientConfig::default()).await.expect("client connects")
+        self.client_with(user, &ClientConfig::default()).await
+    }
+
+    pub async fn client_with(&self, user: &str, conf: &ClientConfig) -> Client {
+        Client::connect(&self.nn_addr, user, conf).await.expect("client connects")
     }
 
     /// Waits until the namenode counts `n` live datanodes.

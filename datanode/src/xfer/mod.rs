@@ -3,6 +3,7 @@
 //! [`read::read_block`] or [`write::write_block`]. Framing is `tusk_proto::data_transfer`.
 
 pub mod read;
+pub mod short_circuit;
 pub mod write;
 
 use crate::server::Shutdown;
@@ -170,6 +171,10 @@ async fn handle_connection(mut socket: TcpStream, ctx: &Arc<XferContext>) -> io:
                 }
             };
             data_transfer::write_msg(&mut socket, &resp).await
+        }
+        Opcode::ShortCircuitFds => {
+            reply_error(&mut socket, OpStatus::OpErrorInvalid, "short-circuit reads are served on the Unix socket")
+                .await
         }
         Opcode::UpdateReplica => {
             let Ok(req) = UpdateReplicaRequest::decode(&body[..]) else {
