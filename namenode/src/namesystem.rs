@@ -138,7 +138,13 @@ pub struct Namesystem {
     groups: Mutex<GroupCache>,
     pub startup: StartupReport,
     pub start_time_ms: i64,
+    /// Woken by every report of received replicas (`complete` waits on it).
+    replicas_received: tokio::sync::Notify,
 }
+
+/// How long `complete` waits for the reports of a file's last replicas before answering
+/// "not yet" (the client then asks again).
+const COMPLETE_WAIT: Duration = Duration::from_secs(1);
 
 /// User name -> (when looked up, groups).
 type GroupCache = HashMap<String, (Instant, Arc<Vec<String>>)>;
@@ -238,6 +244,7 @@ impl Namesystem {
             groups: Mutex::new(HashMap::new()),
             startup,
             start_time_ms: tusk_common::now_ms(),
+            replicas_received: tokio::sync::Notify::new(),
         })
     }
 
@@ -579,9 +586,34 @@ impl Namesystem {
         Ok(Self::status(&ns, i))
     }
 
-    /// Closes a file once every block has `min_replication` reported replicas; `Ok(false)`
-    /// means "not yet, ask again" (the datanodes' reports are on their way).
+    /// Closes a file once every block has `min_replication` reported replicas. The client
+    /// usually asks as soon as its pipeline acknowledged the last packet, a moment before the
+    /// datanodes' reports of the finalized replicas arrive; rather than answer "not yet" and
+    /// have it sleep and ask again, this waits up to [`COMPLETE_WAIT`] for those reports.
+    /// `Ok(false)` still means "not yet, ask again".
     pub async fn complete(
+        &self,
+        caller: &Caller,
+        path: &str,
+        client_name: &str,
+        last: Option<ExtendedBlock>,
+    ) -> NnResult<bool> {
+        let deadline = tokio::time::Instant::now() + COMPLETE_WAIT;
+        loop {
+            // Registered before looking, so a report arriving in between is not missed.
+            let reported = self.replicas_received.notified();
+            tokio::pin!(reported);
+            reported.as_mut().enable();
+            if self.complete_once(caller, path, client_name, last).await? {
+                return Ok(true);
+            }
+            if tokio::time::timeout_at(deadline, reported).await.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+
+    async fn complete_once(
         &self,
         _caller: &Caller,
         path: &str,
@@ -1145,6 +1177,10 @@ impl Namesystem {
         blocks.received_and_deleted(uuid, received, deleted)?;
         if self.safe_mode.lock().is_on() {
             self.refresh_safe_mode(&blocks);
+        }
+        drop(blocks);
+        if !received.is_empty() {
+            self.replicas_received.notify_waiters();
         }
         Some(())
     }
