@@ -308,7 +308,12 @@ impl SimDn {
     async fn heartbeat(&mut self) -> Result<bool> {
         let req = HeartbeatRequest {
             datanode_uuid: self.uuid.clone(),
-            storage: Some(StorageReport { capacity: 1 << 42, dfs_used: 1 << 30, remaining: (1 << 42) - (1 << 30), failed_volumes: 0 }),
+            storage: Some(StorageReport {
+                capacity: 1 << 42,
+                dfs_used: 1 << 30,
+                remaining: (1 << 42) - (1 << 30),
+                failed_volumes: 0,
+            }),
             active_transfers: 0,
         };
         let resp = self.nn.heartbeat(req).await?.into_inner();
@@ -367,7 +372,8 @@ fn median_f(mut v: Vec<f64>) -> f64 {
 }
 
 fn work_dir(dir: &Option<PathBuf>, tag: &str) -> Result<PathBuf> {
-    let d = dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tusk-bench-{tag}-{}", std::process::id())));
+    let d =
+        dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tusk-bench-{tag}-{}", std::process::id())));
     if d.exists() {
         std::fs::remove_dir_all(&d)?;
     }
@@ -605,7 +611,11 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
             let el = t0.elapsed().as_secs_f64();
             let pct = 100.0 * (cpu_secs(nn.pid())? - c0) / el;
             let rate = (sent.load(Ordering::Relaxed) - n0) as f64 / el;
-            println!("CPU window {} {}: namenode {pct:.2}% of a core, {rate:.0} heartbeats/s", run + 1, if on { "heartbeats" } else { "idle" });
+            println!(
+                "CPU window {} {}: namenode {pct:.2}% of a core, {rate:.0} heartbeats/s",
+                run + 1,
+                if on { "heartbeats" } else { "idle" }
+            );
             if on {
                 hb.push(pct);
                 hb_rate.push(rate);
@@ -638,7 +648,11 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
         for on in order {
             beating.store(on, Ordering::Relaxed);
             tokio::time::sleep(HEARTBEAT).await;
-            println!("== nn-throughput over RPC, run {}, {}", run + 1, if on { "with heartbeats" } else { "without heartbeats" });
+            println!(
+                "== nn-throughput over RPC, run {}, {}",
+                run + 1,
+                if on { "with heartbeats" } else { "without heartbeats" }
+            );
             let rates = crate::nnbench::rpc_run(&nn.rpc, &nn_opts).await?;
             if on {
                 with.push(rates);
