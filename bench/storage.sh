@@ -7,12 +7,12 @@
 #   bash bench/storage.sh                       # everything, defaults as in issue 10
 #   ONLY=dfsio RUNS=3 bash bench/storage.sh     # one part: limits, dfsio, small, nn, nnmem, nnscale
 #   ONLY=nnmem NNMEM_FILES=10000000 bash bench/storage.sh   # benchmark 5 at 10M files
+#   FILE_MIB=1024 FILES=4 SMALL_FILES=100000 NN_FILES=100000 bash bench/storage.sh
 #
 # nnmem (namenode memory and start-up, files with one block and three replicas; about 3 min at
 # 1M files) and nnscale (1,000 simulated datanodes: block reports, heartbeats' CPU, nn-throughput
 # with and without heartbeats; about 14 min at its default 3,333,334 files = 10M replicas, 6 of
 # them building the namespace) were measured on the shared 2-core VM under load.
-#   FILE_MIB=1024 FILES=4 SMALL_FILES=100000 NN_FILES=100000 bash bench/storage.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
