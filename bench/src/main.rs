@@ -17,6 +17,7 @@ use tusk_namenode::namesystem::SafeModeAction;
 use tusk_namenode::{Namesystem, NamesystemConfig};
 
 mod nnbench;
+mod nnscale;
 mod peers;
 mod storage;
 
@@ -46,6 +47,12 @@ enum Bench {
         #[arg(long)]
         report: Option<PathBuf>,
     },
+    /// Namenode memory and start-up with files of one block, three replicas reported by
+    /// simulated datanodes (issue 10, benchmark 5).
+    NnMemory(nnscale::MemoryOpts),
+    /// A namenode under 1,000 simulated datanodes: block reports, heartbeats' CPU, and
+    /// nn-throughput with and without the heartbeats (issue 10, benchmark 6).
+    NnCluster(nnscale::ClusterOpts),
     /// Checkpoints: restart times without and with one after N transactions, then 10
     /// checkpoints under a steady load of creates with the name directory's size after each.
     Checkpoint {
@@ -351,6 +358,8 @@ fn main() -> Result<()> {
     match cli.bench {
         Bench::Storage(opts) => storage::run(opts)?,
         Bench::NnThroughput(opts) => nnbench::run(opts)?,
+        Bench::NnMemory(opts) => nnscale::memory(opts)?,
+        Bench::NnCluster(opts) => nnscale::cluster(opts)?,
         Bench::Checkpoint { txns, runs, rounds, load_secs, dir, keep, report } => {
             checkpoint_bench(txns, runs, rounds, load_secs, dir, keep, report)?;
         }

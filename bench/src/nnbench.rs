@@ -274,6 +274,27 @@ pub fn run(o: NnOpts) -> Result<()> {
     Ok(())
 }
 
+/// One over-RPC run of every operation against the namenode at `addr` (for benchmarks
+/// that share a namenode, e.g. nn-cluster): the rates in the order of [`op_names`]. Removes
+/// what the run made afterwards, so the next run starts from the same namespace.
+pub(crate) async fn rpc_run(addr: &str, o: &NnOpts) -> Result<Vec<f64>> {
+    let mut clients = Vec::new();
+    for _ in 0..o.connections.max(1) {
+        clients.push(tusk_client::Client::connect(addr, "root", &Default::default()).await?);
+    }
+    let cleanup = clients[0].clone();
+    let rates = one_run(Arc::new(Target::Rpc { clients }), o, o.rpc_reads).await?;
+    for d in ["/cr", "/mk"] {
+        cleanup.delete(d, true).await.with_context(|| format!("removing {d}"))?;
+    }
+    Ok(rates)
+}
+
+/// The operations' names, in the order runs report them.
+pub(crate) fn op_names() -> Vec<&'static str> {
+    OPS.iter().map(|o| o.name()).collect()
+}
+
 fn fresh(dir: &Path) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir)?;
