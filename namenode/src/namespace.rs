@@ -145,6 +145,29 @@ impl Namespace {
         Resolved { inodes, file_in_middle }
     }
 
+    /// Looks `path` up without building a [`Resolved`]: `on_dir` is called for every
+    /// existing directory passed through before the final component (the root first), the
+    /// ones [`Caller::check`](crate::permission::Caller::check) needs EXECUTE on. Returns
+    /// the final inode when it exists.
+    pub fn lookup_through<E>(
+        &self,
+        path: &FsPath,
+        mut on_dir: impl FnMut(InodeIdx) -> Result<(), E>,
+    ) -> Result<Option<InodeIdx>, E> {
+        let mut cur = ROOT;
+        for comp in path.components() {
+            if !self.inodes.get(cur).is_dir() {
+                return Ok(None);
+            }
+            on_dir(cur)?;
+            match self.child(cur, comp) {
+                Ok(c) => cur = c,
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(Some(cur))
+    }
+
     pub fn lookup(&self, path: &FsPath) -> Option<InodeIdx> {
         self.resolve(path).last()
     }
