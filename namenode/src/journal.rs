@@ -32,20 +32,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 use tusk_common::durable::{fsync_dir, write_properties};
 use tusk_proto::storage::EditOp;
 
 /// Syncs on the disk at once. More than a few buys nothing: with 4 in flight a sync starts
 /// within a quarter of a sync's time of its records being written.
 pub const SYNCS_IN_FLIGHT: usize = 4;
-
-/// Where durability stands, broadcast to async waiters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SyncState {
-    pub synced_txid: u64,
-    pub failed: bool,
-}
 
 struct Roll {
     offset: usize,
@@ -151,6 +144,10 @@ struct State {
     commit: Commit,
     /// Sync threads waiting for work.
     free_slots: Vec<usize>,
+    /// Async callers waiting for their txid, woken only when it is durable (not on every
+    /// sync: with several syncs in flight, waking all 64 waiters each time costs more CPU
+    /// than the mutations themselves). Dropped senders mean "look at `commit.failed`".
+    waiters: BTreeMap<u64, Vec<oneshot::Sender<()>>>,
 }
 
 struct Shared {
@@ -158,7 +155,6 @@ struct Shared {
     /// The writer waits here for records, a roll, a free sync slot or shutdown.
     work: Condvar,
     synced: Condvar,
-    watch: watch::Sender<SyncState>,
     syncs: AtomicU64,
     synced_records: AtomicU64,
 }
@@ -166,8 +162,17 @@ struct Shared {
 impl Shared {
     /// Tells every waiter where durability stands. Called with the state locked, so that
     /// two sync threads cannot publish out of order.
-    fn publish(&self, st: &State) {
-        self.watch.send_replace(SyncState { synced_txid: st.commit.synced_txid, failed: st.commit.failed.is_some() });
+    fn publish(&self, st: &mut State) {
+        if st.commit.failed.is_some() {
+            st.waiters.clear();
+        } else {
+            let later = st.waiters.split_off(&(st.commit.synced_txid + 1));
+            for (_, senders) in std::mem::replace(&mut st.waiters, later) {
+                for s in senders {
+                    let _ = s.send(());
+                }
+            }
+        }
         self.synced.notify_all();
     }
 
@@ -247,7 +252,6 @@ impl Journal {
         for (i, d) in current_dirs.iter().enumerate() {
             segments.push(open_segment(i, d, first_txid)?);
         }
-        let (watch, _) = watch::channel(SyncState { synced_txid: first_txid - 1, failed: false });
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 buf: Vec::with_capacity(1 << 16),
@@ -256,10 +260,10 @@ impl Journal {
                 shutdown: false,
                 commit: Commit::new(current_dirs.len(), first_txid - 1),
                 free_slots: (0..SYNCS_IN_FLIGHT).collect(),
+                waiters: BTreeMap::new(),
             }),
             work: Condvar::new(),
             synced: Condvar::new(),
-            watch,
             syncs: AtomicU64::new(0),
             synced_records: AtomicU64::new(0),
         });
@@ -334,15 +338,25 @@ impl Journal {
 
     /// Waits until `txid` is durable in every healthy name directory.
     pub async fn wait_synced(&self, txid: u64) -> Result<(), String> {
-        let mut rx = self.shared.watch.subscribe();
-        let state = rx
-            .wait_for(|s| s.synced_txid >= txid || s.failed)
-            .await
-            .map_err(|_| "the edit log was closed".to_string())?;
-        if state.synced_txid >= txid {
+        let rx = {
+            let mut st = lock(&self.shared.state);
+            if st.commit.synced_txid >= txid {
+                return Ok(());
+            }
+            if let Some(f) = &st.commit.failed {
+                return Err(f.clone());
+            }
+            let (tx, rx) = oneshot::channel();
+            st.waiters.entry(txid).or_default().push(tx);
+            rx
+        };
+        // An error means the sender was dropped: the log failed or is gone.
+        let _ = rx.await;
+        let st = lock(&self.shared.state);
+        if st.commit.synced_txid >= txid {
             Ok(())
         } else {
-            Err(lock(&self.shared.state).commit.failed.clone().unwrap_or_else(|| "edit log failed".into()))
+            Err(st.commit.failed.clone().unwrap_or_else(|| "the edit log was closed".into()))
         }
     }
 
@@ -412,7 +426,7 @@ fn sync_thread(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
         let mut st = lock(&shared.state);
         st.free_slots.push(job.slot);
         let taken = st.commit.finish(job.seq, result);
-        shared.publish(&st);
+        shared.publish(&mut st);
         drop(st);
         shared.work.notify_one();
         shared.count(&taken);
@@ -495,7 +509,7 @@ impl Writer {
             st.commit.fail_dir(*dir, e);
         }
         if st.commit.failed.is_some() {
-            shared.publish(&st);
+            shared.publish(&mut st);
             return;
         }
         let Some(slot) = st.free_slots.pop() else {
@@ -509,7 +523,7 @@ impl Writer {
         if self.workers[slot].0.send(Job { seq, slot, upto: last_txid, files }).is_err() {
             let mut st = lock(&shared.state);
             st.commit.failed = Some("an edit-log sync thread stopped".into());
-            shared.publish(&st);
+            shared.publish(&mut st);
         }
     }
 
@@ -555,7 +569,7 @@ impl Writer {
                 taken.push((last_txid, last_txid - before, started.elapsed()));
             }
         }
-        shared.publish(&st);
+        shared.publish(&mut st);
         drop(st);
         shared.count(&taken);
     }
@@ -724,6 +738,53 @@ mod tests {
         for d in &dirs {
             assert_eq!(txids(d), (1..=1600).collect::<Vec<_>>(), "{}", d.display());
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_waiters_wake_when_their_txid_is_durable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_owned();
+        let j = Arc::new(Journal::open(std::slice::from_ref(&dir), 1, 1_000_000).unwrap());
+        let mut tasks = Vec::new();
+        for t in 0..32 {
+            let j = j.clone();
+            tasks.push(tokio::spawn(async move {
+                for k in 0..20 {
+                    let txid = j.append(&op(t * 100 + k)).unwrap();
+                    j.wait_synced(txid).await.unwrap();
+                    assert!(j.last_synced_txid() >= txid);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(j.last_synced_txid(), 640);
+        assert!(lock(&j.shared.state).waiters.is_empty(), "every waiter was answered and removed");
+        j.close();
+        assert_eq!(txids(&dir), (1..=640).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_failed_log_answers_its_waiters_with_the_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Arc::new(Journal::open(&[tmp.path().to_owned()], 1, 1_000_000).unwrap());
+        // A txid that will never be written: only the failure can end the wait.
+        let waiter = tokio::spawn({
+            let j = j.clone();
+            async move { j.wait_synced(1000).await }
+        });
+        while lock(&j.shared.state).waiters.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        {
+            let mut st = lock(&j.shared.state);
+            st.commit.fail_dir(0, "EIO (injected)");
+            j.shared.publish(&mut st);
+        }
+        let err = waiter.await.unwrap().unwrap_err();
+        assert!(err.contains("EIO (injected)"), "{err}");
+        assert!(j.append(&op(1)).is_err(), "a failed log takes no more records");
     }
 
     #[test]
