@@ -416,11 +416,8 @@ impl Drop for Journal {
 fn sync_thread(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
     while let Ok(job) = jobs.recv() {
         let started = Instant::now();
-        let failed_dirs = job
-            .files
-            .iter()
-            .filter_map(|(dir, f)| f.sync_data().err().map(|e| (*dir, e.to_string())))
-            .collect();
+        let failed_dirs =
+            job.files.iter().filter_map(|(dir, f)| f.sync_data().err().map(|e| (*dir, e.to_string()))).collect();
         let result = SyncResult { upto: job.upto, failed_dirs, took: started.elapsed() };
         drop(job.files);
         let mut st = lock(&shared.state);
@@ -529,6 +526,7 @@ impl Writer {
 
     fn inline(&mut self, bytes: &[u8], last_txid: u64, roll: Option<Roll>) {
         let started = Instant::now();
+        let mut roll_answer = None;
         let result = match roll {
             None => self.write_and_sync(bytes, last_txid),
             Some(r) => {
@@ -536,9 +534,7 @@ impl Writer {
                     .write_and_sync(&bytes[..r.offset], r.boundary)
                     .and_then(|()| self.roll(r.boundary))
                     .and_then(|()| self.write_and_sync(&bytes[r.offset..], last_txid));
-                for w in r.waiters {
-                    let _ = w.send(res.clone().map(|()| r.boundary));
-                }
+                roll_answer = Some((r.waiters, res.clone().map(|()| r.boundary)));
                 res
             }
         };
@@ -572,6 +568,13 @@ impl Writer {
         shared.publish(&mut st);
         drop(st);
         shared.count(&taken);
+        // Answered after the state says the records are durable, so a caller of `roll`
+        // sees its boundary synced.
+        if let Some((waiters, answer)) = roll_answer {
+            for w in waiters {
+                let _ = w.send(answer.clone());
+            }
+        }
     }
 
     /// Writes and syncs in every healthy directory; a directory that fails is dropped with

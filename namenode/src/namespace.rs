@@ -603,6 +603,39 @@ mod tests {
         }))
     }
 
+    /// `lookup_through` finds what `resolve` finds and passes through exactly the
+    /// directories `Caller::check` requires EXECUTE on (existing directories before the
+    /// target, stopping at the first missing component or file).
+    #[test]
+    fn lookup_through_matches_resolve() {
+        let mut ns = Namespace::new("su", "sg", 1);
+        for o in [mkdir("/a"), mkdir("/a/b"), add("/a/b/f", false), add("/a/g", false)] {
+            ns.apply(&o).unwrap();
+        }
+        for p in ["/", "/a", "/a/b", "/a/b/f", "/a/b/f/x", "/a/b/f/x/y", "/a/g", "/a/missing/z", "/zz", "/a/b/nope"] {
+            let path = FsPath::parse(p).unwrap();
+            let res = ns.resolve(&path);
+            let mut passed = Vec::new();
+            let last = ns
+                .lookup_through(&path, |d| {
+                    passed.push(d);
+                    Ok::<_, ()>(())
+                })
+                .unwrap();
+            assert_eq!(last, res.last(), "{p}");
+            let n = res.inodes.len();
+            let expected: Vec<InodeIdx> =
+                res.inodes[..n - 1].iter().map_while(|i| i.filter(|&i| ns.inode(i).is_dir())).collect();
+            assert_eq!(passed, expected, "{p}");
+        }
+        // An error from the callback stops the walk.
+        let path = FsPath::parse("/a/b/f").unwrap();
+        assert_eq!(
+            ns.lookup_through(&path, |d| if d == ROOT { Ok(()) } else { Err(d) }),
+            Err(ns.lookup(&FsPath::parse("/a").unwrap()).unwrap())
+        );
+    }
+
     #[test]
     fn build_rename_delete() {
         let mut ns = Namespace::new("root", "supergroup", 1);

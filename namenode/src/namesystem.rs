@@ -1017,7 +1017,8 @@ impl Namesystem {
     ) -> NnResult<(u64, Vec<LocatedBlock>, bool)> {
         let path = Self::parse(path)?;
         let ns = self.ns.read();
-        let i = ns.lookup_through(&path, |dir| caller.check_traverse(&ns, dir))?.ok_or_else(|| Self::not_found(&path))?;
+        let i =
+            ns.lookup_through(&path, |dir| caller.check_traverse(&ns, dir))?.ok_or_else(|| Self::not_found(&path))?;
         let f = ns.inode(i).file().ok_or_else(|| NnError::FileNotFound(format!("Path is not a file: {path}")))?;
         caller.check_access(&ns, i, Access::READ)?;
         if f.blocks.is_empty() {
