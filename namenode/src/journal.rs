@@ -423,10 +423,11 @@ fn sync_thread(shared: &Shared, jobs: &mpsc::Receiver<Job>) {
         let mut st = lock(&shared.state);
         st.free_slots.push(job.slot);
         let taken = st.commit.finish(job.seq, result);
+        // Counted before anyone is answered, so that the stats cover every answered record.
+        shared.count(&taken);
         shared.publish(&mut st);
         drop(st);
         shared.work.notify_one();
-        shared.count(&taken);
     }
 }
 
@@ -565,9 +566,9 @@ impl Writer {
                 taken.push((last_txid, last_txid - before, started.elapsed()));
             }
         }
+        shared.count(&taken);
         shared.publish(&mut st);
         drop(st);
-        shared.count(&taken);
         // Answered after the state says the records are durable, so a caller of `roll`
         // sees its boundary synced.
         if let Some((waiters, answer)) = roll_answer {
