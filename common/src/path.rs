@@ -41,8 +41,11 @@ impl FsPath {
     /// Accepts exactly the normalized absolute form. A single trailing slash is allowed
     /// and dropped, as HDFS does.
     pub fn parse(raw: &str) -> Result<Self, InvalidPath> {
-        let shown: String = raw.chars().take(200).map(|c| if c == '\0' { '?' } else { c }).collect();
-        let bad = |reason: &'static str| InvalidPath { shown: shown.clone(), reason };
+        // Built only on refusal: parsing is on every namenode call.
+        let bad = |reason: &'static str| InvalidPath {
+            shown: raw.chars().take(200).map(|c| if c == '\0' { '?' } else { c }).collect(),
+            reason,
+        };
         if raw.len() > MAX_PATH_BYTES {
             return Err(bad("path is longer than 8000 bytes"));
         }

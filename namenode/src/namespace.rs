@@ -145,6 +145,29 @@ impl Namespace {
         Resolved { inodes, file_in_middle }
     }
 
+    /// Looks `path` up without building a [`Resolved`]: `on_dir` is called for every
+    /// existing directory passed through before the final component (the root first), the
+    /// ones [`Caller::check`](crate::permission::Caller::check) needs EXECUTE on. Returns
+    /// the final inode when it exists.
+    pub fn lookup_through<E>(
+        &self,
+        path: &FsPath,
+        mut on_dir: impl FnMut(InodeIdx) -> Result<(), E>,
+    ) -> Result<Option<InodeIdx>, E> {
+        let mut cur = ROOT;
+        for comp in path.components() {
+            if !self.inodes.get(cur).is_dir() {
+                return Ok(None);
+            }
+            on_dir(cur)?;
+            match self.child(cur, comp) {
+                Ok(c) => cur = c,
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(Some(cur))
+    }
+
     pub fn lookup(&self, path: &FsPath) -> Option<InodeIdx> {
         self.resolve(path).last()
     }
@@ -578,6 +601,39 @@ mod tests {
             client_name: "c".into(),
             overwrite,
         }))
+    }
+
+    /// `lookup_through` finds what `resolve` finds and passes through exactly the
+    /// directories `Caller::check` requires EXECUTE on (existing directories before the
+    /// target, stopping at the first missing component or file).
+    #[test]
+    fn lookup_through_matches_resolve() {
+        let mut ns = Namespace::new("su", "sg", 1);
+        for o in [mkdir("/a"), mkdir("/a/b"), add("/a/b/f", false), add("/a/g", false)] {
+            ns.apply(&o).unwrap();
+        }
+        for p in ["/", "/a", "/a/b", "/a/b/f", "/a/b/f/x", "/a/b/f/x/y", "/a/g", "/a/missing/z", "/zz", "/a/b/nope"] {
+            let path = FsPath::parse(p).unwrap();
+            let res = ns.resolve(&path);
+            let mut passed = Vec::new();
+            let last = ns
+                .lookup_through(&path, |d| {
+                    passed.push(d);
+                    Ok::<_, ()>(())
+                })
+                .unwrap();
+            assert_eq!(last, res.last(), "{p}");
+            let n = res.inodes.len();
+            let expected: Vec<InodeIdx> =
+                res.inodes[..n - 1].iter().map_while(|i| i.filter(|&i| ns.inode(i).is_dir())).collect();
+            assert_eq!(passed, expected, "{p}");
+        }
+        // An error from the callback stops the walk.
+        let path = FsPath::parse("/a/b/f").unwrap();
+        assert_eq!(
+            ns.lookup_through(&path, |d| if d == ROOT { Ok(()) } else { Err(d) }),
+            Err(ns.lookup(&FsPath::parse("/a").unwrap()).unwrap())
+        );
     }
 
     #[test]

@@ -147,7 +147,7 @@ pub struct Namesystem {
 const COMPLETE_WAIT: Duration = Duration::from_secs(1);
 
 /// User name -> (when looked up, groups).
-type GroupCache = HashMap<String, (Instant, Arc<Vec<String>>)>;
+type GroupCache = HashMap<String, (Instant, Caller)>;
 
 const GROUP_CACHE_TTL: Duration = Duration::from_secs(300);
 
@@ -277,19 +277,17 @@ impl Namesystem {
 
     /// Who `user` is, with groups from this host (cached for five minutes).
     pub fn caller(&self, user: &str) -> Caller {
-        let groups = {
-            let mut cache = self.groups.lock();
-            match cache.get(user) {
-                Some((at, g)) if at.elapsed() < GROUP_CACHE_TTL => g.clone(),
-                _ => {
-                    let g = Arc::new(tusk_common::user::groups_of(user));
-                    cache.insert(user.to_owned(), (Instant::now(), g.clone()));
-                    g
-                }
+        let mut cache = self.groups.lock();
+        match cache.get(user) {
+            Some((at, c)) if at.elapsed() < GROUP_CACHE_TTL => c.clone(),
+            _ => {
+                let groups = Arc::new(tusk_common::user::groups_of(user));
+                let superuser = user == self.conf.superuser || groups.contains(&self.conf.supergroup);
+                let c = Caller { user: user.into(), groups, superuser };
+                cache.insert(user.to_owned(), (Instant::now(), c.clone()));
+                c
             }
-        };
-        let superuser = user == self.conf.superuser || groups.contains(&self.conf.supergroup);
-        Caller { user: user.to_owned(), groups, superuser }
+        }
     }
 
     pub(crate) fn parse(path: &str) -> NnResult<FsPath> {
@@ -372,9 +370,9 @@ impl Namesystem {
     pub fn file_info(&self, caller: &Caller, path: &str) -> NnResult<Option<FileStatus>> {
         let path = Self::parse(path)?;
         let ns = self.ns.read();
-        let res = ns.resolve(&path);
-        caller.check(&ns, &res, Need::default())?;
-        Ok(res.last().map(|i| Self::status(&ns, i)))
+        // The same checks as `caller.check(.., Need::default())`, without a `Resolved`.
+        let last = ns.lookup_through(&path, |dir| caller.check_traverse(&ns, dir))?;
+        Ok(last.map(|i| Self::status(&ns, i)))
     }
 
     pub fn listing(&self, caller: &Caller, path: &str, start_after: &str) -> NnResult<Listing> {
@@ -463,7 +461,7 @@ impl Namesystem {
             ops.push(op(Op::Mkdir(OpMkdir {
                 path: p,
                 permission: mode & 0o1777,
-                owner: caller.user.clone(),
+                owner: caller.user.to_string(),
                 group: group.clone(),
                 time_ms,
             })));
@@ -569,7 +567,7 @@ impl Namesystem {
             ops.push(op(Op::Add(OpAdd {
                 path: path.to_string(),
                 permission: perm & 0o1777,
-                owner: caller.user.clone(),
+                owner: caller.user.to_string(),
                 group,
                 time_ms: now,
                 replication,
@@ -1051,10 +1049,14 @@ impl Namesystem {
     ) -> NnResult<(u64, Vec<LocatedBlock>, bool)> {
         let path = Self::parse(path)?;
         let ns = self.ns.read();
-        let res = ns.resolve(&path);
-        let i = res.last().ok_or_else(|| Self::not_found(&path))?;
+        let i =
+            ns.lookup_through(&path, |dir| caller.check_traverse(&ns, dir))?.ok_or_else(|| Self::not_found(&path))?;
         let f = ns.inode(i).file().ok_or_else(|| NnError::FileNotFound(format!("Path is not a file: {path}")))?;
-        caller.check(&ns, &res, Need { target: Some(Access::READ), ..Default::default() })?;
+        caller.check_access(&ns, i, Access::READ)?;
+        if f.blocks.is_empty() {
+            // Nothing to locate: the block map (one lock for the whole cluster) is not needed.
+            return Ok((0, Vec::new(), f.under_construction.is_some()));
+        }
         let blocks = self.blocks.lock();
         // The reader's rack: from the table, else that of a datanode on the reader's host.
         let reader_rack: Option<String> = reader_ip.and_then(|ip| {

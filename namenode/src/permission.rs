@@ -37,7 +37,8 @@ impl Access {
 /// Who is asking.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub user: String,
+    /// Shared so that a cached caller is handed out without copying strings.
+    pub user: Arc<str>,
     pub groups: Arc<Vec<String>>,
     pub superuser: bool,
 }
@@ -78,7 +79,7 @@ pub struct Need {
 impl Caller {
     fn has(&self, ns: &Namespace, i: InodeIdx, want: Access) -> bool {
         let ino = ns.inode(i);
-        let bits = if ns.owner_name(i) == self.user {
+        let bits = if ns.owner_name(i) == &*self.user {
             (ino.perm >> 6) & 7
         } else if self.groups.iter().any(|g| g == ns.group_name(i)) {
             (ino.perm >> 3) & 7
@@ -109,6 +110,23 @@ impl Caller {
         }
     }
 
+    /// EXECUTE on a directory passed through on the way to a target (see
+    /// [`Namespace::lookup_through`]).
+    pub fn check_traverse(&self, ns: &Namespace, dir: InodeIdx) -> Result<(), NnError> {
+        if self.superuser {
+            return Ok(());
+        }
+        self.require(ns, dir, Access::EXECUTE)
+    }
+
+    /// `want` on one inode (the superuser has every access).
+    pub fn check_access(&self, ns: &Namespace, i: InodeIdx, want: Access) -> Result<(), NnError> {
+        if self.superuser {
+            return Ok(());
+        }
+        self.require(ns, i, want)
+    }
+
     /// Checks `need` against a resolved path. Every existing directory before the target
     /// must be traversable (EXECUTE).
     pub fn check(&self, ns: &Namespace, res: &Resolved, need: Need) -> Result<(), NnError> {
@@ -130,7 +148,7 @@ impl Caller {
             self.require(ns, p, a)?;
         }
         if let Some(t) = res.last() {
-            if need.owner && ns.owner_name(t) != self.user {
+            if need.owner && ns.owner_name(t) != &*self.user {
                 return Err(NnError::PermissionDenied(format!(
                     "Permission denied. user={} is not the owner of inode={}",
                     self.user,
@@ -172,7 +190,7 @@ impl Caller {
         if ns.inode(parent).perm & 0o1000 == 0 {
             return Ok(());
         }
-        if ns.owner_name(parent) == self.user || ns.owner_name(target) == self.user {
+        if ns.owner_name(parent) == &*self.user || ns.owner_name(target) == &*self.user {
             return Ok(());
         }
         Err(NnError::PermissionDenied(format!(
