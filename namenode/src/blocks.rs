@@ -4,7 +4,8 @@
 //! tests; the RPC handlers deliver them. Protected by one mutex, always taken after the
 //! namespace lock when both are needed.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 use tusk_proto::client::{AdminState, DatanodeInfo, ExtendedBlock};
 
@@ -76,7 +77,7 @@ pub struct Datanode {
     pub live: bool,
     /// Set by the first heartbeat; until then the space figures are unknown.
     pub reported_storage: bool,
-    pub blocks: HashSet<u64>,
+    pub blocks: FxHashSet<u64>,
     pending_deletes: Vec<u64>,
     pending_transfers: VecDeque<(ExtendedBlock, Vec<DnIdx>)>,
     /// Block recoveries this datanode is to run as the primary.
@@ -155,14 +156,16 @@ pub struct BlockStats {
 pub struct BlockMap {
     nodes: Vec<Datanode>,
     by_uuid: HashMap<String, DnIdx>,
-    blocks: HashMap<u64, BlockInfo>,
+    /// By block id. Ids are handed out by this namenode: a fast integer hash (FxHash)
+    /// instead of SipHash, which block reports spent ~5% of their time in.
+    blocks: FxHashMap<u64, BlockInfo>,
     /// Complete blocks short of replicas, by priority level (see [`priority`]).
     needed: [BTreeSet<u64>; LEVELS],
     /// Where the last round stopped in each level: the next one goes on from there.
     cursor: [u64; LEVELS],
     /// Complete blocks with more good replicas than expected, or with corrupt ones to drop.
     excess: BTreeSet<u64>,
-    pending_replication: HashMap<u64, Pending>,
+    pending_replication: FxHashMap<u64, Pending>,
     /// Live datanodes per rack.
     racks: HashMap<String, usize>,
     /// Complete blocks, and those with a reported good replica: what safe mode counts, kept
@@ -587,7 +590,7 @@ impl BlockMap {
                     last_update_ms: tusk_common::now_ms(),
                     live: true,
                     reported_storage: false,
-                    blocks: HashSet::new(),
+                    blocks: FxHashSet::default(),
                     pending_deletes: Vec::new(),
                     pending_transfers: VecDeque::new(),
                     pending_recoveries: Vec::new(),
@@ -813,8 +816,7 @@ impl BlockMap {
         if !self.nodes[dn as usize].live {
             return None;
         }
-        let before: HashSet<u64> = self.nodes[dn as usize].blocks.clone();
-        let mut seen = HashSet::with_capacity(reported.len());
+        let mut seen = FxHashSet::with_capacity_and_hasher(reported.len(), Default::default());
         let mut orphans = Vec::new();
         for r in reported {
             seen.insert(r.id);
@@ -822,8 +824,11 @@ impl BlockMap {
                 orphans.push(r.id);
             }
         }
-        for id in before.difference(&seen) {
-            self.remove_replica(dn, *id);
+        // What the datanode had before and did not report: gone. (Its set now also holds what
+        // this report added, all of it in `seen`.)
+        let gone: Vec<u64> = self.nodes[dn as usize].blocks.iter().filter(|id| !seen.contains(id)).copied().collect();
+        for id in gone {
+            self.remove_replica(dn, id);
         }
         if !orphans.is_empty() {
             tracing::info!(datanode = %self.nodes[dn as usize].xfer_addr(), count = orphans.len(), "replicas of no file; deleting");
