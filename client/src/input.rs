@@ -79,17 +79,8 @@ impl BlockStream {
         if short_circuit {
             match crate::short_circuit::open(node, &block, client_name).await {
                 Ok(Some(local)) if local.len >= end => {
-                    return Ok(BlockStream {
-                        lb: lb.clone(),
-                        node: node.clone(),
-                        source: Source::Local(local),
-                        next: start,
-                        end,
-                        packet_offset: start / BYTES_PER_CHECKSUM as u64 * BYTES_PER_CHECKSUM as u64,
-                        data: Vec::new(),
-                        sums: Vec::new(),
-                        data_pos: 0,
-                    });
+                    let first_chunk = start / BYTES_PER_CHECKSUM as u64 * BYTES_PER_CHECKSUM as u64;
+                    return Ok(BlockStream::new(lb, node, Source::Local(local), start, end, first_chunk));
                 }
                 Ok(Some(local)) => tracing::info!(
                     "short-circuit replica of {} on {addr} holds {} bytes, {end} wanted; reading over TCP",
@@ -129,17 +120,22 @@ impl BlockStream {
                 resp.first_chunk_offset
             )));
         }
-        Ok(BlockStream {
+        Ok(BlockStream::new(lb, node, Source::Tcp(input), start, end, resp.first_chunk_offset))
+    }
+
+    /// A stream handing out [start, end) whose first packet starts at `first_chunk`.
+    fn new(lb: &LocatedBlock, node: &DatanodeInfo, source: Source, start: u64, end: u64, first_chunk: u64) -> Self {
+        BlockStream {
             lb: lb.clone(),
             node: node.clone(),
-            source: Source::Tcp(input),
+            source,
             next: start,
             end,
-            packet_offset: resp.first_chunk_offset,
+            packet_offset: first_chunk,
             data: Vec::new(),
             sums: Vec::new(),
             data_pos: 0,
-        })
+        }
     }
 
     /// File offset of the next byte this stream hands out.
@@ -437,8 +433,7 @@ impl FileReader {
                 match r {
                     Ok(n) => {
                         self.pos += n as u64;
-                        self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-                        self.short_circuit_bytes_read.fetch_add(n as u64, Ordering::Relaxed);
+                        self.count(n, true);
                         if !s.exhausted() {
                             self.stream = Some(s);
                         }
@@ -473,10 +468,7 @@ impl FileReader {
                         }
                     }
                     self.pos += n as u64;
-                    self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-                    if s.is_local() {
-                        self.short_circuit_bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-                    }
+                    self.count(n, s.is_local());
                     if healthy && !s.exhausted() {
                         self.stream = Some(s);
                     }

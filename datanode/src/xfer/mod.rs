@@ -198,6 +198,17 @@ async fn handle_connection(mut socket: TcpStream, ctx: &Arc<XferContext>) -> io:
     }
 }
 
+/// The status that answers a replica that cannot be served: the client's mistake (no such
+/// replica, a bad request) or the datanode's.
+pub fn refusal_status(e: &crate::error::DatanodeError) -> OpStatus {
+    use crate::error::DatanodeError::{Invalid, ReplicaNotFound};
+    if matches!(e, ReplicaNotFound { .. } | Invalid(_)) {
+        OpStatus::OpErrorInvalid
+    } else {
+        OpStatus::OpError
+    }
+}
+
 /// Answers an op header with an error.
 pub async fn reply_error(socket: &mut TcpStream, status: OpStatus, message: &str) -> io::Result<()> {
     let resp = BlockOpResponse { status: status as i32, message: message.to_owned(), ..Default::default() };

@@ -32,10 +32,7 @@ pub async fn read_block(mut socket: TcpStream, req: ReadBlockRequest, ctx: &Arc<
     let reader = match opened {
         Ok(r) => r,
         Err(e) => {
-            let status = match e {
-                DatanodeError::ReplicaNotFound { .. } | DatanodeError::Invalid(_) => OpStatus::OpErrorInvalid,
-                _ => OpStatus::OpError,
-            };
+            let status = super::refusal_status(&e);
             if !matches!(e, DatanodeError::ReplicaNotFound { .. }) {
                 tracing::warn!("cannot read replica: {e}");
             }

@@ -5,7 +5,6 @@
 //! refused with a status and the client reads over TCP.
 
 use super::{ActiveGuard, XferContext, IO_TIMEOUT};
-use crate::error::DatanodeError;
 use crate::server::Shutdown;
 use prost::Message;
 use std::io;
@@ -77,11 +76,8 @@ async fn handle(mut stream: UnixStream, ctx: &Arc<XferContext>) -> io::Result<()
             Ok(())
         }
         Err(e) => {
-            let status = match e {
-                DatanodeError::ReplicaNotFound { .. } | DatanodeError::Invalid(_) => OpStatus::OpErrorInvalid,
-                _ => OpStatus::OpError,
-            };
-            if !matches!(e, DatanodeError::ReplicaNotFound { .. } | DatanodeError::Invalid(_)) {
+            let status = super::refusal_status(&e);
+            if status == OpStatus::OpError {
                 tracing::warn!("cannot open a replica for a short-circuit read: {e}");
             }
             short_circuit::send_with_fds(&stream, &refuse(status, e.to_string()), &[]).await
