@@ -649,6 +649,15 @@ fn scan_finalized(v: &Volume) -> Result<Vec<(u64, ReplicaInfo)>, DatanodeError> 
 
 /// A replica being written. Dropped unfinalized, it stays in `rbw/` as it is (`keep`, a
 /// client's write: recovery decides) or removes its files and its entry.
+/// Whether a packet may start at `offset` of a replica `len` bytes long: at the end, or at
+/// the start of a partial last chunk (the writer re-sends that chunk, grown, after an hflush
+/// or an append). The write pipeline checks it as packets arrive, and the replica again as
+/// they are written.
+pub fn accepts_offset(len: u64, offset: u64) -> bool {
+    let chunk = BYTES_PER_CHECKSUM as u64;
+    offset == len || (offset < len && offset.is_multiple_of(chunk) && len - offset < chunk)
+}
+
 pub struct RbwReplica {
     store: Arc<Store>,
     block_id: u64,
@@ -702,8 +711,7 @@ impl RbwReplica {
     /// Whether a packet may start at `offset`: at the end, or at the start of a partial last
     /// chunk (the writer re-sends that chunk, grown, after an hflush or an append).
     pub fn accepts_offset(&self, offset: u64) -> bool {
-        let chunk = BYTES_PER_CHECKSUM as u64;
-        offset == self.len || (offset < self.len && offset.is_multiple_of(chunk) && self.len - offset < chunk)
+        accepts_offset(self.len, offset)
     }
 
     /// Appends data and its (already verified) chunk checksums. Only the last append of a
@@ -758,6 +766,29 @@ impl RbwReplica {
         self.len += data.len() as u64;
         if let Some(r) = lock(&self.store.replicas).get_mut(&self.block_id) {
             r.len = self.len;
+        }
+        Ok(())
+    }
+
+    /// Starts writing back the replica's data written so far (HDFS's
+    /// `dfs.datanode.sync.behind.writes`), when replicas are fsynced at close: the disk works
+    /// while the rest of the block arrives, and the fsync at finalize has little left to do.
+    /// Does not wait and promises nothing: durability is still the fsync's job.
+    pub fn start_writeback(&self, from: u64) -> Result<(), DatanodeError> {
+        if !self.store.sync_on_close || from >= self.len {
+            return Ok(());
+        }
+        let Some(file) = self.data.as_ref() else { return Ok(()) };
+        let (Ok(offset), Ok(nbytes)) = (i64::try_from(from), i64::try_from(self.len - from)) else {
+            return Ok(());
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor belongs to `file`, which outlives the call; the call only
+        // schedules writeback of that file's dirty pages in the range.
+        let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, nbytes, libc::SYNC_FILE_RANGE_WRITE) };
+        if rc != 0 {
+            let (data_path, _) = self.paths()?;
+            return Err(DatanodeError::io("cannot start writeback of", &data_path)(io::Error::last_os_error()));
         }
         Ok(())
     }

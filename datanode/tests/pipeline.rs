@@ -156,6 +156,61 @@ async fn corrupt_packet_gets_checksum_error_and_leaves_nothing() {
     dn.shutdown().await;
 }
 
+/// Packets are written by the replica's writer thread while the next ones are read: the
+/// verdicts must still come back in packet order, a refused packet's after every earlier
+/// packet's, and every packet acknowledged before it must be in the replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_packets_before_a_corrupt_one_are_written_and_acked_in_order() {
+    use tusk_proto::client::ExtendedBlock;
+    use tusk_proto::data_transfer::{Opcode, PacketHeader, ACK_ERROR_CHECKSUM};
+    use tusk_proto::transfer::{BlockOpResponse, WriteBlockRequest, WriteStage};
+    let dir = tempfile::tempdir().unwrap();
+    let dn = start_dn(dir.path(), NO_NAMENODE).await;
+    let mut s = tokio::net::TcpStream::connect(dn.xfer_addr()).await.unwrap();
+    let req = WriteBlockRequest {
+        block: Some(ExtendedBlock { block_id: 11, generation_stamp: 1, num_bytes: 0 }),
+        targets: vec![],
+        client_name: "t".into(),
+        stage: WriteStage::PipelineSetupCreate as i32,
+        ..Default::default()
+    };
+    data_transfer::write_op(&mut s, Opcode::WriteBlock, &req).await.unwrap();
+    let resp: BlockOpResponse = data_transfer::read_msg(&mut s).await.unwrap();
+    assert_eq!(resp.status, OpStatus::OpSuccess as i32);
+    const GOOD: u64 = 6;
+    let packet = 64 * 1024;
+    let data = test_data(packet * (GOOD as usize + 1), 6);
+    // Every packet is sent before any ack is read.
+    for seqno in 0..=GOOD {
+        let chunk = &data[seqno as usize * packet..(seqno as usize + 1) * packet];
+        let mut sums = Vec::new();
+        data_transfer::chunk_checksums(chunk, &mut sums);
+        if seqno == GOOD {
+            sums[0] ^= 1;
+        }
+        let h = PacketHeader { data_len: packet as u32, offset_in_block: seqno * packet as u64, seqno, flags: 0 };
+        data_transfer::write_packet(&mut s, &h, &sums, chunk).await.unwrap();
+    }
+    for seqno in 0..=GOOD {
+        let ack = data_transfer::read_ack(&mut s).await.unwrap();
+        assert_eq!(ack.seqno, seqno, "acks come in packet order");
+        let want = if seqno == GOOD { ACK_ERROR_CHECKSUM } else { ACK_SUCCESS };
+        assert_eq!(ack.statuses, vec![want], "packet {seqno}");
+    }
+    // The replica (kept for a recovery) holds exactly the acknowledged packets.
+    let good_len = GOOD * packet as u64;
+    for _ in 0..100 {
+        if dn.replica_state(11).is_some_and(|(_, len, finalized)| len == good_len && !finalized) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let rbw = dir.path().join("current/rbw/blk_11");
+    assert_eq!(std::fs::read(&rbw).unwrap(), &data[..good_len as usize]);
+    assert!(dn.block_file(11).is_none(), "not finalized");
+    dn.shutdown().await;
+}
+
 #[tokio::test]
 async fn unreachable_second_node_is_the_first_bad_link() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();

@@ -4,8 +4,10 @@
 //! upstream with the downstream's verdict. Then two halves run side by side:
 //!
 //! - the **receiver** reads a packet from upstream, verifies its checksums, forwards it
-//!   downstream, appends it to the replica, and tells the responder; the LAST packet
-//!   finalizes the replica first;
+//!   downstream and hands it to the replica's **writer**, a blocking thread for the whole
+//!   block that appends it to the replica (starting writeback every 8 MiB when replicas are
+//!   fsynced at close) and tells the responder, in packet order; the LAST packet finalizes
+//!   the replica first. The receiver reads the next packet while the writer writes;
 //! - the **responder** waits for the downstream ack of that packet and sends upstream
 //!   `[own status] ++ downstream statuses`.
 //!
@@ -35,6 +37,9 @@ use tusk_proto::transfer::{BlockOpResponse, OpStatus, WriteBlockRequest, WriteSt
 const MAX_PIPELINE: usize = 64;
 /// Packets received but not yet acknowledged upstream, per connection.
 const MAX_PACKETS_IN_FLIGHT: usize = 8;
+/// Data written to a replica between two starts of its writeback (when replicas are fsynced
+/// at close; HDFS's sync-behind-writes uses 8 MiB too).
+const WRITEBACK_BYTES: u64 = 8 << 20;
 /// Read buffer on the upstream socket: a packet and a bit.
 const SOCKET_BUFFER: usize = 128 << 10;
 
@@ -203,6 +208,24 @@ async fn run_pipeline(
     }
 }
 
+/// A packet on its way from the receiver to the replica's writer thread.
+struct ToWrite {
+    seqno: u64,
+    /// ACK_SUCCESS, or the receiver's verdict on a packet it refused: the writer passes it
+    /// on to the responder in packet order and stops.
+    status: u8,
+    offset: u64,
+    sync: bool,
+    last: bool,
+    forward: Forward,
+    data: Vec<u8>,
+    sums: Vec<u8>,
+}
+
+/// Reads packets from upstream, checks and forwards them, and hands them to the replica's
+/// writer (a blocking thread, [`write_replica`]) so that the next packet is read and
+/// forwarded while this one goes to disk. The writer tells the responder; its buffers come
+/// back for the next packets.
 async fn receive(
     mut up: BufReader<OwnedReadHalf>,
     mut down: Option<OwnedWriteHalf>,
@@ -211,76 +234,141 @@ async fn receive(
     finalize: bool,
 ) -> Result<u64, String> {
     let fence = rbw.fence();
-    let mut rbw = Some(rbw);
-    let mut bufs = Some((Vec::with_capacity(MAX_PACKET_DATA), Vec::new()));
-    loop {
-        let (Some(mut replica), Some((mut data, mut sums))) = (rbw.take(), bufs.take()) else {
-            return Err("replica lost".into());
-        };
-        let read = tokio::time::timeout(IO_TIMEOUT, data_transfer::read_packet(&mut up, &mut sums, &mut data));
-        let header = tokio::select! {
-            r = read => r
-                .map_err(|_| "timed out waiting for a packet".to_string())?
-                .map_err(|e| format!("reading a packet from upstream: {e}"))?,
-            _ = fence.wake.notified() => return Err("a recovery took the replica over".into()),
-        };
-        let seqno = header.seqno;
-        let fail = |status: u8, forward: Forward| Received { seqno, status, forward, last: false, len: 0 };
-        if !replica.accepts_offset(header.offset_in_block) {
-            let _ = acks.send(fail(ACK_ERROR, Forward::NoDownstream)).await;
-            return Err(format!("packet {seqno} at offset {}, expected {}", header.offset_in_block, replica.len()));
-        }
-        if let Err(chunk) = data_transfer::verify_checksums(&data, &sums) {
-            let _ = acks.send(fail(ACK_ERROR_CHECKSUM, Forward::NoDownstream)).await;
-            return Err(format!("checksum mismatch in packet {seqno}, chunk {chunk}"));
-        }
-        let mut forward = Forward::NoDownstream;
-        if let Some(d) = down.as_mut() {
-            let sent = tokio::time::timeout(IO_TIMEOUT, data_transfer::write_packet(d, &header, &sums, &data)).await;
-            if !matches!(sent, Ok(Ok(()))) {
-                let _ = acks.send(fail(ACK_SUCCESS, Forward::Failed)).await;
-                return Err(format!("forwarding packet {seqno} downstream failed"));
-            }
-            forward = Forward::Sent;
-        }
-        metrics::counter!("datanode_bytes_written_total").increment(data.len() as u64);
-        let last = header.is_last();
-        let (offset, sync) = (header.offset_in_block, header.flags & FLAG_SYNC != 0);
-        let (replica, sums, data, result) = tokio::task::spawn_blocking(move || {
-            let mut appended = replica.write_at(offset, &data, &sums).map(|_| replica.len());
-            if sync && appended.is_ok() {
-                appended = replica.sync().map(|_| replica.len());
-            }
-            let (replica, result) = match appended {
-                Ok(_) if last && finalize => (None, replica.finalize().map(|info| info.len)),
-                Ok(len) if last => (None, Ok(len)),
-                other => (Some(replica), other),
+    // Replica length once every packet handed to the writer is written: the offsets the
+    // next packet may start at. The writer checks them again against the replica itself.
+    let mut len = rbw.len();
+    let (jobs_tx, jobs_rx) = mpsc::channel::<ToWrite>(MAX_PACKETS_IN_FLIGHT);
+    let (spare_tx, mut spare_rx) = mpsc::channel::<(Vec<u8>, Vec<u8>)>(MAX_PACKETS_IN_FLIGHT + 1);
+    let writer = tokio::task::spawn_blocking(move || write_replica(rbw, jobs_rx, acks, spare_tx, finalize));
+    let outcome = async {
+        loop {
+            let (mut data, mut sums) =
+                spare_rx.try_recv().unwrap_or_else(|_| (Vec::with_capacity(MAX_PACKET_DATA), Vec::new()));
+            let read = tokio::time::timeout(IO_TIMEOUT, data_transfer::read_packet(&mut up, &mut sums, &mut data));
+            let header = tokio::select! {
+                r = read => r
+                    .map_err(|_| "timed out waiting for a packet".to_string())?
+                    .map_err(|e| format!("reading a packet from upstream: {e}"))?,
+                _ = fence.wake.notified() => return Err("a recovery took the replica over".to_string()),
             };
-            (replica, sums, data, result)
-        })
-        .await
-        .map_err(|e| format!("write task failed: {e}"))?;
-        match result {
+            let seqno = header.seqno;
+            // A refused packet goes to the writer too, so the responder hears of it after
+            // every earlier packet's verdict.
+            let fail = |status: u8, forward: Forward| ToWrite {
+                seqno,
+                status,
+                offset: 0,
+                sync: false,
+                last: false,
+                forward,
+                data: Vec::new(),
+                sums: Vec::new(),
+            };
+            if !crate::store::accepts_offset(len, header.offset_in_block) {
+                let _ = jobs_tx.send(fail(ACK_ERROR, Forward::NoDownstream)).await;
+                return Err(format!("packet {seqno} at offset {}, expected {len}", header.offset_in_block));
+            }
+            if let Err(chunk) = data_transfer::verify_checksums(&data, &sums) {
+                let _ = jobs_tx.send(fail(ACK_ERROR_CHECKSUM, Forward::NoDownstream)).await;
+                return Err(format!("checksum mismatch in packet {seqno}, chunk {chunk}"));
+            }
+            let mut forward = Forward::NoDownstream;
+            if let Some(d) = down.as_mut() {
+                let sent =
+                    tokio::time::timeout(IO_TIMEOUT, data_transfer::write_packet(d, &header, &sums, &data)).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    let _ = jobs_tx.send(fail(ACK_SUCCESS, Forward::Failed)).await;
+                    return Err(format!("forwarding packet {seqno} downstream failed"));
+                }
+                forward = Forward::Sent;
+            }
+            metrics::counter!("datanode_bytes_written_total").increment(data.len() as u64);
+            let last = header.is_last();
+            len = header.offset_in_block + data.len() as u64;
+            let job = ToWrite {
+                seqno,
+                status: ACK_SUCCESS,
+                offset: header.offset_in_block,
+                sync: header.flags & FLAG_SYNC != 0,
+                last,
+                forward,
+                data,
+                sums,
+            };
+            // A closed channel means the writer stopped on an error it has already reported.
+            jobs_tx.send(job).await.map_err(|_| "the replica's writer stopped".to_string())?;
+            if last {
+                if let Some(d) = down.as_mut() {
+                    let _ = d.flush().await;
+                }
+                return Ok(());
+            }
+        }
+    };
+    let outcome = outcome.await;
+    // The writer ends once every packet handed to it is written (or on its first error).
+    drop(jobs_tx);
+    let written = writer.await.map_err(|e| format!("write task failed: {e}"))?;
+    outcome?;
+    written
+}
+
+/// The replica's writer: writes each packet at its offset (hsync when asked), finalizes the
+/// replica with the last one, and tells the responder, in packet order. Runs on a blocking
+/// thread for the whole block, not one hand-off per packet. Returns the replica's length.
+fn write_replica(
+    mut replica: RbwReplica,
+    mut jobs: mpsc::Receiver<ToWrite>,
+    acks: mpsc::Sender<Received>,
+    spare: mpsc::Sender<(Vec<u8>, Vec<u8>)>,
+    finalize: bool,
+) -> Result<u64, String> {
+    // Start of the data not yet handed to writeback.
+    let mut writeback_from = replica.len();
+    while let Some(job) = jobs.blocking_recv() {
+        let ToWrite { seqno, status, offset, sync, last, forward, data, sums } = job;
+        if status != ACK_SUCCESS || forward == Forward::Failed {
+            let _ = acks.blocking_send(Received { seqno, status, forward, last: false, len: 0 });
+            return Err(format!("packet {seqno} refused"));
+        }
+        let mut written = replica.write_at(offset, &data, &sums).map(|_| replica.len());
+        if sync && written.is_ok() {
+            written = replica.sync().map(|_| replica.len());
+        }
+        let _ = spare.try_send((data, sums));
+        if written.is_ok() && !last && replica.len() >= writeback_from + WRITEBACK_BYTES {
+            written = replica.start_writeback(writeback_from).map(|_| replica.len());
+            writeback_from = replica.len();
+        }
+        let len = match written {
+            Ok(len) => len,
             Err(e) => {
                 tracing::warn!("local write failed: {e}");
-                let _ = acks.send(fail(ACK_ERROR, forward)).await;
+                let _ = acks.blocking_send(Received { seqno, status: ACK_ERROR, forward, last: false, len: 0 });
                 return Err(e.to_string());
             }
-            Ok(len) => {
-                acks.send(Received { seqno, status: ACK_SUCCESS, forward, last, len })
-                    .await
-                    .map_err(|_| "responder stopped".to_string())?;
-                if last {
-                    if let Some(d) = down.as_mut() {
-                        let _ = d.flush().await;
-                    }
-                    return Ok(len);
+        };
+        if last {
+            let done = if finalize { replica.finalize().map(|info| info.len) } else { Ok(len) };
+            return match done {
+                Ok(len) => {
+                    acks.blocking_send(Received { seqno, status: ACK_SUCCESS, forward, last, len })
+                        .map_err(|_| "responder stopped".to_string())?;
+                    Ok(len)
                 }
-            }
+                Err(e) => {
+                    tracing::warn!("finalizing the replica failed: {e}");
+                    let _ = acks.blocking_send(Received { seqno, status: ACK_ERROR, forward, last: false, len: 0 });
+                    Err(e.to_string())
+                }
+            };
         }
-        rbw = replica;
-        bufs = Some((data, sums));
+        acks.blocking_send(Received { seqno, status: ACK_SUCCESS, forward, last, len })
+            .map_err(|_| "responder stopped".to_string())?;
     }
+    // Upstream stopped before the last packet: the unfinished replica is dropped (removed,
+    // or kept for a recovery) here.
+    Err("upstream stopped before the last packet".into())
 }
 
 async fn respond(
