@@ -3,9 +3,24 @@
 //! heartbeat. Decisions are plain data (`choose_targets`, `replication_work`) with unit
 //! tests; the RPC handlers deliver them. Protected by one mutex, always taken after the
 //! namespace lock when both are needed.
+//!
+//! Layout (memory is the namenode's limit: tens of millions of blocks): every block is one
+//! 40-byte [`Rec`] in a dense `Vec`, found by id through a hash table of `u32` record
+//! indexes. Up to three replicas sit inline in the record; a fourth and more, corrupt
+//! replicas and write pipelines are rare and live in side tables keyed by record index.
+//! Each datanode keeps the set of record indexes it holds (4 bytes a replica, not 8). A
+//! removed block's slot goes on a free list and is reused; before that its index is taken out
+//! of every holder's set, so a set never names a reused slot.
+//!
+//! During start-up safe mode the replication queues are not maintained (HDFS does the same):
+//! every block would move through two or three queue levels as its replicas are reported.
+//! [`BlockMap::init_queues`] files every block once, in one pass, when safe mode ends. The
+//! safe-mode counts are kept exact all along.
 
+use hashbrown::HashTable;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 use tusk_proto::client::{AdminState, DatanodeInfo, ExtendedBlock};
 
@@ -77,7 +92,9 @@ pub struct Datanode {
     pub live: bool,
     /// Set by the first heartbeat; until then the space figures are unknown.
     pub reported_storage: bool,
-    pub blocks: FxHashSet<u64>,
+    /// Record indexes (into `BlockMap::recs`) of the blocks it holds a replica of, good or
+    /// corrupt: exactly the records that list it in their replicas or corrupt replicas.
+    blocks: FxHashSet<u32>,
     pending_deletes: Vec<u64>,
     pending_transfers: VecDeque<(ExtendedBlock, Vec<DnIdx>)>,
     /// Block recoveries this datanode is to run as the primary.
@@ -105,9 +122,15 @@ impl Datanode {
             || entry == format!("{}:{}", self.ip, self.xfer_port)
             || entry == format!("{}:{}", self.hostname, self.xfer_port)
     }
+
+    /// Blocks it holds a replica of (good or corrupt).
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
 }
 
-#[derive(Debug, Clone)]
+/// A copy of one block's state, for callers outside the block map and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockInfo {
     pub genstamp: u64,
     pub num_bytes: u64,
@@ -121,13 +144,106 @@ pub struct BlockInfo {
     /// A block being written: the datanodes of its pipeline (they report the replica only
     /// once it is finalized). Readers of an hflushed block and lease recovery go there.
     pub pipeline: Vec<DnIdx>,
-    /// The replication queue level it sits in.
-    queued: Option<u8>,
-    /// In the set of blocks with replicas to remove (extra or corrupt ones).
-    excess: bool,
-    /// Counted in `BlockMap::complete_count` / `safe_count`.
-    counted_complete: bool,
-    counted_safe: bool,
+}
+
+/// Replicas held inline in a record; more go to `BlockMap::extra`.
+const INLINE: usize = 3;
+/// An empty inline replica slot. Inline slots fill from the front: no hole before a used one.
+const NO_DN: DnIdx = DnIdx::MAX;
+/// `Rec::queued` of a block in no replication queue.
+const NOT_QUEUED: u8 = u8::MAX;
+
+/// Finished (its file is closed, or a later block was added).
+const F_COMPLETE: u8 = 1 << 0;
+/// In the set of blocks with replicas to remove (extra or corrupt ones).
+const F_EXCESS: u8 = 1 << 1;
+/// Counted in `BlockMap::complete_count` / `safe_count`.
+const F_COUNTED_COMPLETE: u8 = 1 << 2;
+const F_COUNTED_SAFE: u8 = 1 << 3;
+/// More than [`INLINE`] replicas: the rest are in `BlockMap::extra`.
+const F_EXTRA: u8 = 1 << 4;
+/// Has an entry in `BlockMap::corrupt`.
+const F_CORRUPT: u8 = 1 << 5;
+/// Has an entry in `BlockMap::pipeline`.
+const F_PIPELINE: u8 = 1 << 6;
+/// An unused slot, on the free list.
+const F_FREE: u8 = 1 << 7;
+
+/// One block: 40 bytes. Corrupt replicas and pipelines are in side tables (their flag says
+/// whether there is an entry, so the common case never looks).
+#[derive(Debug, Clone, Copy)]
+struct Rec {
+    id: u64,
+    genstamp: u64,
+    num_bytes: u64,
+    /// Good replicas on live datanodes, the first [`INLINE`] of them; [`NO_DN`] when unused.
+    replicas: [DnIdx; INLINE],
+    expected: u16,
+    flags: u8,
+    /// The replication queue level it sits in, or [`NOT_QUEUED`].
+    queued: u8,
+}
+
+const _: () = assert!(std::mem::size_of::<Rec>() == 40);
+
+impl Rec {
+    const FREE: Rec = Rec {
+        id: 0,
+        genstamp: 0,
+        num_bytes: 0,
+        replicas: [NO_DN; INLINE],
+        expected: 0,
+        flags: F_FREE,
+        queued: NOT_QUEUED,
+    };
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.has(F_COMPLETE)
+    }
+
+    fn queued(&self) -> Option<u8> {
+        (self.queued != NOT_QUEUED).then_some(self.queued)
+    }
+}
+
+/// Block ids are handed out by this namenode: a fast integer hash (FxHash) instead of
+/// SipHash, which block reports spent ~5% of their time in.
+fn hash_id(id: u64) -> u64 {
+    rustc_hash::FxBuildHasher.hash_one(id)
+}
+
+/// The list of a side table (`corrupt`, `pipeline`) for record `i`, empty when its flag is off.
+fn side_list<'a>(table: &'a FxHashMap<u32, Vec<DnIdx>>, rec: &Rec, flag: u8, i: u32) -> &'a [DnIdx] {
+    if rec.has(flag) {
+        table.get(&i).map_or(&[], Vec::as_slice)
+    } else {
+        &[]
+    }
+}
+
+/// Replaces record `i`'s list in a side table; an empty list removes the entry and the flag.
+fn set_side_list(table: &mut FxHashMap<u32, Vec<DnIdx>>, rec: &mut Rec, flag: u8, i: u32, list: Vec<DnIdx>) {
+    if list.is_empty() {
+        if rec.has(flag) {
+            table.remove(&i);
+        }
+        rec.set(flag, false);
+    } else {
+        table.insert(i, list);
+        rec.set(flag, true);
+    }
 }
 
 /// What a datanode is told on its next heartbeat.
@@ -152,14 +268,24 @@ pub struct BlockStats {
     pub missing: u64,
 }
 
-#[derive(Default)]
 pub struct BlockMap {
     nodes: Vec<Datanode>,
     by_uuid: HashMap<String, DnIdx>,
-    /// By block id. Ids are handed out by this namenode: a fast integer hash (FxHash)
-    /// instead of SipHash, which block reports spent ~5% of their time in.
-    blocks: FxHashMap<u64, BlockInfo>,
-    /// Complete blocks short of replicas, by priority level (see [`priority`]).
+    /// Every block, dense; slots of removed blocks are on `free`.
+    recs: Vec<Rec>,
+    /// Record indexes, hashed by their record's block id.
+    index: HashTable<u32>,
+    free: Vec<u32>,
+    /// Replicas past the [`INLINE`] ones, by record index (blocks with replication > 3).
+    extra: FxHashMap<u32, Vec<DnIdx>>,
+    /// Datanodes holding a replica found corrupt, by record index.
+    corrupt: FxHashMap<u32, Vec<DnIdx>>,
+    /// Pipelines of blocks being written, by record index.
+    pipeline: FxHashMap<u32, Vec<DnIdx>>,
+    /// The replication queues and the excess set are kept up to date. Off during start-up
+    /// safe mode; [`init_queues`](Self::init_queues) turns it on.
+    queues_ready: bool,
+    /// Complete blocks short of replicas, by priority level (see [`priority`]), by block id.
     needed: [BTreeSet<u64>; LEVELS],
     /// Where the last round stopped in each level: the next one goes on from there.
     cursor: [u64; LEVELS],
@@ -174,6 +300,12 @@ pub struct BlockMap {
     safe_count: u64,
 }
 
+impl Default for BlockMap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A replica a datanode says it has.
 #[derive(Debug, Clone, Copy)]
 pub struct Reported {
@@ -184,67 +316,204 @@ pub struct Reported {
 }
 
 impl BlockMap {
+    /// An empty block map with its replication queues kept from the start.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_capacity(0, true)
+    }
+
+    /// The block map of a namenode starting up: room for `blocks` blocks, replication queues
+    /// off until [`init_queues`](Self::init_queues) (when start-up safe mode ends).
+    pub fn for_startup(blocks: usize) -> Self {
+        Self::with_capacity(blocks, false)
+    }
+
+    fn with_capacity(blocks: usize, queues_ready: bool) -> Self {
+        BlockMap {
+            nodes: Vec::new(),
+            by_uuid: HashMap::new(),
+            recs: Vec::with_capacity(blocks),
+            index: HashTable::with_capacity(blocks),
+            free: Vec::new(),
+            extra: FxHashMap::default(),
+            corrupt: FxHashMap::default(),
+            pipeline: FxHashMap::default(),
+            queues_ready,
+            needed: Default::default(),
+            cursor: [0; LEVELS],
+            excess: BTreeSet::new(),
+            pending_replication: FxHashMap::default(),
+            racks: HashMap::new(),
+            complete_count: 0,
+            safe_count: 0,
+        }
+    }
+
+    // ---- records ----
+
+    /// The record index of block `id`.
+    fn slot(&self, id: u64) -> Option<u32> {
+        let recs = &self.recs;
+        self.index.find(hash_id(id), |&i| recs[i as usize].id == id).copied()
+    }
+
+    fn rec(&self, i: u32) -> &Rec {
+        &self.recs[i as usize]
+    }
+
+    fn rec_mut(&mut self, i: u32) -> &mut Rec {
+        &mut self.recs[i as usize]
+    }
+
+    /// Good replicas of record `i`, in the order they arrived.
+    fn replicas(&self, i: u32) -> impl Iterator<Item = DnIdx> + '_ {
+        let r = self.rec(i);
+        let extra = side_list(&self.extra, r, F_EXTRA, i);
+        r.replicas.iter().copied().take_while(|&d| d != NO_DN).chain(extra.iter().copied())
+    }
+
+    fn replica_count(&self, i: u32) -> usize {
+        let r = self.rec(i);
+        r.replicas.iter().take_while(|&&d| d != NO_DN).count() + side_list(&self.extra, r, F_EXTRA, i).len()
+    }
+
+    fn has_replica(&self, i: u32, dn: DnIdx) -> bool {
+        self.replicas(i).any(|d| d == dn)
+    }
+
+    fn corrupt_of(&self, i: u32) -> &[DnIdx] {
+        side_list(&self.corrupt, self.rec(i), F_CORRUPT, i)
+    }
+
+    fn pipeline_of(&self, i: u32) -> &[DnIdx] {
+        side_list(&self.pipeline, self.rec(i), F_PIPELINE, i)
+    }
+
+    fn push_replica(&mut self, i: u32, dn: DnIdx) {
+        debug_assert!(!self.has_replica(i, dn));
+        let r = &mut self.recs[i as usize];
+        if let Some(s) = r.replicas.iter_mut().find(|s| **s == NO_DN) {
+            *s = dn;
+        } else {
+            r.set(F_EXTRA, true);
+            self.extra.entry(i).or_default().push(dn);
+        }
+    }
+
+    /// Takes `dn` out of record `i`'s good replicas; returns whether it was there. Keeps the
+    /// order and the inline slots packed (the first extra replica moves inline).
+    fn unlist_replica(&mut self, i: u32, dn: DnIdx) -> bool {
+        let r = &mut self.recs[i as usize];
+        if let Some(p) = r.replicas.iter().position(|&d| d == dn) {
+            r.replicas.copy_within(p + 1.., p);
+            r.replicas[INLINE - 1] = NO_DN;
+            if r.has(F_EXTRA) {
+                let more = self.extra.get_mut(&i).filter(|v| !v.is_empty());
+                assert!(more.is_some(), "block {} flags extra replicas and has none", r.id);
+                if let Some(v) = more {
+                    r.replicas[INLINE - 1] = v.remove(0);
+                    if v.is_empty() {
+                        self.extra.remove(&i);
+                        r.set(F_EXTRA, false);
+                    }
+                }
+            }
+            return true;
+        }
+        if !r.has(F_EXTRA) {
+            return false;
+        }
+        let Some(v) = self.extra.get_mut(&i) else { return false };
+        let Some(p) = v.iter().position(|&d| d == dn) else { return false };
+        v.remove(p);
+        if v.is_empty() {
+            self.extra.remove(&i);
+            r.set(F_EXTRA, false);
+        }
+        true
+    }
+
+    fn add_corrupt(&mut self, i: u32, dn: DnIdx) {
+        let r = &mut self.recs[i as usize];
+        let list = self.corrupt.entry(i).or_default();
+        if !list.contains(&dn) {
+            list.push(dn);
+        }
+        r.set(F_CORRUPT, true);
+    }
+
+    fn unlist_corrupt(&mut self, i: u32, dn: DnIdx) {
+        let r = &mut self.recs[i as usize];
+        if !r.has(F_CORRUPT) {
+            return;
+        }
+        let mut list = self.corrupt.remove(&i).unwrap_or_default();
+        list.retain(|&d| d != dn);
+        set_side_list(&mut self.corrupt, r, F_CORRUPT, i, list);
+    }
+
+    fn set_pipeline_list(&mut self, i: u32, list: Vec<DnIdx>) {
+        let r = &mut self.recs[i as usize];
+        set_side_list(&mut self.pipeline, r, F_PIPELINE, i, list);
+    }
+
+    /// Keeps only the good replicas of record `i` on `keep`; the others leave the record and,
+    /// unless they hold a corrupt replica of it, their datanode's set.
+    fn retain_replicas(&mut self, i: u32, keep: &[DnIdx]) {
+        let drop: Vec<DnIdx> = self.replicas(i).filter(|d| !keep.contains(d)).collect();
+        for dn in drop {
+            self.unlist_replica(i, dn);
+            if !self.corrupt_of(i).contains(&dn) {
+                self.nodes[dn as usize].blocks.remove(&i);
+            }
+        }
     }
 
     // ---- blocks ----
 
     pub fn add_block(&mut self, id: u64, genstamp: u64, num_bytes: u64, expected: u16, complete: bool) {
-        self.blocks.entry(id).or_insert(BlockInfo {
-            genstamp,
-            num_bytes,
-            expected,
-            complete,
-            replicas: Vec::new(),
-            corrupt: Vec::new(),
-            pipeline: Vec::new(),
-            queued: None,
-            excess: false,
-            counted_complete: false,
-            counted_safe: false,
-        });
-        self.requeue(id);
+        if self.slot(id).is_some() {
+            return;
+        }
+        let flags = if complete { F_COMPLETE } else { 0 };
+        let rec = Rec { id, genstamp, num_bytes, replicas: [NO_DN; INLINE], expected, flags, queued: NOT_QUEUED };
+        let i = match self.free.pop() {
+            Some(i) => {
+                assert!(self.rec(i).has(F_FREE), "slot {i} on the free list is in use");
+                self.recs[i as usize] = rec;
+                i
+            }
+            None => {
+                // A limit, not an input check: 4 billion blocks is far past what one namenode's
+                // memory holds.
+                let i = u32::try_from(self.recs.len()).expect("more than 2^32 blocks");
+                self.recs.push(rec);
+                i
+            }
+        };
+        let recs = &self.recs;
+        self.index.insert_unique(hash_id(id), i, |&j| hash_id(recs[j as usize].id));
+        self.requeue(i);
     }
 
-    /// Puts a block in the queue level its replicas call for (or takes it out), and in or
-    /// out of the excess set. Called after every change to a block's replicas or target.
-    fn requeue(&mut self, id: u64) {
-        let multi_rack = self.racks.len() > 1;
-        let (live, badly_placed) = match self.blocks.get(&id) {
-            Some(b) => {
-                let live = b.replicas.iter().filter(|&&d| self.nodes[d as usize].in_service()).count();
-                let bad = multi_rack && b.complete && b.expected > 1 && live >= b.expected as usize && {
-                    let racks = self.replica_racks(b);
-                    racks.iter().all(|r| *r == racks[0])
-                };
-                (live, bad)
-            }
-            None => return,
+    /// Whether the block is finished (None: no such block).
+    pub fn is_complete(&self, id: u64) -> Option<bool> {
+        self.slot(id).map(|i| self.rec(i).complete())
+    }
+
+    /// The replication queue level and the excess flag record `i` calls for.
+    fn wanted(&self, i: u32) -> (Option<u8>, bool) {
+        let r = self.rec(i);
+        if !r.complete() {
+            return (None, false);
+        }
+        let live = self.replicas(i).filter(|&d| self.nodes[d as usize].in_service()).count();
+        let readable = self.replica_count(i);
+        let expected = r.expected as usize;
+        let badly_placed = self.racks.len() > 1 && expected > 1 && live >= expected && {
+            let racks = self.replica_racks(i);
+            racks.iter().all(|r| *r == racks[0])
         };
-        let Some(b) = self.blocks.get_mut(&id) else { return };
-        let readable = b.replicas.len();
-        let expected = b.expected as usize;
-        let safe = b.complete && readable > 0;
-        if b.complete != b.counted_complete {
-            b.counted_complete = b.complete;
-            if b.complete {
-                self.complete_count += 1;
-            } else {
-                self.complete_count -= 1;
-            }
-        }
-        if safe != b.counted_safe {
-            b.counted_safe = safe;
-            if safe {
-                self.safe_count += 1;
-            } else {
-                self.safe_count -= 1;
-            }
-        }
-        let want = if !b.complete {
-            None
-        } else if badly_placed {
+        let want = if badly_placed {
             Some(PRIORITY_BADLY_PLACED as u8)
         } else if live < expected && readable > 0 && live <= 1 {
             // One copy in service, or none with the rest on datanodes being decommissioned.
@@ -252,24 +521,104 @@ impl BlockMap {
         } else {
             priority(live, expected).map(|p| p as u8)
         };
-        if b.queued != want {
-            if let Some(old) = b.queued {
+        let excess = !badly_placed && (live > expected || (r.has(F_CORRUPT) && live >= expected));
+        (want, excess)
+    }
+
+    /// Updates the safe-mode counts of record `i`, and (queues ready) puts it in the queue
+    /// level its replicas call for (or takes it out) and in or out of the excess set. Called
+    /// after every change to a block's replicas or target.
+    fn requeue(&mut self, i: u32) {
+        let readable = self.replica_count(i);
+        let r = &mut self.recs[i as usize];
+        let complete = r.complete();
+        let safe = complete && readable > 0;
+        if complete != r.has(F_COUNTED_COMPLETE) {
+            r.set(F_COUNTED_COMPLETE, complete);
+            if complete {
+                self.complete_count += 1;
+            } else {
+                self.complete_count -= 1;
+            }
+        }
+        if safe != r.has(F_COUNTED_SAFE) {
+            r.set(F_COUNTED_SAFE, safe);
+            if safe {
+                self.safe_count += 1;
+            } else {
+                self.safe_count -= 1;
+            }
+        }
+        if !self.queues_ready {
+            return;
+        }
+        let (want, excess) = self.wanted(i);
+        let r = &mut self.recs[i as usize];
+        let id = r.id;
+        if r.queued() != want {
+            if let Some(old) = r.queued() {
                 self.needed[old as usize].remove(&id);
             }
             if let Some(new) = want {
                 self.needed[new as usize].insert(id);
             }
-            b.queued = want;
+            r.queued = want.unwrap_or(NOT_QUEUED);
         }
-        let excess = b.complete && !badly_placed && (live > expected || (!b.corrupt.is_empty() && live >= expected));
-        if excess != b.excess {
-            b.excess = excess;
+        if excess != r.has(F_EXCESS) {
+            r.set(F_EXCESS, excess);
             if excess {
                 self.excess.insert(id);
             } else {
                 self.excess.remove(&id);
             }
         }
+    }
+
+    /// Whether the replication queues are kept (false during start-up safe mode).
+    pub fn queues_ready(&self) -> bool {
+        self.queues_ready
+    }
+
+    /// Files every block in its replication queue level and the excess set, in one pass,
+    /// and keeps them up to date from then on. Called when start-up safe mode ends (HDFS's
+    /// `initializeReplQueues`); does nothing the second time.
+    pub fn init_queues(&mut self) {
+        if self.queues_ready {
+            return;
+        }
+        let t0 = Instant::now();
+        let mut levels: [Vec<u64>; LEVELS] = Default::default();
+        let mut excess = Vec::new();
+        for i in 0..self.recs.len() as u32 {
+            if self.rec(i).has(F_FREE) {
+                continue;
+            }
+            let (want, ex) = self.wanted(i);
+            let r = &mut self.recs[i as usize];
+            assert!(r.queued().is_none() && !r.has(F_EXCESS), "block {} queued before the queues were built", r.id);
+            r.queued = want.unwrap_or(NOT_QUEUED);
+            r.set(F_EXCESS, ex);
+            if let Some(level) = want {
+                levels[level as usize].push(r.id);
+            }
+            if ex {
+                excess.push(r.id);
+            }
+        }
+        for (set, ids) in self.needed.iter_mut().zip(levels) {
+            assert!(set.is_empty(), "replication queue filled before the queues were built");
+            *set = ids.into_iter().collect();
+        }
+        assert!(self.excess.is_empty(), "excess set filled before the queues were built");
+        self.excess = excess.into_iter().collect();
+        self.queues_ready = true;
+        tracing::info!(
+            blocks = self.recs.len() - self.free.len(),
+            needed = self.needed.iter().map(BTreeSet::len).sum::<usize>(),
+            excess = self.excess.len(),
+            elapsed_ms = t0.elapsed().as_millis() as u64,
+            "replication queues built"
+        );
     }
 
     /// (complete blocks, complete blocks with a good replica reported): what safe mode needs,
@@ -295,44 +644,56 @@ impl BlockMap {
         }
     }
 
-    pub fn block(&self, id: u64) -> Option<&BlockInfo> {
-        self.blocks.get(&id)
+    /// A copy of a block's state.
+    pub fn block(&self, id: u64) -> Option<BlockInfo> {
+        let i = self.slot(id)?;
+        let r = self.rec(i);
+        Some(BlockInfo {
+            genstamp: r.genstamp,
+            num_bytes: r.num_bytes,
+            expected: r.expected,
+            complete: r.complete(),
+            replicas: self.replicas(i).collect(),
+            corrupt: self.corrupt_of(i).to_vec(),
+            pipeline: self.pipeline_of(i).to_vec(),
+        })
     }
 
     pub fn complete_block(&mut self, id: u64, num_bytes: u64) {
-        if let Some(b) = self.blocks.get_mut(&id) {
-            b.complete = true;
-            b.num_bytes = num_bytes;
-        }
-        self.requeue(id);
+        let Some(i) = self.slot(id) else { return };
+        let r = self.rec_mut(i);
+        r.set(F_COMPLETE, true);
+        r.num_bytes = num_bytes;
+        self.requeue(i);
     }
 
     /// The pipeline of a block being written (set by AddBlock, UpdatePipeline, Append).
     pub fn set_pipeline(&mut self, id: u64, genstamp: u64, uuids: &[String]) {
         let nodes: Vec<DnIdx> = uuids.iter().filter_map(|u| self.by_uuid.get(u).copied()).collect();
-        if let Some(b) = self.blocks.get_mut(&id) {
-            b.genstamp = b.genstamp.max(genstamp);
-            // Replicas outside the new pipeline keep an older stamp: they no longer count.
-            b.replicas.retain(|d| nodes.contains(d));
-            b.pipeline = nodes;
-        }
+        let Some(i) = self.slot(id) else { return };
+        let r = self.rec_mut(i);
+        r.genstamp = r.genstamp.max(genstamp);
+        // Replicas outside the new pipeline keep an older stamp: they no longer count.
+        self.retain_replicas(i, &nodes);
+        self.set_pipeline_list(i, nodes);
+        self.requeue(i);
     }
 
     /// Append reopened a complete block: it is being written again, by its replicas.
     pub fn reopen_block(&mut self, id: u64) {
-        if let Some(b) = self.blocks.get_mut(&id) {
-            b.complete = false;
-            b.pipeline = b.replicas.clone();
-        }
-        self.requeue(id);
+        let Some(i) = self.slot(id) else { return };
+        self.rec_mut(i).set(F_COMPLETE, false);
+        let holders: Vec<DnIdx> = self.replicas(i).collect();
+        self.set_pipeline_list(i, holders);
+        self.requeue(i);
     }
 
     /// Where the replicas of a block being written are: its pipeline and the nodes that
     /// reported one, live ones only.
     pub fn uc_locations(&self, id: u64) -> Vec<DatanodeInfo> {
-        let Some(b) = self.blocks.get(&id) else { return Vec::new() };
-        let mut nodes: Vec<DnIdx> = b.pipeline.clone();
-        for &d in &b.replicas {
+        let Some(i) = self.slot(id) else { return Vec::new() };
+        let mut nodes: Vec<DnIdx> = self.pipeline_of(i).to_vec();
+        for d in self.replicas(i) {
             if !nodes.contains(&d) {
                 nodes.push(d);
             }
@@ -345,16 +706,16 @@ impl BlockMap {
     /// the datanodes `uuids` (their reports confirm it).
     pub fn commit_recovered(&mut self, id: u64, genstamp: u64, len: u64, uuids: &[String]) {
         let nodes: Vec<DnIdx> = uuids.iter().filter_map(|u| self.by_uuid.get(u).copied()).collect();
-        if let Some(b) = self.blocks.get_mut(&id) {
-            b.genstamp = genstamp;
-            b.num_bytes = len;
-            b.pipeline.clear();
-            b.replicas.retain(|d| nodes.contains(d));
-            for &d in &nodes {
-                if self.nodes[d as usize].live && !b.replicas.contains(&d) && !b.corrupt.contains(&d) {
-                    b.replicas.push(d);
-                    self.nodes[d as usize].blocks.insert(id);
-                }
+        let Some(i) = self.slot(id) else { return };
+        let r = self.rec_mut(i);
+        r.genstamp = genstamp;
+        r.num_bytes = len;
+        self.set_pipeline_list(i, Vec::new());
+        self.retain_replicas(i, &nodes);
+        for &d in &nodes {
+            if self.nodes[d as usize].live && !self.has_replica(i, d) && !self.corrupt_of(i).contains(&d) {
+                self.push_replica(i, d);
+                self.nodes[d as usize].blocks.insert(i);
             }
         }
         self.complete_block(id, len);
@@ -374,66 +735,86 @@ impl BlockMap {
     }
 
     pub fn set_expected(&mut self, id: u64, expected: u16) {
-        if let Some(b) = self.blocks.get_mut(&id) {
-            b.expected = expected;
-        }
-        self.requeue(id);
+        let Some(i) = self.slot(id) else { return };
+        self.rec_mut(i).expected = expected;
+        self.requeue(i);
     }
 
     /// Forgets a block (its file was deleted, or the block abandoned) and has every holder
     /// delete its replica.
     pub fn remove_block(&mut self, id: u64) {
-        if let Some(b) = self.blocks.remove(&id) {
-            for dn in b.replicas.iter().chain(&b.corrupt) {
-                let node = &mut self.nodes[*dn as usize];
-                node.blocks.remove(&id);
+        if let Some(i) = self.slot(id) {
+            let holders: Vec<DnIdx> = self.replicas(i).chain(self.corrupt_of(i).iter().copied()).collect();
+            for dn in holders {
+                let node = &mut self.nodes[dn as usize];
+                node.blocks.remove(&i);
                 node.pending_deletes.push(id);
             }
-            if let Some(level) = b.queued {
+            let r = *self.rec(i);
+            if let Some(level) = r.queued() {
                 self.needed[level as usize].remove(&id);
             }
-            if b.excess {
+            if r.has(F_EXCESS) {
                 self.excess.remove(&id);
             }
-            self.complete_count -= u64::from(b.counted_complete);
-            self.safe_count -= u64::from(b.counted_safe);
+            self.complete_count -= u64::from(r.has(F_COUNTED_COMPLETE));
+            self.safe_count -= u64::from(r.has(F_COUNTED_SAFE));
+            let recs = &self.recs;
+            match self.index.find_entry(hash_id(id), |&j| recs[j as usize].id == id) {
+                Ok(e) => {
+                    e.remove();
+                }
+                Err(_) => unreachable!("block {id} was just found in the index"),
+            }
+            self.extra.remove(&i);
+            self.corrupt.remove(&i);
+            self.pipeline.remove(&i);
+            self.recs[i as usize] = Rec::FREE;
+            self.free.push(i);
         }
         self.drop_pending(id);
     }
 
     /// Live replicas of a block, with the datanodes' addresses.
     pub fn locations(&self, id: u64) -> (Vec<DatanodeInfo>, Vec<DatanodeInfo>) {
-        match self.blocks.get(&id) {
-            Some(b) => {
-                (b.replicas.iter().map(|&d| self.info(d)).collect(), b.corrupt.iter().map(|&d| self.info(d)).collect())
-            }
+        match self.slot(id) {
+            Some(i) => (
+                self.replicas(i).map(|d| self.info(d)).collect(),
+                self.corrupt_of(i).iter().map(|&d| self.info(d)).collect(),
+            ),
             None => (Vec::new(), Vec::new()),
         }
     }
 
     pub fn live_replicas(&self, id: u64) -> usize {
-        self.blocks.get(&id).map_or(0, |b| b.replicas.len())
+        self.slot(id).map_or(0, |i| self.replica_count(i))
     }
 
+    /// Records `dn`'s replica `r`. False when no file has the block (the caller has it
+    /// deleted).
     fn add_replica(&mut self, dn: DnIdx, r: Reported) -> bool {
-        let Some(b) = self.blocks.get_mut(&r.id) else { return false };
-        if b.complete && !r.finalized {
+        let Some(i) = self.slot(r.id) else { return false };
+        let b = *self.rec(i);
+        if b.complete() && !r.finalized {
             // An unfinished replica of a finished block: left over from a failed pipeline
             // (an older stamp: delete it) or about to be finalized (its report follows).
             if r.genstamp < b.genstamp {
                 self.nodes[dn as usize].pending_deletes.push(r.id);
             }
+            // What we knew of it stands (a full report keeps it in the datanode's set).
+            if self.has_replica(i, dn) || self.corrupt_of(i).contains(&dn) {
+                self.nodes[dn as usize].blocks.insert(i);
+            }
             return true;
         }
         // A replica with an older stamp, or a finished one of the wrong length, is corrupt.
-        let stale = r.genstamp < b.genstamp || (b.complete && r.finalized && r.len != b.num_bytes);
-        if stale {
-            if !b.corrupt.contains(&dn) {
-                b.corrupt.push(dn);
-            }
-            b.replicas.retain(|&d| d != dn);
-        } else if !b.replicas.contains(&dn) && !b.corrupt.contains(&dn) {
-            b.replicas.push(dn);
+        let stale = r.genstamp < b.genstamp || (b.complete() && r.finalized && r.len != b.num_bytes);
+        let changed = if stale {
+            let was_corrupt = self.corrupt_of(i).contains(&dn);
+            self.add_corrupt(i, dn);
+            self.unlist_replica(i, dn) || !was_corrupt
+        } else if !self.has_replica(i, dn) && !self.corrupt_of(i).contains(&dn) {
+            self.push_replica(i, dn);
             let arrived = match self.pending_replication.get_mut(&r.id) {
                 Some(p) => {
                     p.copies = p.copies.saturating_sub(1);
@@ -444,56 +825,97 @@ impl BlockMap {
             if arrived {
                 self.drop_pending(r.id);
             }
+            true
+        } else {
+            false
+        };
+        self.nodes[dn as usize].blocks.insert(i);
+        // A replica already known changes nothing: no queue to revisit (a repeated report).
+        if changed {
+            self.requeue(i);
         }
-        self.nodes[dn as usize].blocks.insert(r.id);
-        self.requeue(r.id);
         true
     }
 
-    fn remove_replica(&mut self, dn: DnIdx, id: u64) {
-        if let Some(b) = self.blocks.get_mut(&id) {
-            b.replicas.retain(|&d| d != dn);
-            b.corrupt.retain(|&d| d != dn);
-        }
-        self.nodes[dn as usize].blocks.remove(&id);
-        self.requeue(id);
+    /// `dn` no longer holds record `i`'s replica (deleted, or absent from its report).
+    fn drop_replica(&mut self, dn: DnIdx, i: u32) {
+        self.unlist_replica(i, dn);
+        self.unlist_corrupt(i, dn);
+        self.nodes[dn as usize].blocks.remove(&i);
+        self.requeue(i);
     }
 
     /// A client or scanner found `dn`'s replica of `id` corrupt.
     pub fn mark_corrupt(&mut self, id: u64, uuid: &str) -> bool {
         let Some(&dn) = self.by_uuid.get(uuid) else { return false };
-        let Some(b) = self.blocks.get_mut(&id) else { return false };
-        b.replicas.retain(|&d| d != dn);
-        if !b.corrupt.contains(&dn) {
-            b.corrupt.push(dn);
-        }
+        let Some(i) = self.slot(id) else { return false };
+        self.unlist_replica(i, dn);
+        self.add_corrupt(i, dn);
+        self.nodes[dn as usize].blocks.insert(i);
         tracing::warn!(block = id, datanode = %self.nodes[dn as usize].xfer_addr(), "replica marked corrupt");
-        self.requeue(id);
+        self.requeue(i);
         true
     }
 
     pub fn stats(&self, in_safe_mode: bool) -> BlockStats {
         let mut s = BlockStats::default();
-        for b in self.blocks.values() {
-            if !b.complete {
+        for (i, r) in self.recs.iter().enumerate() {
+            if r.has(F_FREE) || !r.complete() {
                 continue;
             }
+            let i = i as u32;
+            let readable = self.replica_count(i);
             s.total_complete += 1;
-            if !b.replicas.is_empty() {
+            if readable > 0 {
                 s.safe += 1;
             }
-            if !b.corrupt.is_empty() {
+            if r.has(F_CORRUPT) {
                 s.corrupt += 1;
             }
-            if b.replicas.is_empty() && !in_safe_mode {
+            // Before the queues are built (start-up safe mode), the level they would give.
+            let level = if self.queues_ready { r.queued() } else { self.wanted(i).0 };
+            if readable == 0 && !in_safe_mode {
                 s.missing += 1;
-            } else if !b.replicas.is_empty() && matches!(b.queued, Some(l) if (l as usize) <= PRIORITY_UNDER) {
+            } else if readable > 0 && matches!(level, Some(l) if (l as usize) <= PRIORITY_UNDER) {
                 // Short of replicas on datanodes in service (those being decommissioned do
                 // not count), as the replication queues see it.
                 s.under_replicated += 1;
             }
         }
         s
+    }
+
+    /// Checks that every datanode's set names exactly the records that list it, that inline
+    /// replicas are packed, side-table flags match their tables, the index finds every
+    /// record, and the safe-mode counts match a recount. Costs a full scan: tests only.
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        let mut holders: Vec<FxHashSet<u32>> = vec![FxHashSet::default(); self.nodes.len()];
+        let (mut complete, mut safe) = (0, 0);
+        for (i, r) in self.recs.iter().enumerate() {
+            let i = i as u32;
+            if r.has(F_FREE) {
+                assert!(self.free.contains(&i));
+                continue;
+            }
+            assert_eq!(self.slot(r.id), Some(i));
+            let used = r.replicas.iter().take_while(|&&d| d != NO_DN).count();
+            assert!(r.replicas[used..].iter().all(|&d| d == NO_DN), "holes in inline replicas of {}", r.id);
+            assert_eq!(r.has(F_EXTRA), self.extra.contains_key(&i));
+            assert!(!r.has(F_EXTRA) || used == INLINE);
+            assert_eq!(r.has(F_CORRUPT), self.corrupt.contains_key(&i));
+            assert_eq!(r.has(F_PIPELINE), self.pipeline.contains_key(&i));
+            for d in self.replicas(i).chain(self.corrupt_of(i).iter().copied()) {
+                assert!(holders[d as usize].insert(i), "datanode {d} listed twice for block {}", r.id);
+            }
+            complete += u64::from(r.complete());
+            safe += u64::from(r.complete() && used > 0);
+        }
+        for (n, h) in self.nodes.iter().zip(&holders) {
+            assert_eq!(&n.blocks, h, "datanode {}'s set", n.uuid);
+        }
+        assert_eq!(self.index.len(), self.recs.len() - self.free.len());
+        assert_eq!(self.safe_counts(), (complete, safe));
     }
 
     // ---- datanodes ----
@@ -573,6 +995,7 @@ impl BlockMap {
             Some(&i) => i,
             None => {
                 let i = self.nodes.len() as DnIdx;
+                assert!(i != NO_DN, "datanode index {i} is the empty-slot marker");
                 self.nodes.push(Datanode {
                     uuid: uuid.to_owned(),
                     hostname: String::new(),
@@ -636,25 +1059,29 @@ impl BlockMap {
     }
 
     /// Re-files every block: when the cluster goes from one rack to several (or back),
-    /// placement rules change for all of them.
+    /// placement rules change for all of them. (Before the queues are built there is
+    /// nothing to re-file: `init_queues` files every block with the racks of that time.)
     fn requeue_all(&mut self) {
-        let ids: Vec<u64> = self.blocks.keys().copied().collect();
-        for id in ids {
-            self.requeue(id);
+        if !self.queues_ready {
+            return;
+        }
+        for i in 0..self.recs.len() as u32 {
+            if !self.rec(i).has(F_FREE) {
+                self.requeue(i);
+            }
         }
     }
 
-    /// Racks holding good replicas of a block on datanodes in service.
-    fn replica_racks(&self, b: &BlockInfo) -> Vec<&str> {
-        b.replicas
-            .iter()
-            .filter(|&&d| self.nodes[d as usize].in_service())
-            .map(|&d| self.nodes[d as usize].rack.as_str())
+    /// Racks holding good replicas of record `i` on datanodes in service.
+    fn replica_racks(&self, i: u32) -> Vec<&str> {
+        self.replicas(i)
+            .filter(|&d| self.nodes[d as usize].in_service())
+            .map(|d| self.nodes[d as usize].rack.as_str())
             .collect()
     }
 
-    fn in_service_replicas(&self, b: &BlockInfo) -> Vec<DnIdx> {
-        b.replicas.iter().copied().filter(|&d| self.nodes[d as usize].in_service()).collect()
+    fn in_service_replicas(&self, i: u32) -> Vec<DnIdx> {
+        self.replicas(i).filter(|&d| self.nodes[d as usize].in_service()).collect()
     }
 
     /// Puts datanodes named in `excluded` (host, IP, or either with the port) into
@@ -675,9 +1102,9 @@ impl BlockMap {
             }
         }
         for &dn in &changed {
-            let ids: Vec<u64> = self.nodes[dn as usize].blocks.iter().copied().collect();
-            for id in ids {
-                self.requeue(id);
+            let held: Vec<u32> = self.nodes[dn as usize].blocks.iter().copied().collect();
+            for i in held {
+                self.requeue(i);
             }
         }
         changed.len()
@@ -687,18 +1114,17 @@ impl BlockMap {
     /// service become decommissioned (they keep serving reads). Returns how many finished.
     pub fn check_decommissioning(&mut self) -> usize {
         let mut done = 0;
-        for i in 0..self.nodes.len() {
-            let n = &self.nodes[i];
+        for dn in 0..self.nodes.len() {
+            let n = &self.nodes[dn];
             if n.admin != AdminState::DecommissionInProgress || !n.live {
                 continue;
             }
-            let ready = n.blocks.iter().all(|id| {
-                self.blocks
-                    .get(id)
-                    .is_none_or(|b| !b.complete || self.in_service_replicas(b).len() >= b.expected as usize)
+            let ready = n.blocks.iter().all(|&i| {
+                let r = self.rec(i);
+                !r.complete() || self.in_service_replicas(i).len() >= r.expected as usize
             });
             if ready {
-                let n = &mut self.nodes[i];
+                let n = &mut self.nodes[dn];
                 n.admin = AdminState::Decommissioned;
                 tracing::info!(datanode = %n.xfer_addr(), blocks = n.blocks.len(), "datanode decommissioned");
                 done += 1;
@@ -771,19 +1197,17 @@ impl BlockMap {
         node.pending_deletes.clear();
         node.pending_transfers.clear();
         node.pending_recoveries.clear();
-        let held: Vec<u64> = node.blocks.drain().collect();
+        let held: Vec<u32> = node.blocks.drain().collect();
         let rack = node.rack.clone();
         let racks_before = self.racks.len();
         self.leave_rack(&rack);
         if (racks_before > 1) != (self.racks.len() > 1) {
             self.requeue_all();
         }
-        for id in held {
-            if let Some(b) = self.blocks.get_mut(&id) {
-                b.replicas.retain(|&d| d != dn);
-                b.corrupt.retain(|&d| d != dn);
-            }
-            self.requeue(id);
+        for i in held {
+            self.unlist_replica(i, dn);
+            self.unlist_corrupt(i, dn);
+            self.requeue(i);
         }
         // Copies it was to send will not come: schedule them again at once.
         let sending: Vec<u64> =
@@ -816,19 +1240,20 @@ impl BlockMap {
         if !self.nodes[dn as usize].live {
             return None;
         }
-        let mut seen = FxHashSet::with_capacity_and_hasher(reported.len(), Default::default());
+        // The report's replicas make up the datanode's new set; what the old one holds and
+        // the new one does not is gone.
+        let fresh = FxHashSet::with_capacity_and_hasher(reported.len(), Default::default());
+        let before = std::mem::replace(&mut self.nodes[dn as usize].blocks, fresh);
         let mut orphans = Vec::new();
         for r in reported {
-            seen.insert(r.id);
             if !self.add_replica(dn, *r) {
                 orphans.push(r.id);
             }
         }
-        // What the datanode had before and did not report: gone. (Its set now also holds what
-        // this report added, all of it in `seen`.)
-        let gone: Vec<u64> = self.nodes[dn as usize].blocks.iter().filter(|id| !seen.contains(id)).copied().collect();
-        for id in gone {
-            self.remove_replica(dn, id);
+        let after = &self.nodes[dn as usize].blocks;
+        let gone: Vec<u32> = before.into_iter().filter(|i| !after.contains(i)).collect();
+        for i in gone {
+            self.drop_replica(dn, i);
         }
         if !orphans.is_empty() {
             tracing::info!(datanode = %self.nodes[dn as usize].xfer_addr(), count = orphans.len(), "replicas of no file; deleting");
@@ -848,8 +1273,10 @@ impl BlockMap {
                 self.nodes[dn as usize].pending_deletes.push(r.id);
             }
         }
-        for id in deleted {
-            self.remove_replica(dn, *id);
+        for &id in deleted {
+            if let Some(i) = self.slot(id) {
+                self.drop_replica(dn, i);
+            }
         }
         Some(())
     }
@@ -894,8 +1321,12 @@ impl BlockMap {
     /// first, each sent by the least busy holder that has a free stream (at most
     /// [`MAX_TRANSFERS_PER_NODE`] in flight per datanode), at most `max_copies` in all; copies
     /// not confirmed within [`PENDING_TIMEOUT`] are scheduled again; then extra and corrupt
-    /// replicas are removed. Returns how many copies were scheduled.
+    /// replicas are removed. Returns how many copies were scheduled. Nothing before the
+    /// queues are built.
     pub fn replication_work(&mut self, now: Instant, max_copies: usize) -> usize {
+        if !self.queues_ready {
+            return 0;
+        }
         let expired: Vec<u64> = self
             .pending_replication
             .iter()
@@ -941,29 +1372,29 @@ impl BlockMap {
         if self.pending_replication.contains_key(&id) {
             return false;
         }
-        let Some(b) = self.blocks.get(&id) else { return false };
-        let (live, expected) = (self.in_service_replicas(b).len(), b.expected as usize);
-        let badly_placed = b.queued == Some(PRIORITY_BADLY_PLACED as u8);
-        if b.replicas.is_empty() || (live >= expected && !badly_placed) {
+        let Some(i) = self.slot(id) else { return false };
+        let b = *self.rec(i);
+        let (live, expected) = (self.in_service_replicas(i).len(), b.expected as usize);
+        let badly_placed = b.queued() == Some(PRIORITY_BADLY_PLACED as u8);
+        if self.replica_count(i) == 0 || (live >= expected && !badly_placed) {
             return false;
         }
         // Datanodes being decommissioned send first (they take no new writes).
-        let Some(src) = b
-            .replicas
-            .iter()
-            .copied()
-            .filter(|&d| self.nodes[d as usize].in_flight < MAX_TRANSFERS_PER_NODE)
-            .min_by_key(|&d| {
+        let Some(src) =
+            self.replicas(i).filter(|&d| self.nodes[d as usize].in_flight < MAX_TRANSFERS_PER_NODE).min_by_key(|&d| {
                 let n = &self.nodes[d as usize];
                 (n.admin == AdminState::Normal, n.in_flight, n.active_transfers)
             })
         else {
             return false;
         };
-        let mut excluded: Vec<String> =
-            b.replicas.iter().chain(&b.corrupt).map(|&d| self.nodes[d as usize].uuid.clone()).collect();
+        let mut excluded: Vec<String> = self
+            .replicas(i)
+            .chain(self.corrupt_of(i).iter().copied())
+            .map(|d| self.nodes[d as usize].uuid.clone())
+            .collect();
         let block = ExtendedBlock { block_id: id, generation_stamp: b.genstamp, num_bytes: b.num_bytes };
-        let have: Vec<String> = self.replica_racks(b).into_iter().map(str::to_owned).collect();
+        let have: Vec<String> = self.replica_racks(i).into_iter().map(str::to_owned).collect();
         let targets = if badly_placed {
             // One copy to another rack; the extra replica is then removed from the crowded one.
             excluded.extend(self.nodes.iter().filter(|n| have.contains(&n.rack)).map(|n| n.uuid.clone()));
@@ -974,10 +1405,10 @@ impl BlockMap {
         if targets.is_empty() {
             // Every other datanode holds it, some only a corrupt copy (a small cluster): drop
             // the corrupt copies so that those datanodes can take a good one next round.
-            let corrupt = b.corrupt.clone();
+            let corrupt = self.corrupt_of(i).to_vec();
             for dn in corrupt {
                 tracing::info!(block = id, datanode = %self.nodes[dn as usize].xfer_addr(), "no other target: deleting a corrupt replica to make room for a good one");
-                self.remove_replica(dn, id);
+                self.drop_replica(dn, i);
                 self.nodes[dn as usize].pending_deletes.push(id);
             }
             return false;
@@ -993,12 +1424,12 @@ impl BlockMap {
     /// Drops corrupt replicas once enough good ones exist, and extra good ones from the
     /// fullest holders; never below the target, never the last good copy.
     fn remove_extra_replicas(&mut self, id: u64) {
-        let Some(b) = self.blocks.get(&id) else { return };
-        let mut holders = self.in_service_replicas(b);
-        let (live, expected) = (holders.len(), b.expected as usize);
+        let Some(i) = self.slot(id) else { return };
+        let mut holders = self.in_service_replicas(i);
+        let (live, expected) = (holders.len(), self.rec(i).expected as usize);
         let mut drop = Vec::new();
         if live >= expected {
-            drop.extend(b.corrupt.iter().copied());
+            drop.extend(self.corrupt_of(i).iter().copied());
         }
         if live > expected {
             // HDFS's rule: from the rack with the most replicas (so every rack keeps one when it
@@ -1020,7 +1451,7 @@ impl BlockMap {
             }
         }
         for dn in drop {
-            self.remove_replica(dn, id);
+            self.drop_replica(dn, i);
             self.nodes[dn as usize].pending_deletes.push(id);
         }
     }
@@ -1141,6 +1572,7 @@ mod tests {
         assert_eq!(m.check_heartbeats(now + Duration::from_secs(700), Duration::from_secs(630)), 2);
         assert_eq!(m.live_replicas(7), 0);
         assert!(m.heartbeat("a", 0, 0, 0, 0, now).is_none());
+        m.check_invariants();
         let _ = a;
     }
 
@@ -1163,6 +1595,7 @@ mod tests {
         m.replication_work(now, 10);
         // The only copy is corrupt: it is kept (and reported), not deleted.
         assert_eq!(m.block(6).unwrap().corrupt.len(), 1);
+        m.check_invariants();
     }
 
     #[test]
@@ -1202,6 +1635,7 @@ mod tests {
         m.received_and_deleted("b", &[rep(4, 10)], &[]).unwrap();
         assert_eq!(m.check_heartbeats(now + Duration::from_secs(700), Duration::from_secs(630)), 4);
         assert_eq!(m.queue_lengths(), [0, 0, 0, 0, 3], "every complete block; the unfinished one is not queued");
+        m.check_invariants();
     }
 
     #[test]
@@ -1237,6 +1671,7 @@ mod tests {
         m.queue_recovery("c", block, 1006, Vec::new());
         let c = m.find("c").unwrap();
         assert!(matches!(&m.take_commands(c)[..], [Command::RecoverBlock(b, 1006, _)] if b.block_id == 7));
+        m.check_invariants();
     }
 
     #[test]
@@ -1305,6 +1740,7 @@ mod tests {
         assert_eq!(racks.len(), 3);
         assert!(racks.contains(&"/r2") && racks.iter().filter(|r| **r == "/r1").count() == 2, "{racks:?}");
         assert_eq!(m.queue_lengths(), [0; LEVELS]);
+        m.check_invariants();
     }
 
     #[test]
@@ -1314,6 +1750,7 @@ mod tests {
         let check = |m: &BlockMap| {
             let st = m.stats(true);
             assert_eq!(m.safe_counts(), (st.total_complete, st.safe));
+            m.check_invariants();
         };
         for (u, port) in [("a", 1), ("b", 2)] {
             m.register(u, "h", "127.0.0.1", port, 0, 0, "/default-rack", now);
@@ -1334,5 +1771,145 @@ mod tests {
         m.check_heartbeats(now + Duration::from_secs(700), Duration::from_secs(630));
         check(&m);
         assert_eq!(m.safe_counts(), (1, 0));
+    }
+
+    /// Registers datanodes "a", "b", ... (one rack) with a first heartbeat.
+    fn cluster(m: &mut BlockMap, n: usize, now: Instant) -> Vec<String> {
+        let names: Vec<String> = (0..n).map(|i| ((b'a' + i as u8) as char).to_string()).collect();
+        for (port, u) in names.iter().enumerate() {
+            m.register(u, "h", "127.0.0.1", port as u32 + 1, 0, 0, "/default-rack", now);
+            m.heartbeat(u, 1 << 40, 0, 1 << 40, 0, now).unwrap();
+        }
+        names
+    }
+
+    #[test]
+    fn a_record_is_forty_bytes_and_replicas_past_three_overflow_in_order() {
+        assert_eq!(std::mem::size_of::<Rec>(), 40);
+        let mut m = BlockMap::new();
+        let now = Instant::now();
+        let names = cluster(&mut m, 6, now);
+        m.add_block(1, 1001, 10, 5, true);
+        for u in &names[..5] {
+            m.received_and_deleted(u, &[rep(1, 10)], &[]).unwrap();
+        }
+        assert_eq!(m.block(1).unwrap().replicas, vec![0, 1, 2, 3, 4]);
+        m.check_invariants();
+        // Out of the inline slots: the first extra replica moves in, the order is kept.
+        m.received_and_deleted("b", &[], &[1]).unwrap();
+        assert_eq!(m.block(1).unwrap().replicas, vec![0, 2, 3, 4]);
+        m.check_invariants();
+        // Out of the overflow: the side entry goes with its last replica.
+        m.received_and_deleted("e", &[], &[1]).unwrap();
+        assert_eq!(m.block(1).unwrap().replicas, vec![0, 2, 3]);
+        assert!(m.extra.is_empty());
+        m.check_invariants();
+        // A corrupt copy (wrong length) leaves the good list for the side table.
+        m.received_and_deleted("f", &[rep(1, 10)], &[]).unwrap();
+        m.block_report("c", &[rep(1, 7)]).unwrap();
+        let b = m.block(1).unwrap();
+        assert_eq!((b.replicas, b.corrupt), (vec![0, 3, 5], vec![2]));
+        m.check_invariants();
+        assert_eq!(m.queue_lengths(), [0, 0, 1, 0, 0], "3 good of 5");
+    }
+
+    #[test]
+    fn a_freed_slot_is_reused_and_its_old_holders_do_not_inherit_it() {
+        let mut m = BlockMap::new();
+        let now = Instant::now();
+        cluster(&mut m, 3, now);
+        m.add_block(1, 1001, 10, 2, true);
+        m.add_block(2, 1001, 10, 2, true);
+        m.received_and_deleted("a", &[rep(1, 10), rep(2, 10)], &[]).unwrap();
+        m.received_and_deleted("b", &[rep(1, 10)], &[]).unwrap();
+        let slot = m.slot(1).unwrap();
+        m.remove_block(1);
+        assert!(m.block(1).is_none());
+        m.check_invariants();
+        // Block 3 takes block 1's slot; "a" and "b" held 1, not 3.
+        m.add_block(3, 1001, 10, 2, true);
+        assert_eq!(m.slot(3), Some(slot));
+        assert_eq!(m.live_replicas(3), 0);
+        assert_eq!(m.datanodes().map(|(_, d)| d.num_blocks()).collect::<Vec<_>>(), [1, 0, 0]);
+        m.check_invariants();
+        // Both were told to delete block 1.
+        for u in ["a", "b"] {
+            let dn = m.find(u).unwrap();
+            assert!(m.take_commands(dn).iter().any(|c| matches!(c, Command::Delete(ids) if ids == &[1])));
+        }
+        m.block_report("c", &[rep(3, 10), rep(2, 10)]).unwrap();
+        assert_eq!((m.live_replicas(2), m.live_replicas(3)), (2, 1));
+        m.check_invariants();
+    }
+
+    #[test]
+    fn a_full_report_replaces_what_the_datanode_held() {
+        let mut m = BlockMap::new();
+        let now = Instant::now();
+        cluster(&mut m, 2, now);
+        for id in 1..=4 {
+            m.add_block(id, 1001, 10, 2, true);
+        }
+        m.block_report("a", &[rep(1, 10), rep(2, 10), rep(3, 10)]).unwrap();
+        m.block_report("b", &[rep(1, 10)]).unwrap();
+        assert_eq!(m.queue_lengths(), [2, 0, 0, 0, 1]);
+        // The same report again changes nothing.
+        m.block_report("a", &[rep(1, 10), rep(2, 10), rep(3, 10)]).unwrap();
+        assert_eq!(m.queue_lengths(), [2, 0, 0, 0, 1]);
+        m.check_invariants();
+        // 2 is gone from "a", 4 arrived; an unfinished copy of the finished block 3 (about to
+        // be finalized) keeps what was known of it.
+        let unfinished = Reported { id: 3, genstamp: 1001, len: 10, finalized: false };
+        m.block_report("a", &[rep(1, 10), unfinished, rep(4, 10)]).unwrap();
+        assert_eq!((1..=4).map(|id| m.live_replicas(id)).collect::<Vec<_>>(), [2, 0, 1, 1]);
+        assert_eq!(m.safe_counts(), (4, 3));
+        m.check_invariants();
+    }
+
+    /// Every block's level and excess flag, for comparing two maps.
+    fn filing(m: &BlockMap) -> Vec<(u64, Option<u8>, bool)> {
+        let mut v: Vec<_> =
+            m.recs.iter().filter(|r| !r.has(F_FREE)).map(|r| (r.id, r.queued(), r.has(F_EXCESS))).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn queues_built_once_after_start_up_match_queues_kept_all_along() {
+        let now = Instant::now();
+        let mut kept = BlockMap::new();
+        let mut startup = BlockMap::for_startup(100);
+        for m in [&mut kept, &mut startup] {
+            let names = cluster(m, 4, now);
+            for id in 0..100u64 {
+                m.add_block(id, 1001, 10, 1 + (id % 4) as u16, id % 10 != 9);
+            }
+            // Block i on (i % 5) datanodes, some of them a corrupt copy.
+            for (n, u) in names.iter().enumerate() {
+                let reps: Vec<Reported> = (0..100u64)
+                    .filter(|id| (id % 5) as usize > n)
+                    .map(|id| rep(id, if id % 7 == 0 && n == 0 { 3 } else { 10 }))
+                    .collect();
+                m.block_report(u, &reps).unwrap();
+            }
+            m.remove_block(50);
+            m.check_invariants();
+        }
+        assert_eq!(startup.queue_totals(), (0, 0, 0), "no queue during start-up");
+        assert_eq!(startup.replication_work(now, 100), 0);
+        assert_eq!(startup.safe_counts(), kept.safe_counts());
+        assert_eq!(startup.stats(false), kept.stats(false), "stats do not depend on the queues");
+        startup.init_queues();
+        assert_eq!(filing(&startup), filing(&kept));
+        assert_eq!(startup.queue_lengths(), kept.queue_lengths());
+        assert_eq!(startup.queue_totals(), kept.queue_totals());
+        assert!(kept.queue_totals().0 > 0 && kept.queue_totals().2 > 0);
+        // From now on kept up to date as in the other map.
+        for m in [&mut kept, &mut startup] {
+            m.received_and_deleted("d", &[rep(3, 10), rep(8, 10)], &[]).unwrap();
+            m.check_heartbeats(now + Duration::from_secs(700), Duration::from_secs(630));
+        }
+        assert_eq!(filing(&startup), filing(&kept));
+        assert_eq!(startup.queue_lengths(), kept.queue_lengths());
     }
 }

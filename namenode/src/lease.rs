@@ -329,7 +329,7 @@ impl Namesystem {
                 };
                 let blocks = self.blocks.lock();
                 let mut list = f.blocks.clone();
-                let last_uc = list.last().filter(|b| blocks.block(b.id).is_some_and(|i| !i.complete)).copied();
+                let last_uc = list.last().filter(|b| blocks.is_complete(b.id) == Some(false)).copied();
                 let close = |list: &[Block]| {
                     op(Op::Close(OpClose {
                         path: fpath.to_string(),

@@ -192,7 +192,8 @@ impl Namesystem {
         let journal = Journal::open(&storage.current_dirs(), loaded.last_txid + 1, conf.autoroll_txns)
             .map_err(|e| StorageError(format!("cannot start the edit log: {e}")))?;
         let counts = loaded.namespace.counts();
-        let mut blocks = BlockMap::new();
+        // Sized for every block up front; no replication queue until start-up safe mode ends.
+        let mut blocks = BlockMap::for_startup(usize::try_from(counts.blocks).unwrap_or(0));
         let mut leases: HashMap<String, crate::lease::Lease> = HashMap::new();
         let now = Instant::now();
         loaded.namespace.walk(crate::inode::ROOT, |_, ino| {
@@ -212,6 +213,10 @@ impl Namesystem {
         });
         let safe_mode =
             SafeMode::starting(counts.blocks, conf.safemode_threshold, conf.safemode_extension, Instant::now());
+        if !safe_mode.in_startup() {
+            // No blocks: start-up safe mode is already over.
+            blocks.init_queues();
+        }
         let startup = StartupReport {
             image_txid: loaded.image_txid,
             edits_replayed: loaded.edits_replayed,
@@ -882,7 +887,14 @@ impl Namesystem {
             }
         }
         sm.check(Instant::now());
-        Ok((sm.is_on(), sm.tip()))
+        let answer = (sm.is_on(), sm.tip());
+        let startup_over = !sm.in_startup();
+        // The block lock is taken before the safe-mode one, never after.
+        drop(sm);
+        if startup_over {
+            self.blocks.lock().init_queues();
+        }
+        Ok(answer)
     }
 
     /// Writes a new fsimage of the current namespace to every name directory and removes
@@ -933,13 +945,20 @@ pub struct ClusterStats {
 }
 
 impl Namesystem {
-    fn refresh_safe_mode(&self, blocks: &BlockMap) {
+    /// Feeds the block counts to safe mode; when start-up safe mode is over, builds the
+    /// replication queues (once).
+    fn refresh_safe_mode(&self, blocks: &mut BlockMap) {
         let (total, safe) = blocks.safe_counts();
         let mut sm = self.safe_mode.lock();
         let was_on = sm.is_on();
         sm.set_blocks(total, safe, Instant::now());
         if was_on && !sm.is_on() {
             tracing::info!(blocks = total, "enough replicas reported: safe mode is off");
+        }
+        let startup_over = !sm.in_startup();
+        drop(sm);
+        if startup_over {
+            blocks.init_queues();
         }
     }
 
@@ -1076,7 +1095,7 @@ impl Namesystem {
                 continue;
             }
             let (mut live, corrupt) = blocks.locations(b.id);
-            if blocks.block(b.id).is_some_and(|i| !i.complete) {
+            if blocks.is_complete(b.id) == Some(false) {
                 // Being written: its replicas are on the pipeline, not yet reported.
                 live = blocks.uc_locations(b.id);
             }
@@ -1168,7 +1187,7 @@ impl Namesystem {
         self.note_reported(reported);
         let mut blocks = self.blocks.lock();
         blocks.block_report(uuid, reported)?;
-        self.refresh_safe_mode(&blocks);
+        self.refresh_safe_mode(&mut blocks);
         let dn = blocks.find(uuid)?;
         Some(blocks.take_commands(dn))
     }
@@ -1178,7 +1197,7 @@ impl Namesystem {
         let mut blocks = self.blocks.lock();
         blocks.received_and_deleted(uuid, received, deleted)?;
         if self.safe_mode.lock().is_on() {
-            self.refresh_safe_mode(&blocks);
+            self.refresh_safe_mode(&mut blocks);
         }
         drop(blocks);
         if !received.is_empty() {
@@ -1233,13 +1252,18 @@ impl Namesystem {
     pub fn block_management_tick(&self, replicate: bool) {
         let mut blocks = self.blocks.lock();
         if blocks.check_heartbeats(Instant::now(), self.conf.heartbeat_expiry) > 0 {
-            self.refresh_safe_mode(&blocks);
+            self.refresh_safe_mode(&mut blocks);
         }
-        let in_safe_mode = {
+        let (in_safe_mode, startup_over) = {
             let mut sm = self.safe_mode.lock();
             sm.check(Instant::now());
-            sm.is_on()
+            (sm.is_on(), !sm.in_startup())
         };
+        if startup_over {
+            // Start-up safe mode ended (possibly in a check outside the block lock): the
+            // replication queues are built here if no one has yet.
+            blocks.init_queues();
+        }
         if replicate && !in_safe_mode {
             blocks.replication_work(Instant::now(), 1000);
             blocks.check_decommissioning();

@@ -56,6 +56,12 @@ impl SafeMode {
         false
     }
 
+    /// Still in start-up safe mode (the block reports are not all in): the namenode builds
+    /// its replication queues when this turns false.
+    pub fn in_startup(&self) -> bool {
+        self.startup
+    }
+
     pub fn is_on(&self) -> bool {
         self.manual || self.startup
     }
