@@ -10,7 +10,7 @@
 //! identical (the checkpointer's merge can be compared with the namenode's own save). The
 //! file is streamed on both sides: memory does not grow with the image beyond the namespace.
 
-use crate::inode::{Block, FileMeta, Inode, InodeIdx, InodeTable, Interner, Kind, ROOT};
+use crate::inode::{Block, Blocks, Children, FileMeta, Inode, InodeIdx, InodeTable, Interner, Kind, Name, ROOT};
 use crate::namespace::{Counts, Namespace};
 use prost::Message;
 use std::io::{self, BufReader, Read, Write};
@@ -131,6 +131,19 @@ fn read_delimited<M: Message + Default, R: Read>(r: &mut R, buf: &mut Vec<u8>) -
     M::decode(&buf[..]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// As [`read_delimited`], into `msg` (cleared first), reusing its strings' and vectors'
+/// buffers: loading an image then allocates nothing per record.
+fn read_delimited_into<M: Message, R: Read>(r: &mut R, buf: &mut Vec<u8>, msg: &mut M) -> io::Result<()> {
+    let len = read_varint(r)? as usize;
+    if len > MAX_MESSAGE_BYTES {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("record of {len} bytes is too large")));
+    }
+    buf.resize(len, 0);
+    r.read_exact(buf)?;
+    msg.clear();
+    msg.merge(&buf[..]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// An image opened for reading: header checked, positioned at the payload, which is read
 /// through a checksumming reader limited to its length.
 struct Opened {
@@ -201,15 +214,31 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
     let mut buf = Vec::new();
     let summary: ImageSummary =
         read_delimited(&mut img.payload, &mut buf).map_err(|e| img.fail(12, format!("summary: {e}")))?;
-    let mut inodes = InodeTable::default();
+    // Records are at least two bytes (a length and a field), so a damaged count cannot make
+    // this reserve more than the file could hold.
+    let capacity = summary.inode_count.min(img.payload_len / 2);
+    let mut inodes = InodeTable::with_capacity(usize::try_from(capacity).unwrap_or(0));
     let mut names = Interner::default();
     let mut counts = Counts::default();
     // (directory slot, children still to read)
     let mut stack: Vec<(InodeIdx, u64)> = Vec::new();
+    let mut rec = ImageInode::default();
+    // Owner and group of the previous record with their interned ids: most records repeat
+    // them, and a string comparison is cheaper than a hash lookup.
+    let mut last_owner: (String, u32) = (String::new(), u32::MAX);
+    let mut last_group: (String, u32) = (String::new(), u32::MAX);
+    let intern = |names: &mut Interner, last: &mut (String, u32), name: &str| -> u32 {
+        if last.1 == u32::MAX || last.0 != name {
+            last.1 = names.intern(name);
+            last.0.clear();
+            last.0.push_str(name);
+        }
+        last.1
+    };
     for n in 0..summary.inode_count {
         let offset = img.at();
-        let rec: ImageInode =
-            read_delimited(&mut img.payload, &mut buf).map_err(|e| img.fail(offset, format!("inode {n}: {e}")))?;
+        read_delimited_into(&mut img.payload, &mut buf, &mut rec)
+            .map_err(|e| img.fail(offset, format!("inode {n}: {e}")))?;
         let parent = match stack.last_mut() {
             Some((p, left)) => {
                 *left -= 1;
@@ -220,35 +249,51 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
         };
         let kind = if rec.is_dir {
             counts.dirs += 1;
-            Kind::Dir(Vec::with_capacity(rec.children_num.min(1 << 20) as usize))
+            Kind::Dir(Children::with_capacity(rec.children_num.min(1 << 20) as usize))
         } else {
             counts.files += 1;
             counts.blocks += rec.blocks.len() as u64;
             let replication =
                 u16::try_from(rec.replication).map_err(|_| img.fail(offset, "replication out of range".into()))?;
-            Kind::File(Box::new(FileMeta {
+            let blocks = match &rec.blocks[..] {
+                [b] => Blocks::One(Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes }),
+                many => Blocks::Many(
+                    many.iter()
+                        .map(|b| Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes })
+                        .collect(),
+                ),
+            };
+            Kind::File(FileMeta {
                 replication,
                 block_size: rec.block_size,
-                blocks: rec
-                    .blocks
-                    .iter()
-                    .map(|b| Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes })
-                    .collect(),
+                blocks,
                 under_construction: (!rec.client_name.is_empty()).then(|| rec.client_name.as_str().into()),
-            }))
+            })
         };
         if n > 0 {
             if let Err(why) = tusk_common::path::validate_component(&rec.name) {
                 return Err(img.fail(offset, format!("bad name {:?}: {why}", rec.name)));
             }
         }
+        let owner = intern(&mut names, &mut last_owner, &rec.owner);
+        let group = intern(&mut names, &mut last_group, &rec.group);
+        let name = Name::from(rec.name.as_str());
+        if n > 0 {
+            let name_ok = match inodes.get(parent).children().last() {
+                Some(&prev) => inodes.get(prev).name < name,
+                None => true,
+            };
+            if !name_ok {
+                return Err(img.fail(offset, "children out of order".into()));
+            }
+        }
         let idx = inodes.insert(Inode {
             id: rec.inode_id,
-            name: rec.name.into(),
+            name,
             parent,
             perm: (rec.permission & 0o7777) as u16,
-            owner: names.intern(&rec.owner),
-            group: names.intern(&rec.group),
+            owner,
+            group,
             mtime_ms: rec.modification_time_ms,
             atime_ms: rec.access_time_ms,
             kind,
@@ -257,17 +302,8 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
             if idx != ROOT || !rec.is_dir {
                 return Err(img.fail(offset, "the first inode is not the root directory".into()));
             }
-        } else {
-            let name_ok = match inodes.get(parent).children().last() {
-                Some(&prev) => inodes.get(prev).name < inodes.get(idx).name,
-                None => true,
-            };
-            if !name_ok {
-                return Err(img.fail(offset, "children out of order".into()));
-            }
-            if let Kind::Dir(c) = &mut inodes.get_mut(parent).kind {
-                c.push(idx);
-            }
+        } else if let Kind::Dir(c) = &mut inodes.get_mut(parent).kind {
+            c.push(rec.name.as_bytes(), idx);
         }
         while matches!(stack.last(), Some((_, 0))) {
             stack.pop();

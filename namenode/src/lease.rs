@@ -166,7 +166,7 @@ impl Namesystem {
             )));
         }
         match f.blocks.last() {
-            Some(b) if b.id == block_id => Ok((*b, f.blocks.clone())),
+            Some(b) if b.id == block_id => Ok((*b, f.blocks.to_vec())),
             other => Err(NnError::InvalidArgument(format!(
                 "{path}: block {block_id} is not the last block ({:?}) of the file",
                 other.map(|b| b.id)
@@ -328,7 +328,7 @@ impl Namesystem {
                     return Ok((Vec::new(), Plan::InProgress));
                 };
                 let blocks = self.blocks.lock();
-                let mut list = f.blocks.clone();
+                let mut list = f.blocks.to_vec();
                 let last_uc = list.last().filter(|b| blocks.block(b.id).is_some_and(|i| !i.complete)).copied();
                 let close = |list: &[Block]| {
                     op(Op::Close(OpClose {
@@ -428,7 +428,7 @@ impl Namesystem {
             if f.under_construction.is_none() {
                 return Err(NnError::InvalidArgument(format!("{fpath} is already closed")));
             }
-            let mut list = f.blocks.clone();
+            let mut list = f.blocks.to_vec();
             match list.last_mut() {
                 Some(b) if b.id == block.block_id => {
                     b.genstamp = recovery_id;

@@ -634,7 +634,7 @@ impl Namesystem {
                     }
                     Some(_) => {}
                 }
-                let mut list = f.blocks.clone();
+                let mut list = f.blocks.to_vec();
                 match (last, list.last_mut()) {
                     (Some(l), Some(b)) if l.block_id == b.id => b.len = l.num_bytes,
                     (None, None) => {}
@@ -964,7 +964,7 @@ impl Namesystem {
                 return Err(NnError::LeaseConflict(format!("No lease on {path}: File is not open for writing by {client_name}")));
             }
             let _ = caller;
-            let mut list = f.blocks.clone();
+            let mut list = f.blocks.to_vec();
             match (previous, list.last_mut()) {
                 (Some(p), Some(b)) if p.block_id == b.id => b.len = p.num_bytes,
                 (None, None) => {}
@@ -1022,7 +1022,7 @@ impl Namesystem {
                     "No lease on {path}: File is not open for writing by {client_name}"
                 )));
             }
-            let mut list = f.blocks.clone();
+            let mut list = f.blocks.to_vec();
             if list.last().map(|b| b.id) != Some(block.block_id) {
                 return Ok((Vec::new(), ()));
             }
