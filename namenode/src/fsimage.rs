@@ -92,7 +92,7 @@ pub fn save(ns: &Namespace, txid: u64, cluster_id: &str, path: &Path) -> io::Res
                     rec.replication = u32::from(f.replication);
                     rec.block_size = f.block_size;
                     rec.blocks = to_pb_blocks(&f.blocks);
-                    rec.client_name = f.under_construction.as_deref().unwrap_or("").to_owned();
+                    rec.client_name = f.holder().unwrap_or("").to_owned();
                 }
             }
             written += 1;
@@ -267,7 +267,7 @@ pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
                 replication,
                 block_size: rec.block_size,
                 blocks,
-                under_construction: (!rec.client_name.is_empty()).then(|| rec.client_name.as_str().into()),
+                under_construction: (!rec.client_name.is_empty()).then(|| Box::new(rec.client_name.as_str().into())),
             })
         };
         if n > 0 {
@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
         let f2 = back.lookup(&FsPath::parse("/a/b/f2").unwrap()).unwrap();
         assert_eq!(back.owner_name(f2), "bo");
-        assert_eq!(back.inode(f2).file().unwrap().under_construction.as_deref(), Some("c1"));
+        assert_eq!(back.inode(f2).file().unwrap().holder(), Some("c1"));
     }
 
     #[test]

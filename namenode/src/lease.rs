@@ -102,7 +102,7 @@ impl Namesystem {
                 let i = res.last().ok_or_else(|| NnError::FileNotFound(path.to_string()))?;
                 let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
                 caller.check(ns, &res, Need { target: Some(Access::WRITE), ..Default::default() })?;
-                if let Some(holder) = f.under_construction.as_deref() {
+                if let Some(holder) = f.holder() {
                     if holder == client_name {
                         return Err(NnError::LeaseConflict(format!(
                             "Failed to APPEND_FILE {path} for {client_name} because {client_name} is already the current lease holder."
@@ -160,7 +160,7 @@ impl Namesystem {
     ) -> NnResult<(Block, Vec<Block>)> {
         let i = ns.lookup(path).ok_or_else(|| Self::not_found(path))?;
         let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
-        if f.under_construction.as_deref() != Some(client_name) {
+        if f.holder() != Some(client_name) {
             return Err(NnError::LeaseConflict(format!(
                 "No lease on {path}: File is not open for writing by {client_name}"
             )));
@@ -283,7 +283,7 @@ impl Namesystem {
         let mut ns = self.ns.write();
         let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
         let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
-        if f.under_construction.as_deref() != Some(client_name) {
+        if f.holder() != Some(client_name) {
             return Err(NnError::LeaseConflict(format!(
                 "No lease on {path}: File is not open for writing by {client_name}"
             )));
@@ -324,7 +324,7 @@ impl Namesystem {
             .mutate(|ns| {
                 let i = ns.lookup(&fpath).ok_or_else(|| Self::not_found(&fpath))?;
                 let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(fpath.to_string()))?;
-                let Some(holder) = f.under_construction.as_deref().map(str::to_owned) else {
+                let Some(holder) = f.holder().map(str::to_owned) else {
                     return Ok((Vec::new(), Plan::InProgress));
                 };
                 let blocks = self.blocks.lock();
@@ -477,7 +477,7 @@ impl Namesystem {
         if !expired.is_empty() {
             let ns = self.ns.read();
             ns.walk(crate::inode::ROOT, |i, ino| {
-                if let Some(holder) = ino.file().and_then(|f| f.under_construction.as_deref()) {
+                if let Some(holder) = ino.file().and_then(|f| f.holder()) {
                     if expired.iter().any(|h| h.as_str() == holder) {
                         paths.push(ns.path_of(i));
                     }
@@ -511,9 +511,10 @@ impl Namesystem {
                     tracing::warn!(path = %p, "lease recovery: {e}; retrying in {} s", RECOVERY_RETRY.as_secs());
                     let holder = {
                         let ns = self.ns.read();
-                        Self::parse(&p).ok().and_then(|fp| ns.lookup(&fp)).and_then(|i| {
-                            ns.inode(i).file().and_then(|f| f.under_construction.as_deref().map(str::to_owned))
-                        })
+                        Self::parse(&p)
+                            .ok()
+                            .and_then(|fp| ns.lookup(&fp))
+                            .and_then(|i| ns.inode(i).file().and_then(|f| f.holder().map(str::to_owned)))
                     };
                     if let Some(holder) = holder {
                         let renewed = Instant::now()

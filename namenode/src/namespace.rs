@@ -327,7 +327,7 @@ impl Namespace {
                     replication,
                     block_size: a.block_size,
                     blocks: Blocks::default(),
-                    under_construction: Some(a.client_name.as_str().into()),
+                    under_construction: Some(Box::new(a.client_name.as_str().into())),
                 };
                 let ino = self.new_inode(path.name(), a.permission, &a.owner, &a.group, a.time_ms, Kind::File(meta));
                 let idx = self.inodes.insert(ino);
@@ -351,7 +351,7 @@ impl Namespace {
                     return Err(NnError::InvalidArgument(format!("{path} is not under construction")));
                 }
                 let before = f.blocks.len() as u64;
-                f.under_construction = None;
+                f.set_holder(None);
                 let after = blocks.len() as u64;
                 for b in &blocks {
                     self.last_block_id = self.last_block_id.max(b.id);
@@ -397,7 +397,7 @@ impl Namespace {
                 if f.under_construction.is_some() {
                     return Err(NnError::InvalidArgument(format!("{path} is already under construction")));
                 }
-                f.under_construction = Some(a.client_name.as_str().into());
+                f.set_holder(Some(&a.client_name));
             }
             Op::Rename(r) => {
                 let src = Self::parse(&r.src)?;

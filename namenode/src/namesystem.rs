@@ -197,7 +197,7 @@ impl Namesystem {
         let now = Instant::now();
         loaded.namespace.walk(crate::inode::ROOT, |_, ino| {
             if let Some(f) = ino.file() {
-                if let Some(holder) = f.under_construction.as_deref() {
+                if let Some(holder) = f.holder() {
                     leases
                         .entry(holder.to_owned())
                         .or_insert(crate::lease::Lease { renewed: now, open_files: 0 })
@@ -530,7 +530,7 @@ impl Namesystem {
                 }
                 // One writer per file: another client's file is taken over only once its
                 // holder has been silent past the soft limit.
-                if let Some(holder) = ns.inode(i).file().and_then(|f| f.under_construction.as_deref()) {
+                if let Some(holder) = ns.inode(i).file().and_then(|f| f.holder()) {
                     if holder != client_name {
                         if !self.lease_soft_expired(holder) {
                             return Err(NnError::LeaseConflict(format!(
@@ -625,7 +625,7 @@ impl Namesystem {
                 self.check_safe_mode("complete file", path.as_str())?;
                 let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
                 let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
-                match f.under_construction.as_deref() {
+                match f.holder() {
                     None => return Ok((Vec::new(), None)),
                     Some(holder) if holder != client_name => {
                         return Err(NnError::LeaseConflict(format!(
@@ -960,7 +960,7 @@ impl Namesystem {
             let res = ns.resolve(&path);
             let i = res.last().ok_or_else(|| Self::not_found(&path))?;
             let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
-            if f.under_construction.as_deref() != Some(client_name) {
+            if f.holder() != Some(client_name) {
                 return Err(NnError::LeaseConflict(format!("No lease on {path}: File is not open for writing by {client_name}")));
             }
             let _ = caller;
@@ -1017,7 +1017,7 @@ impl Namesystem {
         self.mutate(|ns| {
             let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
             let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
-            if f.under_construction.as_deref() != Some(client_name) {
+            if f.holder() != Some(client_name) {
                 return Err(NnError::LeaseConflict(format!(
                     "No lease on {path}: File is not open for writing by {client_name}"
                 )));
