@@ -76,7 +76,7 @@ pub fn save(ns: &Namespace, txid: u64, cluster_id: &str, path: &Path) -> io::Res
                 return;
             }
             let mut rec = ImageInode {
-                name: ino.name.to_string(),
+                name: ino.name.as_str().to_owned(),
                 is_dir: ino.is_dir(),
                 permission: u32::from(ino.perm),
                 owner: ns.names.name(ino.owner).to_owned(),

@@ -177,7 +177,27 @@ impl Namespace {
     }
 
     pub fn lookup(&self, path: &FsPath) -> Option<InodeIdx> {
-        self.resolve(path).last()
+        match self.lookup_through(path, |_| Ok::<(), std::convert::Infallible>(())) {
+            Ok(found) => found,
+        }
+    }
+
+    /// The inode of `path`'s parent, looked up without building the parent's path (replay
+    /// and every mutation go through here). `None` for the root or a missing parent.
+    fn lookup_parent(&self, path: &FsPath) -> Option<InodeIdx> {
+        let mut comps = path.components().peekable();
+        let mut cur = ROOT;
+        comps.peek()?;
+        while let Some(comp) = comps.next() {
+            if comps.peek().is_none() {
+                return Some(cur);
+            }
+            if !self.inodes.get(cur).is_dir() {
+                return None;
+            }
+            cur = self.child(cur, comp).ok()?;
+        }
+        Some(cur)
     }
 
     /// The absolute path of an inode (for messages).
@@ -201,9 +221,12 @@ impl Namespace {
 
     /// The existing directory that will hold `path`.
     fn parent_dir(&self, path: &FsPath) -> NnResult<InodeIdx> {
-        let parent = path.parent().ok_or_else(|| NnError::InvalidArgument("the root has no parent".into()))?;
-        let p = self.lookup(&parent).ok_or_else(|| NnError::FileNotFound(parent.to_string()))?;
+        let parent = || path.parent().ok_or_else(|| NnError::InvalidArgument("the root has no parent".into()));
+        let Some(p) = self.lookup_parent(path) else {
+            return Err(NnError::FileNotFound(parent()?.to_string()));
+        };
         if !self.inodes.get(p).is_dir() {
+            let parent = parent()?;
             return Err(NnError::ParentNotDirectory(parent.to_string()));
         }
         Ok(p)
@@ -648,6 +671,22 @@ mod tests {
             ns.lookup_through(&path, |d| if d == ROOT { Ok(()) } else { Err(d) }),
             Err(ns.lookup(&FsPath::parse("/a").unwrap()).unwrap())
         );
+    }
+
+    /// `lookup_parent` finds what looking up the parent's path finds.
+    #[test]
+    fn lookup_parent_matches_the_parent_path() {
+        let mut ns = Namespace::new("su", "sg", 1);
+        for o in [mkdir("/a"), mkdir("/a/b"), add("/a/b/f", false), add("/g", false)] {
+            ns.apply(&o).unwrap();
+        }
+        for p in ["/", "/a", "/a/b", "/a/b/f", "/a/b/f/x", "/a/b/f/x/y", "/g", "/g/h", "/a/missing/z", "/zz", "/a/b/c"]
+        {
+            let path = FsPath::parse(p).unwrap();
+            let expected = path.parent().and_then(|parent| ns.lookup(&parent));
+            assert_eq!(ns.lookup_parent(&path), expected, "{p}");
+            assert_eq!(ns.lookup(&path), ns.resolve(&path).last(), "{p}");
+        }
     }
 
     #[test]

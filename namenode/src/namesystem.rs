@@ -336,7 +336,7 @@ impl Namesystem {
     pub(crate) fn status(ns: &Namespace, i: InodeIdx) -> FileStatus {
         let ino = ns.inode(i);
         let mut st = FileStatus {
-            name: ino.name.to_string(),
+            name: ino.name.as_str().to_owned(),
             modification_time_ms: ino.mtime_ms,
             access_time_ms: ino.atime_ms,
             permission: u32::from(ino.perm),
