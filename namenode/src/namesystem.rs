@@ -390,8 +390,8 @@ impl Namesystem {
         let start = if start_after.is_empty() {
             0
         } else {
-            match ns.child(i, start_after) {
-                Ok(_) => children.iter().position(|&c| *ns.inode(c).name == *start_after).map_or(0, |p| p + 1),
+            match ns.child_pos(i, start_after) {
+                Ok(pos) => pos + 1,
                 Err(pos) => pos,
             }
         };
