@@ -324,6 +324,33 @@ mod tests {
         assert_eq!(scan.torn_at, None);
     }
 
+    /// Records are decoded on another thread in batches: they are still applied in order,
+    /// and an apply failure stops at that record and names its offset, whatever the batch.
+    #[test]
+    fn apply_failure_stops_at_its_record() {
+        let d = tempfile::tempdir().unwrap();
+        let n = 3 * DECODE_BATCH as u64 + 5;
+        let (p, starts) = write_segment(d.path(), 1, n);
+        let (scan, seen) = count(&p, false).unwrap();
+        assert_eq!(seen, (1..=n).collect::<Vec<_>>());
+        assert_eq!(scan.last_txid, n);
+        for fail_at in [1, DECODE_BATCH as u64, DECODE_BATCH as u64 + 1, n] {
+            let mut seen = Vec::new();
+            let e = read_segment(&p, None, false, |t, op| {
+                assert_eq!(op, super::tests::op(t));
+                if t == fail_at {
+                    return Err("refused".into());
+                }
+                seen.push(t);
+                Ok(())
+            })
+            .unwrap_err();
+            assert_eq!(e.offset, starts[(fail_at - 1) as usize] as u64, "fail at {fail_at}");
+            assert!(e.reason.contains("refused"), "{e}");
+            assert_eq!(seen, (1..fail_at).collect::<Vec<_>>());
+        }
+    }
+
     #[test]
     fn torn_tail_is_cut_only_in_progress() {
         let d = tempfile::tempdir().unwrap();
