@@ -16,6 +16,7 @@
 use prost::Message;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use tusk_common::checksum::{crc32c, crc32c_append};
 use tusk_proto::storage::EditOp;
 
@@ -153,33 +154,99 @@ pub fn read_segment(
             return Err(err(12, format!("segment starts at txid {first}, its name says {want}")));
         }
     }
+    // Checking and decoding the records runs on a second thread, applying them on this one,
+    // in order. The decoder stops when the applier does (the channel closes).
+    let (tx, rx) = sync_channel::<Vec<(usize, u64, EditOp)>>(4);
+    let data = &data;
+    std::thread::scope(|s| {
+        let decoder = std::thread::Builder::new()
+            .name("edit-log-decode".into())
+            .spawn_scoped(s, move || decode_records(data, first, in_progress, tx))
+            .map_err(|e| err(0, format!("cannot start the edit decoding thread: {e}")))?;
+        let mut applied = Ok(());
+        for batch in rx {
+            for (pos, txid, op) in batch {
+                if let Err(reason) = apply(txid, op) {
+                    applied = Err(err(pos, format!("txid {txid} cannot be applied: {reason}")));
+                    break;
+                }
+            }
+            if applied.is_err() {
+                break;
+            }
+        }
+        // Dropping the receiver (end of the loop) lets a decoder blocked on a full channel
+        // finish.
+        let decoded = decoder.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        applied?;
+        decoded.map_err(|(offset, reason)| err(offset, reason))
+    })
+}
+
+/// Records decoded per hand-off to the applying thread.
+const DECODE_BATCH: usize = 512;
+
+/// Checks and decodes every record of a segment's `data` (header already checked), sending
+/// them in batches; the result is the segment's scan or the first bad record's offset and
+/// reason, as [`read_segment`] reports them.
+#[allow(clippy::type_complexity)]
+fn decode_records(
+    data: &[u8],
+    first: u64,
+    in_progress: bool,
+    tx: SyncSender<Vec<(usize, u64, EditOp)>>,
+) -> Result<SegmentScan, (usize, String)> {
     let mut pos = HEADER_BYTES;
     let mut next = first;
-    loop {
-        match parse_record(&data, pos) {
-            Ok(None) => break,
+    let mut batch = Vec::with_capacity(DECODE_BATCH);
+    let send = |batch: &mut Vec<(usize, u64, EditOp)>| -> bool {
+        let full = std::mem::replace(batch, Vec::with_capacity(DECODE_BATCH));
+        full.is_empty() || tx.send(full).is_ok()
+    };
+    let outcome = loop {
+        match parse_record(data, pos) {
+            Ok(None) => {
+                break Ok(SegmentScan {
+                    first_txid: first,
+                    last_txid: next - 1,
+                    valid_bytes: pos as u64,
+                    torn_at: None,
+                })
+            }
             Ok(Some((txid, op_bytes, end))) => {
                 if txid != next {
-                    return Err(err(pos, format!("expected txid {next}, found {txid}")));
+                    break Err((pos, format!("expected txid {next}, found {txid}")));
                 }
-                let op = EditOp::decode(op_bytes).map_err(|e| err(pos, format!("undecodable operation: {e}")))?;
-                apply(txid, op).map_err(|reason| err(pos, format!("txid {txid} cannot be applied: {reason}")))?;
+                let op = match EditOp::decode(op_bytes) {
+                    Ok(op) => op,
+                    Err(e) => break Err((pos, format!("undecodable operation: {e}"))),
+                };
+                batch.push((pos, txid, op));
+                if batch.len() == DECODE_BATCH && !send(&mut batch) {
+                    // The applier stopped: its error is the one reported.
+                    return Ok(SegmentScan {
+                        first_txid: first,
+                        last_txid: next,
+                        valid_bytes: end as u64,
+                        torn_at: None,
+                    });
+                }
                 next += 1;
                 pos = end;
             }
             Err(reason) => {
                 if !in_progress {
-                    return Err(err(pos, reason));
+                    break Err((pos, reason));
                 }
-                if let Some(later) = valid_record_after(&data, pos) {
-                    return Err(err(
+                if let Some(later) = valid_record_after(data, pos) {
+                    break Err((
                         pos,
                         format!(
                             "{reason}; a valid record follows at offset {later}, so this is not a torn final write"
                         ),
                     ));
                 }
-                return Ok(SegmentScan {
+                break Ok(SegmentScan {
                     first_txid: first,
                     last_txid: next - 1,
                     valid_bytes: pos as u64,
@@ -187,8 +254,10 @@ pub fn read_segment(
                 });
             }
         }
-    }
-    Ok(SegmentScan { first_txid: first, last_txid: next - 1, valid_bytes: pos as u64, torn_at: None })
+    };
+    // Every record before the end (or before the bad one) is applied before the outcome.
+    send(&mut batch);
+    outcome
 }
 
 /// `edits_inprogress_<first>` / `edits_<first>-<last>` / `fsimage_<txid>` names, padded to
@@ -253,6 +322,33 @@ mod tests {
         assert_eq!(seen, (7..107).collect::<Vec<_>>());
         assert_eq!(scan.last_txid, 106);
         assert_eq!(scan.torn_at, None);
+    }
+
+    /// Records are decoded on another thread in batches: they are still applied in order,
+    /// and an apply failure stops at that record and names its offset, whatever the batch.
+    #[test]
+    fn apply_failure_stops_at_its_record() {
+        let d = tempfile::tempdir().unwrap();
+        let n = 3 * DECODE_BATCH as u64 + 5;
+        let (p, starts) = write_segment(d.path(), 1, n);
+        let (scan, seen) = count(&p, false).unwrap();
+        assert_eq!(seen, (1..=n).collect::<Vec<_>>());
+        assert_eq!(scan.last_txid, n);
+        for fail_at in [1, DECODE_BATCH as u64, DECODE_BATCH as u64 + 1, n] {
+            let mut seen = Vec::new();
+            let e = read_segment(&p, None, false, |t, op| {
+                assert_eq!(op, super::tests::op(t));
+                if t == fail_at {
+                    return Err("refused".into());
+                }
+                seen.push(t);
+                Ok(())
+            })
+            .unwrap_err();
+            assert_eq!(e.offset, starts[(fail_at - 1) as usize] as u64, "fail at {fail_at}");
+            assert!(e.reason.contains("refused"), "{e}");
+            assert_eq!(seen, (1..fail_at).collect::<Vec<_>>());
+        }
     }
 
     #[test]

@@ -10,11 +10,12 @@
 //! identical (the checkpointer's merge can be compared with the namenode's own save). The
 //! file is streamed on both sides: memory does not grow with the image beyond the namespace.
 
-use crate::inode::{Block, FileMeta, Inode, InodeIdx, InodeTable, Interner, Kind, ROOT};
+use crate::inode::{Block, Blocks, Children, FileMeta, Inode, InodeIdx, InodeTable, Interner, Kind, Name, ROOT};
 use crate::namespace::{Counts, Namespace};
 use prost::Message;
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use tusk_common::checksum::{CrcReader, CrcWriter};
 use tusk_common::durable::write_atomic;
 use tusk_proto::storage::{Block as PbBlock, ImageInode, ImageSummary};
@@ -76,7 +77,7 @@ pub fn save(ns: &Namespace, txid: u64, cluster_id: &str, path: &Path) -> io::Res
                 return;
             }
             let mut rec = ImageInode {
-                name: ino.name.to_string(),
+                name: ino.name.as_str().to_owned(),
                 is_dir: ino.is_dir(),
                 permission: u32::from(ino.perm),
                 owner: ns.names.name(ino.owner).to_owned(),
@@ -92,7 +93,7 @@ pub fn save(ns: &Namespace, txid: u64, cluster_id: &str, path: &Path) -> io::Res
                     rec.replication = u32::from(f.replication);
                     rec.block_size = f.block_size;
                     rec.blocks = to_pb_blocks(&f.blocks);
-                    rec.client_name = f.under_construction.as_deref().unwrap_or("").to_owned();
+                    rec.client_name = f.holder().unwrap_or("").to_owned();
                 }
             }
             written += 1;
@@ -129,6 +130,19 @@ fn read_delimited<M: Message + Default, R: Read>(r: &mut R, buf: &mut Vec<u8>) -
     buf.resize(len, 0);
     r.read_exact(buf)?;
     M::decode(&buf[..]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// As [`read_delimited`], into `msg` (cleared first), reusing its strings' and vectors'
+/// buffers: loading an image then allocates nothing per record.
+fn read_delimited_into<M: Message, R: Read>(r: &mut R, buf: &mut Vec<u8>, msg: &mut M) -> io::Result<()> {
+    let len = read_varint(r)? as usize;
+    if len > MAX_MESSAGE_BYTES {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("record of {len} bytes is too large")));
+    }
+    buf.resize(len, 0);
+    r.read_exact(buf)?;
+    msg.clear();
+    msg.merge(&buf[..]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// An image opened for reading: header checked, positioned at the payload, which is read
@@ -195,95 +209,229 @@ impl Opened {
     }
 }
 
-/// Loads an image, verifying its checksum before returning anything.
-pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
-    let mut img = Opened::open(path)?;
-    let mut buf = Vec::new();
-    let summary: ImageSummary =
-        read_delimited(&mut img.payload, &mut buf).map_err(|e| img.fail(12, format!("summary: {e}")))?;
-    let mut inodes = InodeTable::default();
-    let mut names = Interner::default();
-    let mut counts = Counts::default();
-    // (directory slot, children still to read)
-    let mut stack: Vec<(InodeIdx, u64)> = Vec::new();
-    for n in 0..summary.inode_count {
-        let offset = img.at();
-        let rec: ImageInode =
-            read_delimited(&mut img.payload, &mut buf).map_err(|e| img.fail(offset, format!("inode {n}: {e}")))?;
-        let parent = match stack.last_mut() {
+/// Records decoded per hand-off from the reading thread to the building one.
+const BATCH_RECORDS: usize = 1024;
+
+/// Decoded records on their way to the builder, each with its offset in the file (for
+/// messages). Batches go back to the reader once built, so their strings are reused.
+#[derive(Default)]
+struct Batch {
+    recs: Vec<ImageInode>,
+    offsets: Vec<u64>,
+    len: usize,
+}
+
+/// Builds the namespace from records in image order (depth-first pre-order, children in
+/// name order), checking the tree's shape as it goes.
+struct Builder {
+    shown: String,
+    inode_count: u64,
+    inodes: InodeTable,
+    names: Interner,
+    counts: Counts,
+    /// (directory slot, children still to read)
+    stack: Vec<(InodeIdx, u64)>,
+    /// Owner and group of the previous record with their interned ids: most records repeat
+    /// them, and a string comparison is cheaper than a hash lookup.
+    last_owner: (String, u32),
+    last_group: (String, u32),
+    added: u64,
+}
+
+fn intern_cached(names: &mut Interner, last: &mut (String, u32), name: &str) -> u32 {
+    if last.1 == u32::MAX || last.0 != name {
+        last.1 = names.intern(name);
+        last.0.clear();
+        last.0.push_str(name);
+    }
+    last.1
+}
+
+impl Builder {
+    fn new(shown: String, inode_count: u64, capacity: usize) -> Builder {
+        Builder {
+            shown,
+            inode_count,
+            inodes: InodeTable::with_capacity(capacity),
+            names: Interner::default(),
+            counts: Counts::default(),
+            stack: Vec::new(),
+            last_owner: (String::new(), u32::MAX),
+            last_group: (String::new(), u32::MAX),
+            added: 0,
+        }
+    }
+
+    fn fail(&self, offset: u64, reason: String) -> ImageError {
+        ImageError { file: self.shown.clone(), offset, reason }
+    }
+
+    fn add(&mut self, offset: u64, rec: &ImageInode) -> Result<(), ImageError> {
+        let n = self.added;
+        if n >= self.inode_count {
+            return Err(self.fail(offset, "more inodes than the summary counts".into()));
+        }
+        let parent = match self.stack.last_mut() {
             Some((p, left)) => {
                 *left -= 1;
                 *p
             }
             None if n == 0 => ROOT,
-            None => return Err(img.fail(offset, "inode outside the tree".into())),
+            None => return Err(self.fail(offset, "inode outside the tree".into())),
         };
         let kind = if rec.is_dir {
-            counts.dirs += 1;
-            Kind::Dir(Vec::with_capacity(rec.children_num.min(1 << 20) as usize))
+            self.counts.dirs += 1;
+            Kind::Dir(Children::with_capacity(rec.children_num.min(1 << 20) as usize))
         } else {
-            counts.files += 1;
-            counts.blocks += rec.blocks.len() as u64;
+            self.counts.files += 1;
+            self.counts.blocks += rec.blocks.len() as u64;
             let replication =
-                u16::try_from(rec.replication).map_err(|_| img.fail(offset, "replication out of range".into()))?;
-            Kind::File(Box::new(FileMeta {
+                u16::try_from(rec.replication).map_err(|_| self.fail(offset, "replication out of range".into()))?;
+            let blocks = match &rec.blocks[..] {
+                [b] => Blocks::One(Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes }),
+                many => Blocks::Many(
+                    many.iter()
+                        .map(|b| Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes })
+                        .collect(),
+                ),
+            };
+            Kind::File(FileMeta {
                 replication,
                 block_size: rec.block_size,
-                blocks: rec
-                    .blocks
-                    .iter()
-                    .map(|b| Block { id: b.block_id, genstamp: b.generation_stamp, len: b.num_bytes })
-                    .collect(),
-                under_construction: (!rec.client_name.is_empty()).then(|| rec.client_name.as_str().into()),
-            }))
+                blocks,
+                under_construction: (!rec.client_name.is_empty()).then(|| Box::new(rec.client_name.as_str().into())),
+            })
         };
         if n > 0 {
             if let Err(why) = tusk_common::path::validate_component(&rec.name) {
-                return Err(img.fail(offset, format!("bad name {:?}: {why}", rec.name)));
+                return Err(self.fail(offset, format!("bad name {:?}: {why}", rec.name)));
             }
         }
-        let idx = inodes.insert(Inode {
+        let owner = intern_cached(&mut self.names, &mut self.last_owner, &rec.owner);
+        let group = intern_cached(&mut self.names, &mut self.last_group, &rec.group);
+        let name = Name::from(rec.name.as_str());
+        if n > 0 {
+            let name_ok = match self.inodes.get(parent).children().last() {
+                Some(&prev) => self.inodes.get(prev).name < name,
+                None => true,
+            };
+            if !name_ok {
+                return Err(self.fail(offset, "children out of order".into()));
+            }
+        }
+        let idx = self.inodes.insert(Inode {
             id: rec.inode_id,
-            name: rec.name.into(),
+            name,
             parent,
             perm: (rec.permission & 0o7777) as u16,
-            owner: names.intern(&rec.owner),
-            group: names.intern(&rec.group),
+            owner,
+            group,
             mtime_ms: rec.modification_time_ms,
             atime_ms: rec.access_time_ms,
             kind,
         });
         if n == 0 {
             if idx != ROOT || !rec.is_dir {
-                return Err(img.fail(offset, "the first inode is not the root directory".into()));
+                return Err(self.fail(offset, "the first inode is not the root directory".into()));
             }
-        } else {
-            let name_ok = match inodes.get(parent).children().last() {
-                Some(&prev) => inodes.get(prev).name < inodes.get(idx).name,
-                None => true,
-            };
-            if !name_ok {
-                return Err(img.fail(offset, "children out of order".into()));
-            }
-            if let Kind::Dir(c) = &mut inodes.get_mut(parent).kind {
-                c.push(idx);
-            }
+        } else if let Kind::Dir(c) = &mut self.inodes.get_mut(parent).kind {
+            c.push(rec.name.as_bytes(), idx);
         }
-        while matches!(stack.last(), Some((_, 0))) {
-            stack.pop();
+        while matches!(self.stack.last(), Some((_, 0))) {
+            self.stack.pop();
         }
         if rec.is_dir && rec.children_num > 0 {
-            stack.push((idx, rec.children_num));
+            self.stack.push((idx, rec.children_num));
+        }
+        self.added += 1;
+        Ok(())
+    }
+
+    /// Builds every batch received, handing each back once built. Stops at the first error.
+    fn run(&mut self, full: Receiver<Batch>, empty: Sender<Batch>) -> Result<(), ImageError> {
+        for batch in full {
+            for k in 0..batch.len {
+                self.add(batch.offsets[k], &batch.recs[k])?;
+            }
+            // The reader may have finished: then the batch is simply dropped.
+            let _ = empty.send(batch);
+        }
+        Ok(())
+    }
+}
+
+/// Reads and decodes `count` records into batches for the builder. Returns early (`Ok`) if
+/// the builder has stopped (its error is the one reported).
+fn read_records(
+    img: &mut Opened,
+    count: u64,
+    full: SyncSender<Batch>,
+    empty: Receiver<Batch>,
+) -> Result<(), ImageError> {
+    let mut buf = Vec::new();
+    let mut n = 0u64;
+    while n < count {
+        let mut batch = empty.try_recv().unwrap_or_default();
+        batch.len = 0;
+        while batch.len < BATCH_RECORDS && n < count {
+            if batch.recs.len() == batch.len {
+                batch.recs.push(ImageInode::default());
+                batch.offsets.push(0);
+            }
+            let offset = img.at();
+            read_delimited_into(&mut img.payload, &mut buf, &mut batch.recs[batch.len])
+                .map_err(|e| img.fail(offset, format!("inode {n}: {e}")))?;
+            batch.offsets[batch.len] = offset;
+            batch.len += 1;
+            n += 1;
+        }
+        if full.send(batch).is_err() {
+            return Ok(());
         }
     }
-    if !stack.is_empty() {
+    Ok(())
+}
+
+/// Loads an image, verifying its checksum before returning anything. Two threads: this one
+/// reads, checksums and decodes the records, another builds the namespace from them.
+pub fn load(path: &Path) -> Result<(Namespace, ImageSummary), ImageError> {
+    let mut img = Opened::open(path)?;
+    let mut buf = Vec::new();
+    let summary: ImageSummary =
+        read_delimited(&mut img.payload, &mut buf).map_err(|e| img.fail(12, format!("summary: {e}")))?;
+    // Records are at least two bytes (a length and a field), so a damaged count cannot make
+    // this reserve more than the file could hold.
+    let capacity = usize::try_from(summary.inode_count.min(img.payload_len / 2)).unwrap_or(0);
+    let mut builder = Builder::new(img.shown.clone(), summary.inode_count, capacity);
+    let (full_tx, full_rx) = sync_channel::<Batch>(4);
+    let (empty_tx, empty_rx) = channel::<Batch>();
+    let (built, read) = std::thread::scope(|s| {
+        let b = &mut builder;
+        let handle = std::thread::Builder::new()
+            .name("fsimage-build".into())
+            .spawn_scoped(s, move || b.run(full_rx, empty_tx))
+            .map_err(|e| img.fail(0, format!("cannot start the image builder thread: {e}")))?;
+        let read = read_records(&mut img, summary.inode_count, full_tx, empty_rx);
+        let built = handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        Ok::<_, ImageError>((built, read))
+    })?;
+    // The earlier failure in the file is the one to report.
+    match (built, read) {
+        (Err(b), Err(r)) => return Err(if r.offset < b.offset { r } else { b }),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => return Err(e),
+        (Ok(()), Ok(())) => {}
+    }
+    if builder.added != summary.inode_count {
+        return Err(img.fail(img.at(), "fewer inodes than the summary counts".into()));
+    }
+    if !builder.stack.is_empty() {
         return Err(img.fail(img.at(), "image ends inside a directory".into()));
     }
     img.check_trailer()?;
     let ns = Namespace {
-        inodes,
-        names,
-        counts,
+        inodes: builder.inodes,
+        names: builder.names,
+        counts: builder.counts,
         last_inode_id: summary.last_inode_id,
         last_block_id: summary.last_block_id,
         generation_stamp: summary.generation_stamp,
@@ -358,7 +506,7 @@ mod tests {
         assert_eq!(std::fs::read(&p1).unwrap(), std::fs::read(&p2).unwrap());
         let f2 = back.lookup(&FsPath::parse("/a/b/f2").unwrap()).unwrap();
         assert_eq!(back.owner_name(f2), "bo");
-        assert_eq!(back.inode(f2).file().unwrap().under_construction.as_deref(), Some("c1"));
+        assert_eq!(back.inode(f2).file().unwrap().holder(), Some("c1"));
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl Namesystem {
                 let i = res.last().ok_or_else(|| NnError::FileNotFound(path.to_string()))?;
                 let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
                 caller.check(ns, &res, Need { target: Some(Access::WRITE), ..Default::default() })?;
-                if let Some(holder) = f.under_construction.as_deref() {
+                if let Some(holder) = f.holder() {
                     if holder == client_name {
                         return Err(NnError::LeaseConflict(format!(
                             "Failed to APPEND_FILE {path} for {client_name} because {client_name} is already the current lease holder."
@@ -160,13 +160,13 @@ impl Namesystem {
     ) -> NnResult<(Block, Vec<Block>)> {
         let i = ns.lookup(path).ok_or_else(|| Self::not_found(path))?;
         let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
-        if f.under_construction.as_deref() != Some(client_name) {
+        if f.holder() != Some(client_name) {
             return Err(NnError::LeaseConflict(format!(
                 "No lease on {path}: File is not open for writing by {client_name}"
             )));
         }
         match f.blocks.last() {
-            Some(b) if b.id == block_id => Ok((*b, f.blocks.clone())),
+            Some(b) if b.id == block_id => Ok((*b, f.blocks.to_vec())),
             other => Err(NnError::InvalidArgument(format!(
                 "{path}: block {block_id} is not the last block ({:?}) of the file",
                 other.map(|b| b.id)
@@ -283,7 +283,7 @@ impl Namesystem {
         let mut ns = self.ns.write();
         let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
         let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
-        if f.under_construction.as_deref() != Some(client_name) {
+        if f.holder() != Some(client_name) {
             return Err(NnError::LeaseConflict(format!(
                 "No lease on {path}: File is not open for writing by {client_name}"
             )));
@@ -324,11 +324,11 @@ impl Namesystem {
             .mutate(|ns| {
                 let i = ns.lookup(&fpath).ok_or_else(|| Self::not_found(&fpath))?;
                 let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(fpath.to_string()))?;
-                let Some(holder) = f.under_construction.as_deref().map(str::to_owned) else {
+                let Some(holder) = f.holder().map(str::to_owned) else {
                     return Ok((Vec::new(), Plan::InProgress));
                 };
                 let blocks = self.blocks.lock();
-                let mut list = f.blocks.clone();
+                let mut list = f.blocks.to_vec();
                 let last_uc = list.last().filter(|b| blocks.is_complete(b.id) == Some(false)).copied();
                 let close = |list: &[Block]| {
                     op(Op::Close(OpClose {
@@ -428,7 +428,7 @@ impl Namesystem {
             if f.under_construction.is_none() {
                 return Err(NnError::InvalidArgument(format!("{fpath} is already closed")));
             }
-            let mut list = f.blocks.clone();
+            let mut list = f.blocks.to_vec();
             match list.last_mut() {
                 Some(b) if b.id == block.block_id => {
                     b.genstamp = recovery_id;
@@ -477,7 +477,7 @@ impl Namesystem {
         if !expired.is_empty() {
             let ns = self.ns.read();
             ns.walk(crate::inode::ROOT, |i, ino| {
-                if let Some(holder) = ino.file().and_then(|f| f.under_construction.as_deref()) {
+                if let Some(holder) = ino.file().and_then(|f| f.holder()) {
                     if expired.iter().any(|h| h.as_str() == holder) {
                         paths.push(ns.path_of(i));
                     }
@@ -511,9 +511,10 @@ impl Namesystem {
                     tracing::warn!(path = %p, "lease recovery: {e}; retrying in {} s", RECOVERY_RETRY.as_secs());
                     let holder = {
                         let ns = self.ns.read();
-                        Self::parse(&p).ok().and_then(|fp| ns.lookup(&fp)).and_then(|i| {
-                            ns.inode(i).file().and_then(|f| f.under_construction.as_deref().map(str::to_owned))
-                        })
+                        Self::parse(&p)
+                            .ok()
+                            .and_then(|fp| ns.lookup(&fp))
+                            .and_then(|i| ns.inode(i).file().and_then(|f| f.holder().map(str::to_owned)))
                     };
                     if let Some(holder) = holder {
                         let renewed = Instant::now()

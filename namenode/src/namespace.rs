@@ -6,7 +6,7 @@
 //! applies the same op and must reach the same state, so nothing here reads a clock.
 
 use crate::error::{NnError, NnResult};
-use crate::inode::{Block, FileMeta, Inode, InodeIdx, InodeTable, Interner, Kind, ROOT};
+use crate::inode::{name_key, Block, Blocks, Children, FileMeta, Inode, InodeIdx, InodeTable, Interner, Kind, ROOT};
 use tusk_common::path::FsPath;
 use tusk_proto::storage::{edit_op::Op, EditOp};
 
@@ -94,7 +94,7 @@ impl Namespace {
             group,
             mtime_ms: time_ms,
             atime_ms: 0,
-            kind: Kind::Dir(Vec::new()),
+            kind: Kind::Dir(Children::default()),
         });
         debug_assert_eq!(root, ROOT);
         Namespace {
@@ -123,8 +123,16 @@ impl Namespace {
 
     /// Finds `name` among `dir`'s children.
     pub fn child(&self, dir: InodeIdx, name: &str) -> Result<InodeIdx, usize> {
-        let children = self.inodes.get(dir).children();
-        children.binary_search_by(|&c| (*self.inodes.get(c).name).cmp(name)).map(|pos| children[pos])
+        let pos = self.child_pos(dir, name)?;
+        Ok(self.inodes.get(dir).children()[pos])
+    }
+
+    /// The position of `name` among `dir`'s children, or where it would go (0 in a file).
+    pub fn child_pos(&self, dir: InodeIdx, name: &str) -> Result<usize, usize> {
+        match &self.inodes.get(dir).kind {
+            Kind::Dir(children) => children.find(name.as_bytes(), |c| self.inodes.get(c).name.as_bytes()),
+            Kind::File(_) => Err(0),
+        }
     }
 
     pub fn resolve(&self, path: &FsPath) -> Resolved {
@@ -169,7 +177,27 @@ impl Namespace {
     }
 
     pub fn lookup(&self, path: &FsPath) -> Option<InodeIdx> {
-        self.resolve(path).last()
+        match self.lookup_through(path, |_| Ok::<(), std::convert::Infallible>(())) {
+            Ok(found) => found,
+        }
+    }
+
+    /// The inode of `path`'s parent, looked up without building the parent's path (replay
+    /// and every mutation go through here). `None` for the root or a missing parent.
+    fn lookup_parent(&self, path: &FsPath) -> Option<InodeIdx> {
+        let mut comps = path.components().peekable();
+        let mut cur = ROOT;
+        comps.peek()?;
+        while let Some(comp) = comps.next() {
+            if comps.peek().is_none() {
+                return Some(cur);
+            }
+            if !self.inodes.get(cur).is_dir() {
+                return None;
+            }
+            cur = self.child(cur, comp).ok()?;
+        }
+        Some(cur)
     }
 
     /// The absolute path of an inode (for messages).
@@ -193,9 +221,12 @@ impl Namespace {
 
     /// The existing directory that will hold `path`.
     fn parent_dir(&self, path: &FsPath) -> NnResult<InodeIdx> {
-        let parent = path.parent().ok_or_else(|| NnError::InvalidArgument("the root has no parent".into()))?;
-        let p = self.lookup(&parent).ok_or_else(|| NnError::FileNotFound(parent.to_string()))?;
+        let parent = || path.parent().ok_or_else(|| NnError::InvalidArgument("the root has no parent".into()));
+        let Some(p) = self.lookup_parent(path) else {
+            return Err(NnError::FileNotFound(parent()?.to_string()));
+        };
         if !self.inodes.get(p).is_dir() {
+            let parent = parent()?;
             return Err(NnError::ParentNotDirectory(parent.to_string()));
         }
         Ok(p)
@@ -203,13 +234,13 @@ impl Namespace {
 
     fn link(&mut self, parent: InodeIdx, child: InodeIdx) -> NnResult<()> {
         let name = self.inodes.get(child).name.clone();
-        let pos = match self.child(parent, &name) {
+        let pos = match self.child_pos(parent, &name) {
             Ok(_) => return Err(NnError::AlreadyExists(self.path_of(child))),
             Err(pos) => pos,
         };
         self.inodes.get_mut(child).parent = parent;
         match &mut self.inodes.get_mut(parent).kind {
-            Kind::Dir(children) => children.insert(pos, child),
+            Kind::Dir(children) => children.insert(pos, name.as_bytes(), child),
             Kind::File(_) => return Err(NnError::ParentNotDirectory(self.path_of(parent))),
         }
         Ok(())
@@ -218,10 +249,14 @@ impl Namespace {
     fn unlink(&mut self, child: InodeIdx) {
         let parent = self.inodes.get(child).parent;
         let name = self.inodes.get(child).name.clone();
-        if let Ok(found) = self.child(parent, &name) {
-            debug_assert_eq!(found, child);
+        if let Ok(pos) = self.child_pos(parent, &name) {
             if let Kind::Dir(children) = &mut self.inodes.get_mut(parent).kind {
-                children.retain(|&c| c != child);
+                debug_assert_eq!(children[pos], child);
+                if children[pos] == child {
+                    children.remove(pos);
+                } else if let Some(p) = children.iter().position(|&c| c == child) {
+                    children.remove(p);
+                }
             }
         }
     }
@@ -255,7 +290,7 @@ impl Namespace {
                 match ino.kind {
                     Kind::Dir(children) => {
                         gone.dirs += 1;
-                        stack.extend(children);
+                        stack.extend_from_slice(&children);
                     }
                     Kind::File(f) => {
                         gone.files += 1;
@@ -284,8 +319,14 @@ impl Namespace {
                 if self.child(parent, path.name()).is_ok() {
                     return Err(NnError::AlreadyExists(path.to_string()));
                 }
-                let ino =
-                    self.new_inode(path.name(), m.permission, &m.owner, &m.group, m.time_ms, Kind::Dir(Vec::new()));
+                let ino = self.new_inode(
+                    path.name(),
+                    m.permission,
+                    &m.owner,
+                    &m.group,
+                    m.time_ms,
+                    Kind::Dir(Children::default()),
+                );
                 let idx = self.inodes.insert(ino);
                 self.link(parent, idx)?;
                 self.counts.dirs += 1;
@@ -308,17 +349,10 @@ impl Namespace {
                 let meta = FileMeta {
                     replication,
                     block_size: a.block_size,
-                    blocks: Vec::new(),
-                    under_construction: Some(a.client_name.as_str().into()),
+                    blocks: Blocks::default(),
+                    under_construction: Some(Box::new(a.client_name.as_str().into())),
                 };
-                let ino = self.new_inode(
-                    path.name(),
-                    a.permission,
-                    &a.owner,
-                    &a.group,
-                    a.time_ms,
-                    Kind::File(Box::new(meta)),
-                );
+                let ino = self.new_inode(path.name(), a.permission, &a.owner, &a.group, a.time_ms, Kind::File(meta));
                 let idx = self.inodes.insert(ino);
                 self.link(parent, idx)?;
                 self.counts.files += 1;
@@ -340,13 +374,13 @@ impl Namespace {
                     return Err(NnError::InvalidArgument(format!("{path} is not under construction")));
                 }
                 let before = f.blocks.len() as u64;
-                f.under_construction = None;
+                f.set_holder(None);
                 let after = blocks.len() as u64;
                 for b in &blocks {
                     self.last_block_id = self.last_block_id.max(b.id);
                     self.generation_stamp = self.generation_stamp.max(b.genstamp);
                 }
-                f.blocks = blocks;
+                f.blocks = blocks.into();
                 ino.mtime_ms = c.time_ms;
                 ino.atime_ms = c.time_ms;
                 self.counts.blocks = self.counts.blocks - before + after;
@@ -371,7 +405,7 @@ impl Namespace {
                     self.last_block_id = self.last_block_id.max(b.id);
                     self.generation_stamp = self.generation_stamp.max(b.genstamp);
                 }
-                f.blocks = blocks;
+                f.blocks = blocks.into();
                 self.counts.blocks = self.counts.blocks - before + after;
             }
             Op::SetGenstamp(g) => {
@@ -386,7 +420,7 @@ impl Namespace {
                 if f.under_construction.is_some() {
                     return Err(NnError::InvalidArgument(format!("{path} is already under construction")));
                 }
-                f.under_construction = Some(a.client_name.as_str().into());
+                f.set_holder(Some(&a.client_name));
             }
             Op::Rename(r) => {
                 let src = Self::parse(&r.src)?;
@@ -547,9 +581,12 @@ impl Namespace {
                             err.get_or_insert(format!("children of {} not sorted", self.path_of(i)));
                         }
                     }
-                    for &c in children {
+                    for (pos, &c) in children.iter().enumerate() {
                         if self.inodes.get(c).parent != i {
                             err.get_or_insert(format!("{} has a wrong parent link", self.path_of(c)));
+                        }
+                        if children.key(pos) != name_key(self.inodes.get(c).name.as_bytes()) {
+                            err.get_or_insert(format!("{} has a stale name key", self.path_of(c)));
                         }
                     }
                 }
@@ -634,6 +671,22 @@ mod tests {
             ns.lookup_through(&path, |d| if d == ROOT { Ok(()) } else { Err(d) }),
             Err(ns.lookup(&FsPath::parse("/a").unwrap()).unwrap())
         );
+    }
+
+    /// `lookup_parent` finds what looking up the parent's path finds.
+    #[test]
+    fn lookup_parent_matches_the_parent_path() {
+        let mut ns = Namespace::new("su", "sg", 1);
+        for o in [mkdir("/a"), mkdir("/a/b"), add("/a/b/f", false), add("/g", false)] {
+            ns.apply(&o).unwrap();
+        }
+        for p in ["/", "/a", "/a/b", "/a/b/f", "/a/b/f/x", "/a/b/f/x/y", "/g", "/g/h", "/a/missing/z", "/zz", "/a/b/c"]
+        {
+            let path = FsPath::parse(p).unwrap();
+            let expected = path.parent().and_then(|parent| ns.lookup(&parent));
+            assert_eq!(ns.lookup_parent(&path), expected, "{p}");
+            assert_eq!(ns.lookup(&path), ns.resolve(&path).last(), "{p}");
+        }
     }
 
     #[test]

@@ -198,7 +198,7 @@ impl Namesystem {
         let now = Instant::now();
         loaded.namespace.walk(crate::inode::ROOT, |_, ino| {
             if let Some(f) = ino.file() {
-                if let Some(holder) = f.under_construction.as_deref() {
+                if let Some(holder) = f.holder() {
                     leases
                         .entry(holder.to_owned())
                         .or_insert(crate::lease::Lease { renewed: now, open_files: 0 })
@@ -341,7 +341,7 @@ impl Namesystem {
     pub(crate) fn status(ns: &Namespace, i: InodeIdx) -> FileStatus {
         let ino = ns.inode(i);
         let mut st = FileStatus {
-            name: ino.name.to_string(),
+            name: ino.name.as_str().to_owned(),
             modification_time_ms: ino.mtime_ms,
             access_time_ms: ino.atime_ms,
             permission: u32::from(ino.perm),
@@ -395,8 +395,8 @@ impl Namesystem {
         let start = if start_after.is_empty() {
             0
         } else {
-            match ns.child(i, start_after) {
-                Ok(_) => children.iter().position(|&c| *ns.inode(c).name == *start_after).map_or(0, |p| p + 1),
+            match ns.child_pos(i, start_after) {
+                Ok(pos) => pos + 1,
                 Err(pos) => pos,
             }
         };
@@ -535,7 +535,7 @@ impl Namesystem {
                 }
                 // One writer per file: another client's file is taken over only once its
                 // holder has been silent past the soft limit.
-                if let Some(holder) = ns.inode(i).file().and_then(|f| f.under_construction.as_deref()) {
+                if let Some(holder) = ns.inode(i).file().and_then(|f| f.holder()) {
                     if holder != client_name {
                         if !self.lease_soft_expired(holder) {
                             return Err(NnError::LeaseConflict(format!(
@@ -630,7 +630,7 @@ impl Namesystem {
                 self.check_safe_mode("complete file", path.as_str())?;
                 let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
                 let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
-                match f.under_construction.as_deref() {
+                match f.holder() {
                     None => return Ok((Vec::new(), None)),
                     Some(holder) if holder != client_name => {
                         return Err(NnError::LeaseConflict(format!(
@@ -639,7 +639,7 @@ impl Namesystem {
                     }
                     Some(_) => {}
                 }
-                let mut list = f.blocks.clone();
+                let mut list = f.blocks.to_vec();
                 match (last, list.last_mut()) {
                     (Some(l), Some(b)) if l.block_id == b.id => b.len = l.num_bytes,
                     (None, None) => {}
@@ -979,11 +979,11 @@ impl Namesystem {
             let res = ns.resolve(&path);
             let i = res.last().ok_or_else(|| Self::not_found(&path))?;
             let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
-            if f.under_construction.as_deref() != Some(client_name) {
+            if f.holder() != Some(client_name) {
                 return Err(NnError::LeaseConflict(format!("No lease on {path}: File is not open for writing by {client_name}")));
             }
             let _ = caller;
-            let mut list = f.blocks.clone();
+            let mut list = f.blocks.to_vec();
             match (previous, list.last_mut()) {
                 (Some(p), Some(b)) if p.block_id == b.id => b.len = p.num_bytes,
                 (None, None) => {}
@@ -1036,12 +1036,12 @@ impl Namesystem {
         self.mutate(|ns| {
             let i = ns.lookup(&path).ok_or_else(|| Self::not_found(&path))?;
             let f = ns.inode(i).file().ok_or_else(|| NnError::IsDirectory(path.to_string()))?;
-            if f.under_construction.as_deref() != Some(client_name) {
+            if f.holder() != Some(client_name) {
                 return Err(NnError::LeaseConflict(format!(
                     "No lease on {path}: File is not open for writing by {client_name}"
                 )));
             }
-            let mut list = f.blocks.clone();
+            let mut list = f.blocks.to_vec();
             if list.last().map(|b| b.id) != Some(block.block_id) {
                 return Ok((Vec::new(), ()));
             }

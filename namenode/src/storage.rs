@@ -326,6 +326,23 @@ impl NameStorage {
                 if copies.len() < self.dirs.len() {
                     needs_save = true;
                 }
+                if let [&&(_, _, di)] = copies[..] {
+                    // One copy: nothing to choose between, so it is checked while it is
+                    // applied (a failure stops the start either way) instead of read twice.
+                    let p = self.dirs[di].current.join(finished_name(first, last));
+                    let scan = edit_log::read_segment(&p, Some(first), false, &mut apply)
+                        .map_err(|e| StorageError(format!("cannot start: {e}")))?;
+                    if scan.last_txid != last {
+                        return Err(StorageError(format!(
+                            "cannot start: {} ends at txid {}, its name says {last}",
+                            p.display(),
+                            scan.last_txid
+                        )));
+                    }
+                    replayed += last + 1 - first;
+                    next = last + 1;
+                    continue;
+                }
                 let mut err = None;
                 let mut good = None;
                 for (_, _, di) in copies {
@@ -358,7 +375,9 @@ impl NameStorage {
             }
             let mut best: Option<(edit_log::SegmentScan, PathBuf)> = None;
             let mut err = None;
-            for (first, di) in cands {
+            // With one copy it is checked while it is applied, below, instead of read twice.
+            let single = cands.len() == 1;
+            for (first, di) in cands.iter().filter(|_| !single) {
                 let p = self.dirs[*di].current.join(edit_log::inprogress_name(*first));
                 match edit_log::read_segment(&p, Some(*first), true, |_, _| Ok(())) {
                     Ok(scan) => {
@@ -372,14 +391,28 @@ impl NameStorage {
                     }
                 }
             }
-            let Some((scan, p)) = best else {
-                return Err(StorageError(format!("cannot start: {}", err.unwrap_or_default())));
+            let (scan, p) = match (best, single) {
+                (Some(best), _) => {
+                    edit_log::read_segment(&best.1, Some(best.0.first_txid), true, &mut apply)
+                        .map_err(|e| StorageError(format!("cannot start: {e}")))?;
+                    best
+                }
+                (None, true) => {
+                    let (first, di) = *cands[0];
+                    let p = self.dirs[di].current.join(edit_log::inprogress_name(first));
+                    match edit_log::read_segment(&p, Some(first), true, &mut apply) {
+                        Ok(scan) => (scan, p),
+                        Err(e) => {
+                            tracing::error!(error = %e, "edit log copy unusable");
+                            return Err(StorageError(format!("cannot start: {e}")));
+                        }
+                    }
+                }
+                (None, false) => return Err(StorageError(format!("cannot start: {}", err.unwrap_or_default()))),
             };
             if let Some(at) = scan.torn_at {
                 tracing::warn!(file = %p.display(), offset = at, "torn final record in the in-progress edit log cut off");
             }
-            edit_log::read_segment(&p, Some(scan.first_txid), true, &mut apply)
-                .map_err(|e| StorageError(format!("cannot start: {e}")))?;
             if scan.last_txid >= scan.first_txid {
                 let bytes = fs::read(&p).map_err(|e| io_err("cannot read", &p, e))?;
                 let valid = usize::try_from(scan.valid_bytes).unwrap_or(bytes.len()).min(bytes.len());
@@ -402,7 +435,10 @@ impl NameStorage {
                 "cannot start: edits are missing: seen_txid says txid {seen} was reached, but the logs end at {last_txid}"
             )));
         }
-        ns.check_invariants().map_err(|e| StorageError(format!("namespace inconsistent after replay: {e}")))?;
+        // The image's namespace was checked above; only edits can have changed it since.
+        if replayed > 0 {
+            ns.check_invariants().map_err(|e| StorageError(format!("namespace inconsistent after replay: {e}")))?;
+        }
 
         // 3. In-progress segments become finished ones, the same bytes in every directory.
         for d in &self.dirs {
