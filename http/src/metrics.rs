@@ -30,7 +30,11 @@ pub fn install() -> Option<PrometheusHandle> {
             };
             let handle = recorder.handle();
             match metrics::set_global_recorder(recorder) {
-                Ok(()) => Some(handle),
+                Ok(()) => {
+                    tusk_proto::serve::recorder_installed();
+                    spawn_upkeep(handle.clone());
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::warn!("metrics disabled: {e}");
                     None
@@ -38,6 +42,23 @@ pub fn install() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample (value and time) in a queue until the next
+/// upkeep or scrape folds it into the buckets; with nothing scraping `/metrics` a namenode
+/// answering thousands of calls a second would grow that queue without end. One thread for
+/// the process, since the recorder is one for the process.
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
+        std::thread::sleep(UPKEEP_INTERVAL);
+        handle.run_upkeep();
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("metrics upkeep thread not started ({e}): histograms drain only when /metrics is scraped");
+    }
 }
 
 pub async fn handler() -> impl IntoResponse {
