@@ -113,16 +113,15 @@ async fn bad_requests_get_clear_errors() {
     dn.shutdown().await;
 }
 
-#[tokio::test]
-async fn corrupt_packet_gets_checksum_error_and_leaves_nothing() {
+/// Sets up a one-node write of a new replica of `block_id` (stamp 1) by hand, for tests that
+/// send packets themselves.
+async fn open_single_node_write(addr: std::net::SocketAddr, block_id: u64) -> tokio::net::TcpStream {
     use tusk_proto::client::ExtendedBlock;
-    use tusk_proto::data_transfer::{Opcode, PacketHeader, ACK_ERROR_CHECKSUM};
+    use tusk_proto::data_transfer::Opcode;
     use tusk_proto::transfer::{BlockOpResponse, WriteBlockRequest, WriteStage};
-    let dir = tempfile::tempdir().unwrap();
-    let dn = start_dn(dir.path(), NO_NAMENODE).await;
-    let mut s = tokio::net::TcpStream::connect(dn.xfer_addr()).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = WriteBlockRequest {
-        block: Some(ExtendedBlock { block_id: 9, generation_stamp: 1, num_bytes: 0 }),
+        block: Some(ExtendedBlock { block_id, generation_stamp: 1, num_bytes: 0 }),
         targets: vec![],
         client_name: "t".into(),
         stage: WriteStage::PipelineSetupCreate as i32,
@@ -130,7 +129,16 @@ async fn corrupt_packet_gets_checksum_error_and_leaves_nothing() {
     };
     data_transfer::write_op(&mut s, Opcode::WriteBlock, &req).await.unwrap();
     let resp: BlockOpResponse = data_transfer::read_msg(&mut s).await.unwrap();
-    assert_eq!(resp.status, OpStatus::OpSuccess as i32);
+    assert_eq!(resp.status, OpStatus::OpSuccess as i32, "{}", resp.message);
+    s
+}
+
+#[tokio::test]
+async fn corrupt_packet_gets_checksum_error_and_leaves_nothing() {
+    use tusk_proto::data_transfer::{PacketHeader, ACK_ERROR_CHECKSUM};
+    let dir = tempfile::tempdir().unwrap();
+    let dn = start_dn(dir.path(), NO_NAMENODE).await;
+    let mut s = open_single_node_write(dn.xfer_addr(), 9).await;
     let data = test_data(4096, 4);
     let mut sums = Vec::new();
     data_transfer::chunk_checksums(&data, &mut sums);
@@ -161,22 +169,10 @@ async fn corrupt_packet_gets_checksum_error_and_leaves_nothing() {
 /// packet's, and every packet acknowledged before it must be in the replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn good_packets_before_a_corrupt_one_are_written_and_acked_in_order() {
-    use tusk_proto::client::ExtendedBlock;
-    use tusk_proto::data_transfer::{Opcode, PacketHeader, ACK_ERROR_CHECKSUM};
-    use tusk_proto::transfer::{BlockOpResponse, WriteBlockRequest, WriteStage};
+    use tusk_proto::data_transfer::{PacketHeader, ACK_ERROR_CHECKSUM};
     let dir = tempfile::tempdir().unwrap();
     let dn = start_dn(dir.path(), NO_NAMENODE).await;
-    let mut s = tokio::net::TcpStream::connect(dn.xfer_addr()).await.unwrap();
-    let req = WriteBlockRequest {
-        block: Some(ExtendedBlock { block_id: 11, generation_stamp: 1, num_bytes: 0 }),
-        targets: vec![],
-        client_name: "t".into(),
-        stage: WriteStage::PipelineSetupCreate as i32,
-        ..Default::default()
-    };
-    data_transfer::write_op(&mut s, Opcode::WriteBlock, &req).await.unwrap();
-    let resp: BlockOpResponse = data_transfer::read_msg(&mut s).await.unwrap();
-    assert_eq!(resp.status, OpStatus::OpSuccess as i32);
+    let mut s = open_single_node_write(dn.xfer_addr(), 11).await;
     const GOOD: u64 = 6;
     let packet = 64 * 1024;
     let data = test_data(packet * (GOOD as usize + 1), 6);
