@@ -22,6 +22,38 @@ fn rss() -> u64 {
     l.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
 }
 
+/// Makes `n` empty files (create + complete, durable) from `tasks` concurrent tasks, in
+/// directories of `per_dir` files: directory `k` is `dir(k)`, file `i` is `file(i)`.
+async fn create_files(
+    fsn: &Arc<tusk_namenode::Namesystem>,
+    su: &Arc<tusk_namenode::permission::Caller>,
+    n: u64,
+    tasks: u64,
+    per_dir: u64,
+    dir: fn(u64) -> String,
+    file: fn(u64) -> String,
+) {
+    for k in 0..n.div_ceil(per_dir) {
+        fsn.mkdirs(su, &dir(k), 0o755, true).await.unwrap();
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let (fsn, su) = (fsn.clone(), su.clone());
+        set.spawn(async move {
+            let mut i = t;
+            while i < n {
+                let p = file(i);
+                fsn.create(&su, &p, 0o644, false, false, 3, 0, "bench").await.unwrap();
+                fsn.complete(&su, &p, "bench", None).await.unwrap();
+                i += tasks;
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args[1].as_str();
@@ -157,28 +189,15 @@ fn main() {
                 let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
                 let fsn = Arc::new(tusk_namenode::Namesystem::open(conf()).unwrap());
                 let su = Arc::new(fsn.caller(fsn.superuser()));
-                rt.block_on(async {
-                    for k in 0..n.div_ceil(1000) {
-                        fsn.mkdirs(&su, &format!("/bench/d{k:05}"), 0o755, true).await.unwrap();
-                    }
-                    let mut set = tokio::task::JoinSet::new();
-                    for t in 0..128u64 {
-                        let fsn = fsn.clone();
-                        let su = su.clone();
-                        set.spawn(async move {
-                            let mut i = t;
-                            while i < n {
-                                let p = format!("/bench/d{:05}/f{i:08}", i / 1000);
-                                fsn.create(&su, &p, 0o644, false, false, 3, 0, "bench").await.unwrap();
-                                fsn.complete(&su, &p, "bench", None).await.unwrap();
-                                i += 128;
-                            }
-                        });
-                    }
-                    while let Some(r) = set.join_next().await {
-                        r.unwrap();
-                    }
-                });
+                rt.block_on(create_files(
+                    &fsn,
+                    &su,
+                    n,
+                    128,
+                    1000,
+                    |k| format!("/bench/d{k:05}"),
+                    |i| format!("/bench/d{:05}/f{i:08}", i / 1000),
+                ));
                 fsn.close();
             }
             for _ in 0..3 {
@@ -210,26 +229,8 @@ fn main() {
             let fsn = Arc::new(tusk_namenode::Namesystem::open(c).unwrap());
             let su = Arc::new(fsn.caller(fsn.superuser()));
             rt.block_on(async {
-                for k in 0..n.div_ceil(100) {
-                    fsn.mkdirs(&su, &format!("/cr/p{k}"), 0o755, true).await.unwrap();
-                }
-                let mut set = tokio::task::JoinSet::new();
-                for t in 0..64u64 {
-                    let fsn = fsn.clone();
-                    let su = su.clone();
-                    set.spawn(async move {
-                        let mut i = t;
-                        while i < n {
-                            let p = format!("/cr/p{}/f{i}", i / 100);
-                            fsn.create(&su, &p, 0o644, false, false, 3, 0, "bench").await.unwrap();
-                            fsn.complete(&su, &p, "bench", None).await.unwrap();
-                            i += 64;
-                        }
-                    });
-                }
-                while let Some(r) = set.join_next().await {
-                    r.unwrap();
-                }
+                create_files(&fsn, &su, n, 64, 100, |k| format!("/cr/p{k}"), |i| format!("/cr/p{}/f{i}", i / 100))
+                    .await;
                 for round in 0..3 {
                     let t0 = Instant::now();
                     let mut set = tokio::task::JoinSet::new();
