@@ -16,6 +16,35 @@ use std::time::Instant;
 use tusk_namenode::namespace::Namespace;
 use tusk_proto::storage::{edit_op::Op, Block, EditOp, OpAdd, OpClose, OpMkdir};
 
+fn mkdir_op(path: String) -> EditOp {
+    EditOp {
+        op: Some(Op::Mkdir(OpMkdir {
+            path,
+            permission: 0o755,
+            owner: "root".into(),
+            group: "supergroup".into(),
+            time_ms: 5,
+        })),
+    }
+}
+
+/// A file opened for writing by a client, no block yet.
+fn add_op(path: String) -> EditOp {
+    EditOp {
+        op: Some(Op::Add(OpAdd {
+            path,
+            permission: 0o644,
+            owner: "root".into(),
+            group: "supergroup".into(),
+            time_ms: 6,
+            replication: 3,
+            block_size: 128 << 20,
+            client_name: "DFSClient_x".into(),
+            overwrite: false,
+        })),
+    }
+}
+
 fn rss() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap();
     let l = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -63,35 +92,13 @@ fn main() {
             let before = rss();
             let mut ns = Namespace::new("root", "supergroup", 1);
             let t0 = Instant::now();
-            let mk = |p: String| EditOp {
-                op: Some(Op::Mkdir(OpMkdir {
-                    path: p,
-                    permission: 0o755,
-                    owner: "root".into(),
-                    group: "supergroup".into(),
-                    time_ms: 5,
-                })),
-            };
-            ns.apply(&mk("/bench".into())).unwrap();
+            ns.apply(&mkdir_op("/bench".into())).unwrap();
             for d in 0..n.div_ceil(1000) {
-                ns.apply(&mk(format!("/bench/d{d:05}"))).unwrap();
+                ns.apply(&mkdir_op(format!("/bench/d{d:05}"))).unwrap();
             }
             for i in 0..n {
                 let p = format!("/bench/d{:05}/f{:08}", i / 1000, i);
-                ns.apply(&EditOp {
-                    op: Some(Op::Add(OpAdd {
-                        path: p.clone(),
-                        permission: 0o644,
-                        owner: "root".into(),
-                        group: "supergroup".into(),
-                        time_ms: 6,
-                        replication: 3,
-                        block_size: 128 << 20,
-                        client_name: "DFSClient_x".into(),
-                        overwrite: false,
-                    })),
-                })
-                .unwrap();
+                ns.apply(&add_op(p.clone())).unwrap();
                 ns.apply(&EditOp {
                     op: Some(Op::Close(OpClose {
                         path: p,
@@ -127,35 +134,13 @@ fn main() {
         }
         "lookup" => {
             let mut ns = Namespace::new("root", "supergroup", 1);
-            let mk = |p: String| EditOp {
-                op: Some(Op::Mkdir(OpMkdir {
-                    path: p,
-                    permission: 0o755,
-                    owner: "root".into(),
-                    group: "supergroup".into(),
-                    time_ms: 5,
-                })),
-            };
-            ns.apply(&mk("/cr".into())).unwrap();
+            ns.apply(&mkdir_op("/cr".into())).unwrap();
             for k in 0..n.div_ceil(100) {
-                ns.apply(&mk(format!("/cr/p{k}"))).unwrap();
+                ns.apply(&mkdir_op(format!("/cr/p{k}"))).unwrap();
             }
             for i in 0..n {
                 let p = format!("/cr/p{}/f{i}", i / 100);
-                ns.apply(&EditOp {
-                    op: Some(Op::Add(OpAdd {
-                        path: p.clone(),
-                        permission: 0o644,
-                        owner: "root".into(),
-                        group: "supergroup".into(),
-                        time_ms: 6,
-                        replication: 3,
-                        block_size: 128 << 20,
-                        client_name: "DFSClient_x".into(),
-                        overwrite: false,
-                    })),
-                })
-                .unwrap();
+                ns.apply(&add_op(p.clone())).unwrap();
             }
             let paths: Vec<tusk_common::path::FsPath> = (0..n)
                 .map(|i| {
