@@ -52,6 +52,10 @@ pub struct MemoryOpts {
     pub no_replay: bool,
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Keep the work directory (its `name/` holds the namespace, for profiling start-up with
+    /// `tusk namenode --name-dir DIR/name`).
+    #[arg(long)]
+    pub keep: bool,
     #[arg(long)]
     pub report: Option<PathBuf>,
 }
@@ -386,7 +390,11 @@ fn work_dir(dir: &Option<PathBuf>, tag: &str) -> Result<PathBuf> {
 pub fn memory(o: MemoryOpts) -> Result<()> {
     let base = work_dir(&o.dir, "nnmem")?;
     let res = memory_in(&o, &base);
-    std::fs::remove_dir_all(&base).ok();
+    if o.keep {
+        println!("kept {}", base.display());
+    } else {
+        std::fs::remove_dir_all(&base).ok();
+    }
     res
 }
 
