@@ -72,64 +72,82 @@ enum Target {
     Rpc { clients: Vec<tusk_client::Client> },
 }
 
-/// Files live 100 to a directory so that a directory listing is 100 entries.
-fn file_path(i: u64) -> String {
-    format!("/cr/p{}/f{i}", i / 100)
+/// Every path a run uses, made before the clock starts (as NNThroughputBenchmark generates
+/// its inputs first), so the timed loop measures the namenode and not `format!`. Files live
+/// 100 to a directory so that a directory listing is 100 entries.
+struct Names {
+    files: Vec<String>,
+    renamed: Vec<String>,
+    dirs: Vec<String>,
+    /// The parents of `files`, listed by the listing operation.
+    parents: Vec<String>,
 }
-fn renamed_path(i: u64) -> String {
-    format!("/cr/p{}/g{i}", i / 100)
-}
-fn dir_path(i: u64) -> String {
-    format!("/mk/p{}/d{i}", i / 1000)
+
+impl Names {
+    fn new(files: u64) -> Names {
+        Names {
+            files: (0..files).map(|i| format!("/cr/p{}/f{i}", i / 100)).collect(),
+            renamed: (0..files).map(|i| format!("/cr/p{}/g{i}", i / 100)).collect(),
+            dirs: (0..files).map(|i| format!("/mk/p{}/d{i}", i / 1000)).collect(),
+            parents: (0..files.div_ceil(100)).map(|k| format!("/cr/p{k}")).collect(),
+        }
+    }
 }
 
 impl Target {
-    async fn op(&self, task: u64, op: Op, i: u64, files: u64) -> Result<()> {
+    async fn op(&self, names: &Names, task: u64, op: Op, i: u64) -> Result<()> {
         // Reads go over the files in a scattered order.
-        let r = (i.wrapping_mul(7919)) % files.max(1);
+        let r = (i.wrapping_mul(7919) % names.files.len().max(1) as u64) as usize;
+        let i = i as usize;
+        let (file, read, renamed, dir) = (
+            &names.files[i % names.files.len()],
+            &names.files[r],
+            &names.renamed[i % names.renamed.len()],
+            &names.dirs[i % names.dirs.len()],
+        );
+        let parent = &names.parents[r / 100];
         match self {
             Target::InProc { fsn, su } => match op {
                 Op::Create => {
-                    let p = file_path(i);
-                    fsn.create(su, &p, 0o644, false, false, 3, 0, "bench").await?;
-                    fsn.complete(su, &p, "bench", None).await?;
+                    fsn.create(su, file, 0o644, false, false, 3, 0, "bench").await?;
+                    fsn.complete(su, file, "bench", None).await?;
                 }
-                Op::Mkdirs => fsn.mkdirs(su, &dir_path(i), 0o755, false).await?,
+                Op::Mkdirs => fsn.mkdirs(su, dir, 0o755, false).await?,
                 Op::FileInfo => {
-                    fsn.file_info(su, &file_path(r))?.context("missing file")?;
+                    fsn.file_info(su, read)?.context("missing file")?;
                 }
                 Op::BlockLocations => {
-                    fsn.block_locations(su, &file_path(r), 0, u64::MAX, None)?;
+                    fsn.block_locations(su, read, 0, u64::MAX, None)?;
                 }
                 Op::Listing => {
-                    let l = fsn.listing(su, &format!("/cr/p{}", r / 100), "")?;
+                    let l = fsn.listing(su, parent, "")?;
                     std::hint::black_box(l);
                 }
-                Op::Rename => fsn.rename(su, &file_path(i), &renamed_path(i)).await?,
+                Op::Rename => fsn.rename(su, file, renamed).await?,
                 Op::Delete => {
-                    fsn.delete(su, &renamed_path(i), false).await?;
+                    fsn.delete(su, renamed, false).await?;
                 }
             },
             Target::Rpc { clients } => {
                 let c = &clients[(task as usize) % clients.len()];
                 match op {
                     Op::Create => {
-                        c.create_empty(&file_path(i), false).await?;
+                        c.create_empty(file, false).await?;
                     }
-                    Op::Mkdirs => c.mkdirs(&dir_path(i), 0o755, false).await?,
+                    Op::Mkdirs => c.mkdirs(dir, 0o755, false).await?,
                     Op::FileInfo => {
-                        c.file_info(&file_path(r)).await?.context("missing file")?;
+                        c.file_info(read).await?.context("missing file")?;
                     }
                     Op::BlockLocations => {
-                        c.get_block_locations(&file_path(r), 0, u64::MAX).await?;
+                        c.get_block_locations(read, 0, u64::MAX).await?;
                     }
                     Op::Listing => {
-                        let page = c.list_page(&format!("/cr/p{}", r / 100), "").await?;
+                        let page = c.list_page(parent, "").await?;
                         anyhow::ensure!(page.entries.len() == 100, "listing has {} entries", page.entries.len());
                     }
-                    Op::Rename => c.rename(&file_path(i), &renamed_path(i)).await?,
+                    Op::Rename => c.rename(file, renamed).await?,
                     Op::Delete => {
-                        c.delete(&renamed_path(i), false).await?;
+                        c.delete(renamed, false).await?;
                     }
                 }
             }
@@ -139,15 +157,15 @@ impl Target {
 }
 
 /// Operations per second of `count` operations from `tasks` tasks.
-async fn drive(target: &Arc<Target>, op: Op, count: u64, tasks: u64, files: u64) -> Result<f64> {
+async fn drive(target: &Arc<Target>, names: &Arc<Names>, op: Op, count: u64, tasks: u64) -> Result<f64> {
     let t0 = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for t in 0..tasks {
-        let target = target.clone();
+        let (target, names) = (target.clone(), names.clone());
         set.spawn(async move {
             let mut i = t;
             while i < count {
-                target.op(t, op, i, files).await.with_context(|| format!("{} #{i}", op.name()))?;
+                target.op(&names, t, op, i).await.with_context(|| format!("{} #{i}", op.name()))?;
                 i += tasks;
             }
             Ok::<_, anyhow::Error>(())
@@ -160,8 +178,8 @@ async fn drive(target: &Arc<Target>, op: Op, count: u64, tasks: u64, files: u64)
 }
 
 /// The parent directories, not timed.
-async fn prepare(target: &Target, files: u64) -> Result<()> {
-    let mut dirs: Vec<String> = (0..files.div_ceil(100)).map(|k| format!("/cr/p{k}")).collect();
+async fn prepare(target: &Target, names: &Names, files: u64) -> Result<()> {
+    let mut dirs = names.parents.clone();
     dirs.extend((0..files.div_ceil(1000)).map(|k| format!("/mk/p{k}")));
     for d in dirs {
         match target {
@@ -173,7 +191,8 @@ async fn prepare(target: &Target, files: u64) -> Result<()> {
 }
 
 async fn one_run(target: Arc<Target>, o: &NnOpts, reads: u64) -> Result<Vec<f64>> {
-    prepare(&target, o.files).await?;
+    let names = Arc::new(Names::new(o.files.max(1)));
+    prepare(&target, &names, o.files).await?;
     let mut out = Vec::new();
     for op in OPS {
         let count = match op {
@@ -181,7 +200,7 @@ async fn one_run(target: Arc<Target>, o: &NnOpts, reads: u64) -> Result<Vec<f64>
             Op::Listing => reads / 10,
             _ => o.files,
         };
-        let rate = drive(&target, op, count, o.tasks, o.files).await?;
+        let rate = drive(&target, &names, op, count, o.tasks).await?;
         println!("  {:<32} {rate:>12.0} ops/s", op.name());
         out.push(rate);
     }
