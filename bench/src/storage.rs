@@ -128,13 +128,25 @@ async fn run_all(opts: &StorageOpts, base: &Path) -> Result<()> {
     let mut s = Samples::default();
     let tusk_bin = crate::tusk_bin()?;
     let need_clusters = parts.iter().any(|p| *p == "dfsio" || *p == "small");
+    let wanted: Vec<&str> = opts.systems.split(',').map(str::trim).collect();
     let mut clusters = None;
     if need_clusters {
-        let weed_bin = crate::peers::find_weed(opts.weed.clone())?;
-        println!("starting tusk cluster up (3 datanodes) and SeaweedFS (master, 3 volume servers, filer)");
+        // SeaweedFS (and the `weed` binary) only when it is one of the systems measured.
+        let weed_bin = if wanted.contains(&"weed") { Some(crate::peers::find_weed(opts.weed.clone())?) } else { None };
+        println!(
+            "starting tusk cluster up (3 datanodes){}",
+            if weed_bin.is_some() { " and SeaweedFS (master, 3 volume servers, filer)" } else { "" }
+        );
         let tusk = TuskCluster::start(&tusk_bin, &base.join("tusk")).await?;
-        let weed = Seaweed::start(&weed_bin, &base.join("weed")).await?;
-        println!("tusk namenode {}, SeaweedFS filer {}", tusk.namenode, weed.filer);
+        let weed = match &weed_bin {
+            Some(bin) => Some(Seaweed::start(bin, &base.join("weed")).await?),
+            None => None,
+        };
+        println!(
+            "tusk namenode {}, SeaweedFS filer {}",
+            tusk.namenode,
+            weed.as_ref().map_or("not started", |w| w.filer.as_str())
+        );
         clusters = Some((tusk, weed));
     }
     let data = payload();
@@ -147,10 +159,10 @@ async fn run_all(opts: &StorageOpts, base: &Path) -> Result<()> {
         if let Some((tusk, weed)) = &clusters {
             let mut order = [Sys::Local, Sys::Tusk, Sys::Weed];
             order.rotate_left(run % 3);
-            let wanted: Vec<&str> = opts.systems.split(',').map(str::trim).collect();
             let order: Vec<Sys> =
                 order.into_iter().filter(|s| wanted.contains(&format!("{s:?}").to_lowercase().as_str())).collect();
-            let ctx = Ctx { base, tusk: &tusk.namenode, weed: weed.clone_handle(), data: data.clone(), opts };
+            let weed = weed.as_ref().map(|w| w.clone_handle());
+            let ctx = Ctx { base, tusk: &tusk.namenode, weed, data: data.clone(), opts };
             if parts.contains(&"dfsio") {
                 for &sys in &order {
                     dfsio_round(&ctx, sys, &mut s).await.with_context(|| format!("DFSIO on {sys:?}"))?;
@@ -163,9 +175,11 @@ async fn run_all(opts: &StorageOpts, base: &Path) -> Result<()> {
             }
         }
     }
-    if let Some((mut tusk, mut weed)) = clusters {
+    if let Some((mut tusk, weed)) = clusters {
         tusk.stop();
-        weed.stop();
+        if let Some(mut weed) = weed {
+            weed.stop();
+        }
     }
     let table = table(opts, &s);
     println!("\n{table}");
@@ -176,9 +190,17 @@ async fn run_all(opts: &StorageOpts, base: &Path) -> Result<()> {
 struct Ctx<'a> {
     base: &'a Path,
     tusk: &'a str,
-    weed: crate::peers::SeaweedHandle,
+    /// None when SeaweedFS is not among `--systems`.
+    weed: Option<crate::peers::SeaweedHandle>,
     data: Arc<Vec<u8>>,
     opts: &'a StorageOpts,
+}
+
+impl Ctx<'_> {
+    /// The filer's address; empty when SeaweedFS was not started (no round runs on it then).
+    fn weed_filer(&self) -> String {
+        self.weed.as_ref().map(|w| w.filer.clone()).unwrap_or_default()
+    }
 }
 
 // ---- limits ----
@@ -258,7 +280,7 @@ async fn write_files(ctx: &Ctx<'_>, sys: Sys, tasks: u64) -> Result<f64> {
     for t in 0..tasks {
         let (files, size) = (ctx.opts.files, ctx.opts.file_mib * MIB);
         let data = ctx.data.clone();
-        let (tusk, weed, local) = (ctx.tusk.to_owned(), ctx.weed.filer.clone(), local_dir(ctx));
+        let (tusk, weed, local) = (ctx.tusk.to_owned(), ctx.weed_filer(), local_dir(ctx));
         set.spawn(async move {
             let mut i = t;
             while i < files {
@@ -358,7 +380,7 @@ async fn read_files(ctx: &Ctx<'_>, sys: Sys, tasks: u64) -> Result<f64> {
     let mut set = tokio::task::JoinSet::new();
     for t in 0..tasks {
         let (files, size) = (ctx.opts.files, ctx.opts.file_mib * MIB);
-        let (tusk, weed, local) = (ctx.tusk.to_owned(), ctx.weed.filer.clone(), local_dir(ctx));
+        let (tusk, weed, local) = (ctx.tusk.to_owned(), ctx.weed_filer(), local_dir(ctx));
         set.spawn(async move {
             let mut i = t;
             while i < files {
@@ -413,7 +435,7 @@ async fn clear(ctx: &Ctx<'_>, sys: Sys, path: &str) -> Result<()> {
             c.delete(path, true).await?;
         }
         Sys::Weed => {
-            let mut h = Http::connect(&ctx.weed.filer).await?;
+            let mut h = Http::connect(&ctx.weed_filer()).await?;
             h.delete(&format!("{path}/?recursive=true&ignoreRecursiveError=true")).await?;
         }
     }
@@ -422,7 +444,7 @@ async fn clear(ctx: &Ctx<'_>, sys: Sys, path: &str) -> Result<()> {
     loop {
         if sys == Sys::Weed {
             // SeaweedFS reclaims deleted needles only when a volume is vacuumed.
-            let mut h = Http::connect(&ctx.weed.master).await?;
+            let mut h = Http::connect(&ctx.weed.as_ref().context("SeaweedFS is not running")?.master).await?;
             h.get("/vol/vacuum?garbageThreshold=0.01").await.ok();
         }
         let used = crate::dir_bytes(&dir);
@@ -452,7 +474,7 @@ async fn small_round(ctx: &Ctx<'_>, sys: Sys, s: &mut Samples) -> Result<()> {
         let t0 = Instant::now();
         let mut set = tokio::task::JoinSet::new();
         for t in 0..clients {
-            let (tusk, weed) = (ctx.tusk.to_owned(), ctx.weed.filer.clone());
+            let (tusk, weed) = (ctx.tusk.to_owned(), ctx.weed_filer());
             let body = ctx.data[..1024].to_vec();
             set.spawn(async move {
                 let mut tc = None;
@@ -551,7 +573,14 @@ fn table(opts: &StorageOpts, s: &Samples) -> String {
             if local_target.is_some() { f(s.median(bench, Sys::Local)) } else { "-".into() },
             if local_target.is_some() { r(rl) } else { "-".into() },
             r(rw),
-            if met { "yes" } else { "**no**" }
+            // A target is judged only when every system it compares with was measured.
+            if rw.is_none() || (local_target.is_some() && rl.is_none()) {
+                "-"
+            } else if met {
+                "yes"
+            } else {
+                "**no**"
+            }
         ));
     }
     for bench in ["loopback TCP (MiB/s)", "CRC32C per 512 B (MiB/s)"] {
