@@ -79,8 +79,9 @@ struct Names {
     files: Vec<String>,
     renamed: Vec<String>,
     dirs: Vec<String>,
-    /// The parents of `files`, listed by the listing operation.
+    /// The parents of `files` (listed by the listing operation) and of `dirs`, made untimed.
     parents: Vec<String>,
+    dir_parents: Vec<String>,
 }
 
 impl Names {
@@ -90,6 +91,7 @@ impl Names {
             renamed: (0..files).map(|i| format!("/cr/p{}/g{i}", i / 100)).collect(),
             dirs: (0..files).map(|i| format!("/mk/p{}/d{i}", i / 1000)).collect(),
             parents: (0..files.div_ceil(100)).map(|k| format!("/cr/p{k}")).collect(),
+            dir_parents: (0..files.div_ceil(1000)).map(|k| format!("/mk/p{k}")).collect(),
         }
     }
 }
@@ -97,14 +99,9 @@ impl Names {
 impl Target {
     async fn op(&self, names: &Names, task: u64, op: Op, i: u64) -> Result<()> {
         // Reads go over the files in a scattered order.
-        let r = (i.wrapping_mul(7919) % names.files.len().max(1) as u64) as usize;
-        let i = i as usize;
-        let (file, read, renamed, dir) = (
-            &names.files[i % names.files.len()],
-            &names.files[r],
-            &names.renamed[i % names.renamed.len()],
-            &names.dirs[i % names.dirs.len()],
-        );
+        let n = names.files.len();
+        let (i, r) = ((i % n as u64) as usize, (i.wrapping_mul(7919) % n as u64) as usize);
+        let (file, read, renamed, dir) = (&names.files[i], &names.files[r], &names.renamed[i], &names.dirs[i]);
         let parent = &names.parents[r / 100];
         match self {
             Target::InProc { fsn, su } => match op {
@@ -178,13 +175,11 @@ async fn drive(target: &Arc<Target>, names: &Arc<Names>, op: Op, count: u64, tas
 }
 
 /// The parent directories, not timed.
-async fn prepare(target: &Target, names: &Names, files: u64) -> Result<()> {
-    let mut dirs = names.parents.clone();
-    dirs.extend((0..files.div_ceil(1000)).map(|k| format!("/mk/p{k}")));
-    for d in dirs {
+async fn prepare(target: &Target, names: &Names) -> Result<()> {
+    for d in names.parents.iter().chain(&names.dir_parents) {
         match target {
-            Target::InProc { fsn, su } => fsn.mkdirs(su, &d, 0o755, true).await?,
-            Target::Rpc { clients } => clients[0].mkdirs(&d, 0o755, true).await?,
+            Target::InProc { fsn, su } => fsn.mkdirs(su, d, 0o755, true).await?,
+            Target::Rpc { clients } => clients[0].mkdirs(d, 0o755, true).await?,
         }
     }
     Ok(())
@@ -192,7 +187,7 @@ async fn prepare(target: &Target, names: &Names, files: u64) -> Result<()> {
 
 async fn one_run(target: Arc<Target>, o: &NnOpts, reads: u64) -> Result<Vec<f64>> {
     let names = Arc::new(Names::new(o.files.max(1)));
-    prepare(&target, &names, o.files).await?;
+    prepare(&target, &names).await?;
     let mut out = Vec::new();
     for op in OPS {
         let count = match op {

@@ -197,7 +197,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// The filer's address; empty when SeaweedFS was not started (no round runs on it then).
+    fn weed(&self) -> Result<&crate::peers::SeaweedHandle> {
+        self.weed.as_ref().context("SeaweedFS is not running (not among --systems)")
+    }
+
+    /// The filer's address for the tasks of a round; empty when SeaweedFS was not started
+    /// (no round runs on it then).
     fn weed_filer(&self) -> String {
         self.weed.as_ref().map(|w| w.filer.clone()).unwrap_or_default()
     }
@@ -435,7 +440,7 @@ async fn clear(ctx: &Ctx<'_>, sys: Sys, path: &str) -> Result<()> {
             c.delete(path, true).await?;
         }
         Sys::Weed => {
-            let mut h = Http::connect(&ctx.weed_filer()).await?;
+            let mut h = Http::connect(&ctx.weed()?.filer).await?;
             h.delete(&format!("{path}/?recursive=true&ignoreRecursiveError=true")).await?;
         }
     }
@@ -444,7 +449,7 @@ async fn clear(ctx: &Ctx<'_>, sys: Sys, path: &str) -> Result<()> {
     loop {
         if sys == Sys::Weed {
             // SeaweedFS reclaims deleted needles only when a volume is vacuumed.
-            let mut h = Http::connect(&ctx.weed.as_ref().context("SeaweedFS is not running")?.master).await?;
+            let mut h = Http::connect(&ctx.weed()?.master).await?;
             h.get("/vol/vacuum?garbageThreshold=0.01").await.ok();
         }
         let used = crate::dir_bytes(&dir);
@@ -562,9 +567,9 @@ fn table(opts: &StorageOpts, s: &Samples) -> String {
         let (target, met) = match local_target {
             Some(lt) => (
                 format!(">= {lt:.0}% of local, >= {weed_target:.0}x SeaweedFS", lt = lt * 100.0),
-                rl.is_some_and(|v| v >= lt) && rw.is_some_and(|v| v >= weed_target),
+                rl.zip(rw).map(|(l, w)| l >= lt && w >= weed_target),
             ),
-            None => (format!(">= {weed_target:.0}x SeaweedFS"), rw.is_some_and(|v| v >= weed_target)),
+            None => (format!(">= {weed_target:.0}x SeaweedFS"), rw.map(|w| w >= weed_target)),
         };
         out.push_str(&format!(
             "| {bench}{unit} | {} | {} | {} | {} | {} | {target} | {} |\n",
@@ -574,12 +579,10 @@ fn table(opts: &StorageOpts, s: &Samples) -> String {
             if local_target.is_some() { r(rl) } else { "-".into() },
             r(rw),
             // A target is judged only when every system it compares with was measured.
-            if rw.is_none() || (local_target.is_some() && rl.is_none()) {
-                "-"
-            } else if met {
-                "yes"
-            } else {
-                "**no**"
+            match met {
+                None => "-",
+                Some(true) => "yes",
+                Some(false) => "**no**",
             }
         ));
     }
