@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tusk_namenode::journal::JournalStats;
 use tusk_namenode::permission::Caller;
 use tusk_namenode::Namesystem;
 
@@ -185,9 +186,36 @@ async fn prepare(target: &Target, names: &Names) -> Result<()> {
     Ok(())
 }
 
-async fn one_run(target: Arc<Target>, o: &NnOpts, reads: u64) -> Result<Vec<f64>> {
+/// One operation's result in a run: ops/s, and for durable operations in-process how the
+/// edit log grouped them (the edit log is not visible over RPC).
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    rate: f64,
+    group: Option<GroupCommit>,
+}
+
+/// Edits per fdatasync and the mean fdatasync, over one operation's run.
+#[derive(Clone, Copy, Debug)]
+struct GroupCommit {
+    edits_per_sync: f64,
+    mean_sync: Duration,
+}
+
+fn group_commit(before: JournalStats, after: JournalStats) -> Option<GroupCommit> {
+    let syncs = after.syncs.checked_sub(before.syncs).filter(|&n| n > 0)?;
+    Some(GroupCommit {
+        edits_per_sync: after.records.saturating_sub(before.records) as f64 / syncs as f64,
+        mean_sync: after.sync_time.saturating_sub(before.sync_time) / u32::try_from(syncs).unwrap_or(u32::MAX),
+    })
+}
+
+async fn one_run(target: Arc<Target>, o: &NnOpts, reads: u64) -> Result<Vec<Sample>> {
     let names = Arc::new(Names::new(o.files.max(1)));
     prepare(&target, &names).await?;
+    let stats = || match &*target {
+        Target::InProc { fsn, .. } => Some(fsn.journal_stats()),
+        Target::Rpc { .. } => None,
+    };
     let mut out = Vec::new();
     for op in OPS {
         let count = match op {
@@ -195,9 +223,19 @@ async fn one_run(target: Arc<Target>, o: &NnOpts, reads: u64) -> Result<Vec<f64>
             Op::Listing => reads / 10,
             _ => o.files,
         };
+        let before = stats();
         let rate = drive(&target, &names, op, count, o.tasks).await?;
-        println!("  {:<32} {rate:>12.0} ops/s", op.name());
-        out.push(rate);
+        let group = before.zip(stats()).and_then(|(b, a)| group_commit(b, a));
+        match group {
+            Some(g) => println!(
+                "  {:<32} {rate:>12.0} ops/s   {:.1} edits per sync, {:.0} us per sync",
+                op.name(),
+                g.edits_per_sync,
+                g.mean_sync.as_secs_f64() * 1e6
+            ),
+            None => println!("  {:<32} {rate:>12.0} ops/s", op.name()),
+        }
+        out.push(Sample { rate, group });
     }
     Ok(out)
 }
@@ -209,6 +247,7 @@ pub fn run(o: NnOpts) -> Result<()> {
     let modes: Vec<&str> = o.mode.split(',').map(str::trim).collect();
     // results[mode][op] = samples
     let mut inproc: Vec<Vec<f64>> = vec![Vec::new(); OPS.len()];
+    let mut groups: Vec<Vec<GroupCommit>> = vec![Vec::new(); OPS.len()];
     let mut rpc: Vec<Vec<f64>> = vec![Vec::new(); OPS.len()];
     for run in 0..o.runs {
         if modes.contains(&"inproc") {
@@ -222,7 +261,8 @@ pub fn run(o: NnOpts) -> Result<()> {
             fsn.close();
             drop(fsn);
             for (k, r) in rates.into_iter().enumerate() {
-                inproc[k].push(r);
+                inproc[k].push(r.rate);
+                groups[k].extend(r.group);
             }
         }
         if modes.contains(&"rpc") {
@@ -240,7 +280,7 @@ pub fn run(o: NnOpts) -> Result<()> {
             });
             crate::stop(nn)?;
             for (k, r) in res?.into_iter().enumerate() {
-                rpc[k].push(r);
+                rpc[k].push(r.rate);
             }
         }
     }
@@ -283,6 +323,29 @@ pub fn run(o: NnOpts) -> Result<()> {
             met(r, tr)
         ));
     }
+    // Each task waits for its edit to be durable before the next, so an edit's wait is
+    // tasks / (edits/s); set beside the sync time, it says how many syncs an edit waits.
+    let grouped: Vec<String> = OPS
+        .iter()
+        .enumerate()
+        .filter_map(|(k, op)| {
+            let per = med(&groups[k].iter().map(|g| g.edits_per_sync).collect())?;
+            let sync_us = med(&groups[k].iter().map(|g| g.mean_sync.as_secs_f64() * 1e6).collect())?;
+            let edits = if *op == Op::Create { 2.0 } else { 1.0 };
+            let wait_us = 1e6 * o.tasks as f64 / (edits * med(&inproc[k])?);
+            Some(format!(
+                "{}: {per:.1} edits per fdatasync of {sync_us:.0} us, an edit waits {wait_us:.0} us ({:.1} syncs)",
+                op.name(),
+                wait_us / sync_us
+            ))
+        })
+        .collect();
+    if !grouped.is_empty() {
+        table.push_str(&format!(
+            "\nIn-process group commit (medians; a create is two edits, create and complete): {}.\n",
+            grouped.join("; ")
+        ));
+    }
     println!("\n{table}");
     crate::append_report(&o.report, "nn-throughput", &table)?;
     Ok(())
@@ -297,7 +360,7 @@ pub(crate) async fn rpc_run(addr: &str, o: &NnOpts) -> Result<Vec<f64>> {
         clients.push(tusk_client::Client::connect(addr, "root", &Default::default()).await?);
     }
     let cleanup = clients[0].clone();
-    let rates = one_run(Arc::new(Target::Rpc { clients }), o, o.rpc_reads).await?;
+    let rates = one_run(Arc::new(Target::Rpc { clients }), o, o.rpc_reads).await?.into_iter().map(|s| s.rate).collect();
     for d in ["/cr", "/mk"] {
         cleanup.delete(d, true).await.with_context(|| format!("removing {d}"))?;
     }

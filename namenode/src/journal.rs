@@ -157,6 +157,8 @@ struct Shared {
     synced: Condvar,
     syncs: AtomicU64,
     synced_records: AtomicU64,
+    /// Time spent in the fdatasyncs counted in `syncs`.
+    sync_nanos: AtomicU64,
 }
 
 impl Shared {
@@ -182,6 +184,7 @@ impl Shared {
             metrics::histogram!("namenode_editlog_sync_batch_records").record(records as f64);
             metrics::counter!("namenode_editlog_transactions_total").increment(records);
             self.syncs.fetch_add(1, Ordering::Relaxed);
+            self.sync_nanos.fetch_add(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
             self.synced_records.fetch_add(records, Ordering::Relaxed);
         }
     }
@@ -192,6 +195,8 @@ impl Shared {
 pub struct JournalStats {
     pub syncs: u64,
     pub records: u64,
+    /// Time spent in those syncs (fdatasync of every name directory).
+    pub sync_time: Duration,
 }
 
 pub struct Journal {
@@ -266,6 +271,7 @@ impl Journal {
             synced: Condvar::new(),
             syncs: AtomicU64::new(0),
             synced_records: AtomicU64::new(0),
+            sync_nanos: AtomicU64::new(0),
         });
         let mut workers = Vec::new();
         for slot in 0..SYNCS_IN_FLIGHT {
@@ -333,6 +339,7 @@ impl Journal {
         JournalStats {
             syncs: self.shared.syncs.load(Ordering::Relaxed),
             records: self.shared.synced_records.load(Ordering::Relaxed),
+            sync_time: Duration::from_nanos(self.shared.sync_nanos.load(Ordering::Relaxed)),
         }
     }
 
