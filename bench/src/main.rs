@@ -383,7 +383,7 @@ fn main() -> Result<()> {
             fsn.close();
             drop(fsn);
             let ops_per_s = (2 * files) as f64 / build_time.as_secs_f64();
-            println!("built {files} files ({txns} txns) in {build_time:.1?}: {ops_per_s:.0} mutations/s, {} syncs ({:.1} records per sync)", stats.syncs, stats.records as f64 / stats.syncs.max(1) as f64);
+            println!("built {files} files ({txns} txns) in {build_time:.1?}: {ops_per_s:.0} mutations/s, {} syncs ({:.1} records per sync)", stats.syncs, stats.records_per_sync());
 
             // Start 1: replay every edit.
             let s = start_namenode(&dir)?;

@@ -202,11 +202,9 @@ struct GroupCommit {
 }
 
 fn group_commit(before: JournalStats, after: JournalStats) -> Option<GroupCommit> {
-    let syncs = after.syncs.checked_sub(before.syncs).filter(|&n| n > 0)?;
-    Some(GroupCommit {
-        edits_per_sync: after.records.saturating_sub(before.records) as f64 / syncs as f64,
-        mean_sync: after.sync_time.saturating_sub(before.sync_time) / u32::try_from(syncs).unwrap_or(u32::MAX),
-    })
+    let d = after.since(before);
+    let syncs = u32::try_from(d.syncs).ok().filter(|&n| n > 0)?;
+    Some(GroupCommit { edits_per_sync: d.records_per_sync(), mean_sync: d.sync_time / syncs })
 }
 
 async fn one_run(target: Arc<Target>, o: &NnOpts, reads: u64) -> Result<Vec<Sample>> {

@@ -165,7 +165,7 @@ fn build_namespace(dir: &Path, files: u64, tasks: u64, save_image: bool) -> Resu
         "built in-process in {took:.1?}: {files} x (create, addBlock, 3 replicas received, complete), {txns} durable edits, \
          {:.0} edits/s, {:.1} records per fsync",
         txns as f64 / took.as_secs_f64(),
-        stats.records as f64 / stats.syncs.max(1) as f64
+        stats.records_per_sync()
     );
     if save_image {
         let t = Instant::now();

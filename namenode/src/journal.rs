@@ -199,6 +199,22 @@ pub struct JournalStats {
     pub sync_time: Duration,
 }
 
+impl JournalStats {
+    /// The counts between `earlier` and these.
+    pub fn since(self, earlier: JournalStats) -> JournalStats {
+        JournalStats {
+            syncs: self.syncs.saturating_sub(earlier.syncs),
+            records: self.records.saturating_sub(earlier.records),
+            sync_time: self.sync_time.saturating_sub(earlier.sync_time),
+        }
+    }
+
+    /// Records made durable per sync (0 with no sync).
+    pub fn records_per_sync(&self) -> f64 {
+        self.records as f64 / self.syncs.max(1) as f64
+    }
+}
+
 pub struct Journal {
     shared: Arc<Shared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
