@@ -13,7 +13,7 @@
 
 use crate::error::DatanodeError;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tusk_common::durable;
 
 pub const LAYOUT_VERSION: u32 = 1;
@@ -169,11 +169,6 @@ pub fn new_uuid() -> String {
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
-}
-
-/// Fsyncs `dir`, naming it in the error.
-pub fn fsync_dir(dir: &Path) -> Result<(), DatanodeError> {
-    durable::fsync_dir(dir).map_err(DatanodeError::io("cannot fsync", dir))
 }
 
 #[cfg(test)]
