@@ -161,7 +161,7 @@ mod tests {
         let f = Arc::clone(&fail);
         let group = GroupSync::new(move || {
             if f.load(Ordering::SeqCst) {
-                Err(io::Error::new(io::ErrorKind::Other, "EIO on the test disk"))
+                Err(io::Error::other("EIO on the test disk"))
             } else {
                 Ok(())
             }
