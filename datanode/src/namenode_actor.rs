@@ -229,10 +229,6 @@ impl NamenodeActor {
         metrics::gauge!("datanode_remaining_bytes").set(space.available as f64);
         metrics::gauge!("datanode_failed_volumes").set(f64::from(failed_volumes));
         metrics::gauge!("datanode_active_transfers").set(f64::from(self.ctx.active.load(Ordering::Relaxed)));
-        // Group commit of finalized replicas: requests per flush is how well they shared.
-        let (flushes, syncs) = self.store().sync_stats();
-        metrics::counter!("datanode_volume_flushes_total").absolute(flushes);
-        metrics::counter!("datanode_replica_syncs_total").absolute(syncs);
         metrics::counter!("datanode_heartbeats_total").increment(1);
         let req = HeartbeatRequest {
             datanode_uuid: self.store().uuid(),

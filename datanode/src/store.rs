@@ -76,13 +76,10 @@ impl Fence {
     }
 }
 
-/// A volume's group commit (see `group_sync`).
-type VolumeSync = group_sync::GroupSync<Box<dyn Fn() -> io::Result<()> + Send + Sync>>;
-
 pub struct Store {
     volumes: Vec<Volume>,
     /// One per volume, in the same order: finalizing replicas share its flushes.
-    syncs: Vec<VolumeSync>,
+    syncs: Vec<group_sync::GroupSync<group_sync::SyncFs>>,
     index: ReplicaIndex,
     replicas: Mutex<HashMap<u64, ReplicaInfo>>,
     identity: Mutex<VersionInfo>,
@@ -171,11 +168,11 @@ impl Store {
         let syncs = volumes
             .iter()
             .map(|v| {
-                let fs = group_sync::SyncFs::open(&v.dir).map_err(DatanodeError::io("cannot open", &v.dir))?;
-                let flush: Box<dyn Fn() -> io::Result<()> + Send + Sync> = Box::new(move || fs.flush());
-                Ok(VolumeSync::new(flush))
+                group_sync::SyncFs::open(&v.dir)
+                    .map(group_sync::GroupSync::new)
+                    .map_err(DatanodeError::io("cannot open", &v.dir))
             })
-            .collect::<Result<Vec<_>, DatanodeError>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let mut store = Store {
             volumes,
             syncs,
@@ -311,13 +308,8 @@ impl Store {
         let (Some(v), Some(sync)) = (self.volumes.get(index as usize), self.syncs.get(index as usize)) else {
             return Err(DatanodeError::Invalid(format!("volume {index} does not exist")));
         };
+        metrics::counter!("datanode_replica_syncs_total").increment(1);
         sync.sync().map_err(DatanodeError::io("cannot sync the file system of", &v.dir))
-    }
-
-    /// (file-system flushes, replica sync requests) since the start, summed over the volumes:
-    /// how well finalizing replicas shared their flushes.
-    pub fn sync_stats(&self) -> (u64, u64) {
-        self.syncs.iter().map(|s| s.stats()).fold((0, 0), |(f, r), (f2, r2)| (f + f2, r + r2))
     }
 
     pub fn get(&self, block_id: u64) -> Option<ReplicaInfo> {

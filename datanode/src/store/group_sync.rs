@@ -26,9 +26,17 @@ struct State {
     /// The round gathering callers; it starts when no flush is running.
     next: Arc<Round>,
     running: bool,
-    /// Flushes run and callers served, since the start.
-    flushes: u64,
-    requests: u64,
+}
+
+/// What a round runs: a volume's [`SyncFs`], or a closure in the tests.
+pub trait Flush {
+    fn flush(&self) -> io::Result<()>;
+}
+
+impl<F: Fn() -> io::Result<()>> Flush for F {
+    fn flush(&self) -> io::Result<()> {
+        self()
+    }
 }
 
 /// Runs `flush` for many callers at once.
@@ -43,20 +51,15 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl<F: Fn() -> io::Result<()>> GroupSync<F> {
+impl<F: Flush> GroupSync<F> {
     pub fn new(flush: F) -> GroupSync<F> {
-        GroupSync {
-            flush,
-            state: Mutex::new(State { next: Arc::default(), running: false, flushes: 0, requests: 0 }),
-            finished: Condvar::new(),
-        }
+        GroupSync { flush, state: Mutex::new(State { next: Arc::default(), running: false }), finished: Condvar::new() }
     }
 
     /// Returns once a flush that started after this call has finished: everything the caller
     /// wrote before calling is durable (or the flush's error). Blocking.
     pub fn sync(&self) -> io::Result<()> {
         let mut state = lock(&self.state);
-        state.requests += 1;
         let mine = Arc::clone(&state.next);
         loop {
             if let Some(result) = mine.result.get() {
@@ -69,11 +72,10 @@ impl<F: Fn() -> io::Result<()>> GroupSync<F> {
             // Nobody is flushing: this caller runs the round it joined (it is `next`, since a
             // round is only taken out of `next` by the caller that runs it).
             state.running = true;
-            state.flushes += 1;
             let round = std::mem::take(&mut state.next);
             debug_assert!(Arc::ptr_eq(&round, &mine));
             drop(state);
-            let result = (self.flush)().map_err(|e| (e.kind(), e.to_string()));
+            let result = self.flush.flush().map_err(|e| (e.kind(), e.to_string()));
             // Set before the lock is taken again: a waiter checks the result under the lock
             // and then waits, so the notification below cannot be missed.
             let _ = round.result.set(result);
@@ -82,17 +84,11 @@ impl<F: Fn() -> io::Result<()>> GroupSync<F> {
             self.finished.notify_all();
         }
     }
-
-    /// (flushes run, sync requests served) since the start.
-    pub fn stats(&self) -> (u64, u64) {
-        let state = lock(&self.state);
-        (state.flushes, state.requests)
-    }
 }
 
 /// The flush of one volume: `syncfs(2)` on its directory, which writes back every dirty page
 /// and inode of that file system and commits its journal (and since Linux 5.8 reports any
-/// writeback error on it since the last call).
+/// writeback error on it since the last call). Counted in `datanode_volume_flushes_total`.
 pub struct SyncFs {
     dir: File,
 }
@@ -101,9 +97,12 @@ impl SyncFs {
     pub fn open(dir: &Path) -> io::Result<SyncFs> {
         Ok(SyncFs { dir: File::open(dir)? })
     }
+}
 
-    pub fn flush(&self) -> io::Result<()> {
+impl Flush for SyncFs {
+    fn flush(&self) -> io::Result<()> {
         use std::os::fd::AsRawFd;
+        metrics::counter!("datanode_volume_flushes_total").increment(1);
         // SAFETY: the descriptor is owned by `self.dir` and open for the whole call.
         if unsafe { libc::syncfs(self.dir.as_raw_fd()) } != 0 {
             return Err(io::Error::last_os_error());
@@ -123,8 +122,10 @@ mod tests {
         // `written` counts writes; a flush makes durable what was written when it started.
         let written = Arc::new(AtomicU64::new(0));
         let durable = Arc::new(AtomicU64::new(0));
-        let (w, d) = (Arc::clone(&written), Arc::clone(&durable));
+        let flushes = Arc::new(AtomicU64::new(0));
+        let (w, d, f) = (Arc::clone(&written), Arc::clone(&durable), Arc::clone(&flushes));
         let group = Arc::new(GroupSync::new(move || {
+            f.fetch_add(1, Ordering::SeqCst);
             let upto = w.load(Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(2));
             d.fetch_max(upto, Ordering::SeqCst);
@@ -148,7 +149,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        let (flushes, requests) = group.stats();
+        let (flushes, requests) = (flushes.load(Ordering::SeqCst), written.load(Ordering::SeqCst));
         assert_eq!(requests, 16 * 20);
         // 16 callers and a 2 ms flush: they must have shared flushes.
         assert!(flushes < requests, "{flushes} flushes for {requests} requests");
@@ -158,8 +159,10 @@ mod tests {
     #[test]
     fn a_failed_flush_fails_its_callers_and_the_next_round_starts_clean() {
         let fail = Arc::new(AtomicBool::new(true));
-        let f = Arc::clone(&fail);
+        let flushes = Arc::new(AtomicU64::new(0));
+        let (f, n) = (Arc::clone(&fail), Arc::clone(&flushes));
         let group = GroupSync::new(move || {
+            n.fetch_add(1, Ordering::SeqCst);
             if f.load(Ordering::SeqCst) {
                 Err(io::Error::other("EIO on the test disk"))
             } else {
@@ -171,15 +174,14 @@ mod tests {
         assert!(e.to_string().contains("EIO on the test disk"), "{e}");
         fail.store(false, Ordering::SeqCst);
         group.sync().unwrap();
-        assert_eq!(group.stats(), (2, 2));
+        assert_eq!(flushes.load(Ordering::SeqCst), 2);
     }
 
     #[test]
     fn syncfs_flushes_a_real_directory() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f"), b"data").unwrap();
-        let fs = SyncFs::open(dir.path()).unwrap();
-        let group = GroupSync::new(|| fs.flush());
+        let group = GroupSync::new(SyncFs::open(dir.path()).unwrap());
         group.sync().unwrap();
         assert!(SyncFs::open(&dir.path().join("missing")).is_err());
     }
