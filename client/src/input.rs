@@ -6,7 +6,7 @@
 use crate::error::ClientError;
 use crate::nn::Namenode;
 use crate::pipeline::{block_name, connect_datanode, timed, xfer_addr};
-use crate::short_circuit::LocalReplica;
+use crate::short_circuit::{LocalReplica, PeerCache};
 use crate::Result;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,12 +72,12 @@ impl BlockStream {
         start: u64,
         end: u64,
         client_name: &str,
-        short_circuit: bool,
+        short_circuit: Option<&PeerCache>,
     ) -> std::result::Result<BlockStream, ReplicaError> {
         let block = lb.block.unwrap_or_default();
         let addr = xfer_addr(node);
-        if short_circuit {
-            match crate::short_circuit::open(node, &block, client_name).await {
+        if let Some(peers) = short_circuit {
+            match crate::short_circuit::open(node, &block, client_name, peers).await {
                 Ok(Some(local)) if local.len >= end => {
                     let first_chunk = start / BYTES_PER_CHECKSUM as u64 * BYTES_PER_CHECKSUM as u64;
                     return Ok(BlockStream::new(lb, node, Source::Local(local), start, end, first_chunk));
@@ -264,7 +264,8 @@ struct Ctx<'a> {
     nn: &'a Namenode,
     path: &'a str,
     client_name: &'a str,
-    short_circuit: bool,
+    /// Kept short-circuit connections; `None` when short-circuit reads are off.
+    short_circuit: Option<&'a PeerCache>,
 }
 
 impl Ctx<'_> {
@@ -337,7 +338,7 @@ pub struct FileReader {
     nn: Namenode,
     path: String,
     client_name: String,
-    short_circuit: bool,
+    short_circuit: Option<Arc<PeerCache>>,
     len: u64,
     blocks: Arc<Vec<LocatedBlock>>,
     pos: u64,
@@ -361,7 +362,7 @@ impl FileReader {
         let r = nn.locations(path).await?;
         let client_name = nn.client_name();
         Ok(FileReader {
-            short_circuit: nn.read_shortcircuit(),
+            short_circuit: nn.short_circuit_peers(),
             nn,
             path: path.to_owned(),
             client_name,
@@ -421,8 +422,12 @@ impl FileReader {
         if buf.is_empty() || self.pos >= self.len {
             return Ok(0);
         }
-        let ctx =
-            Ctx { nn: &self.nn, path: &self.path, client_name: &self.client_name, short_circuit: self.short_circuit };
+        let ctx = Ctx {
+            nn: &self.nn,
+            path: &self.path,
+            client_name: &self.client_name,
+            short_circuit: self.short_circuit.as_deref(),
+        };
         let mut refetched = false;
         loop {
             let mut s = match self.stream.take() {
@@ -499,8 +504,12 @@ impl FileReader {
             return Ok(0);
         }
         let want = (self.len - pos).min(buf.len() as u64) as usize;
-        let ctx =
-            Ctx { nn: &self.nn, path: &self.path, client_name: &self.client_name, short_circuit: self.short_circuit };
+        let ctx = Ctx {
+            nn: &self.nn,
+            path: &self.path,
+            client_name: &self.client_name,
+            short_circuit: self.short_circuit.as_deref(),
+        };
         let mut blocks = self.blocks.clone();
         let mut dead = DeadReplicas::new();
         let mut refetched = false;

@@ -44,6 +44,8 @@ pub struct Client {
     client_name: String,
     umask: u32,
     read_shortcircuit: bool,
+    /// Idle short-circuit connections, shared by every reader of this client and its clones.
+    short_circuit_peers: std::sync::Arc<short_circuit::PeerCache>,
     lease: std::sync::Arc<lease::LeaseRenewer>,
 }
 
@@ -82,6 +84,7 @@ impl Client {
             client_name,
             umask: conf.umask,
             read_shortcircuit: conf.read_shortcircuit,
+            short_circuit_peers: Default::default(),
             lease: lease::LeaseRenewer::new(Duration::from_millis(conf.lease_renew_interval_ms.max(10))),
         })
     }

@@ -23,12 +23,13 @@ impl Namenode {
         }
     }
 
-    /// Whether readers try short-circuit local reads (client.read_shortcircuit).
-    pub(crate) fn read_shortcircuit(&self) -> bool {
+    /// The client's kept short-circuit connections when readers try short-circuit local
+    /// reads (client.read_shortcircuit); `None` when they do not.
+    pub(crate) fn short_circuit_peers(&self) -> Option<std::sync::Arc<crate::short_circuit::PeerCache>> {
         match self {
-            Namenode::Rpc(c) => c.read_shortcircuit,
+            Namenode::Rpc(c) => c.read_shortcircuit.then(|| std::sync::Arc::clone(&c.short_circuit_peers)),
             #[cfg(test)]
-            Namenode::Fake(_) => false,
+            Namenode::Fake(_) => None,
         }
     }
 

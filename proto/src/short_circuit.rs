@@ -7,8 +7,9 @@
 //! namespace: no file to create or clean up, and visible only inside one network namespace,
 //! so a client that can connect to it shares the datanode's host and network; a client in
 //! another container cannot, and reads over TCP). The uuid is the one the namenode hands out
-//! in every block location, so the client needs no configuration to find it. One exchange
-//! per connection:
+//! in every block location, so the client needs no configuration to find it. A connection
+//! carries any number of exchanges, one after another (clients keep an idle one for their
+//! next read, as HDFS's `PeerCache` does; the datanode closes one idle for 4 s):
 //!
 //! ```text
 //! request  [u16 version][u8 opcode = 87][u32 len][ReadBlockRequest]     (data_transfer framing)
@@ -30,6 +31,11 @@ use tokio::net::{UnixListener, UnixStream};
 
 /// Most descriptors one answer carries (a block file and its meta file).
 pub const MAX_FDS: usize = 2;
+
+/// How long a client keeps an idle connection for its next request: less than the 4 s after
+/// which the datanode closes one, so a kept connection is rarely found closed (and a client
+/// that finds one closed retries once on a new connection).
+pub const CLIENT_IDLE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The abstract socket name of the datanode `datanode_uuid`.
 pub fn socket_name(datanode_uuid: &str) -> String {
