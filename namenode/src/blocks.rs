@@ -67,7 +67,9 @@ pub fn priority(live: usize, expected: usize) -> Option<usize> {
 #[derive(Debug, Clone)]
 struct Pending {
     at: Instant,
-    src: DnIdx,
+    /// The datanode sending the copies; `None` for the replicas a just-completed block's
+    /// write pipeline has yet to report (HDFS's `addExpectedReplicasToPending`).
+    src: Option<DnIdx>,
     /// Replicas still to arrive.
     copies: usize,
 }
@@ -638,8 +640,8 @@ impl BlockMap {
     }
 
     fn drop_pending(&mut self, id: u64) {
-        if let Some(p) = self.pending_replication.remove(&id) {
-            let n = &mut self.nodes[p.src as usize];
+        if let Some(Pending { src: Some(src), .. }) = self.pending_replication.remove(&id) {
+            let n = &mut self.nodes[src as usize];
             n.in_flight = n.in_flight.saturating_sub(1);
         }
     }
@@ -664,6 +666,20 @@ impl BlockMap {
         let r = self.rec_mut(i);
         r.set(F_COMPLETE, true);
         r.num_bytes = num_bytes;
+        // `complete` needs one reported replica, not all: the pipeline's others are usually
+        // still finalizing. Count them as copies on their way, so that the replication
+        // monitor does not copy the block to a datanode about to report it (it would find the
+        // replica there already); if they never come, the pending entry times out.
+        let coming = self
+            .pipeline_of(i)
+            .iter()
+            .filter(|&&d| self.nodes[d as usize].live && !self.has_replica(i, d) && !self.corrupt_of(i).contains(&d))
+            .count();
+        let short = (self.rec(i).expected as usize).saturating_sub(self.in_service_replicas(i).len());
+        if coming > 0 && short > 0 && self.queues_ready && !self.pending_replication.contains_key(&id) {
+            let pending = Pending { at: Instant::now(), src: None, copies: coming.min(short) };
+            self.pending_replication.insert(id, pending);
+        }
         self.requeue(i);
     }
 
@@ -1210,8 +1226,16 @@ impl BlockMap {
             self.requeue(i);
         }
         // Copies it was to send will not come: schedule them again at once.
-        let sending: Vec<u64> =
-            self.pending_replication.iter().filter(|(_, p)| p.src == dn).map(|(&id, _)| id).collect();
+        // Nor will its replica of a block it was writing in a pipeline.
+        let sending: Vec<u64> = self
+            .pending_replication
+            .iter()
+            .filter(|(&id, p)| match p.src {
+                Some(src) => src == dn,
+                None => self.slot(id).is_some_and(|i| self.pipeline_of(i).contains(&dn)),
+            })
+            .map(|(&id, _)| id)
+            .collect();
         for id in sending {
             self.drop_pending(id);
         }
@@ -1417,7 +1441,7 @@ impl BlockMap {
         let node = &mut self.nodes[src as usize];
         node.pending_transfers.push_back((block, targets));
         node.in_flight += 1;
-        self.pending_replication.insert(id, Pending { at: now, src, copies });
+        self.pending_replication.insert(id, Pending { at: now, src: Some(src), copies });
         true
     }
 
@@ -1716,6 +1740,50 @@ mod tests {
     }
 
     #[test]
+    fn a_completed_blocks_pipeline_replicas_count_as_coming() {
+        let mut m = BlockMap::new();
+        let now = Instant::now();
+        let names = cluster(&mut m, 4, now);
+        m.init_queues();
+        let pipeline: Vec<String> = names[..3].to_vec();
+        // `complete` after the first of three reports: the other two are on their way.
+        m.add_block(1, 1001, 10, 3, false);
+        m.set_pipeline(1, 1001, &pipeline);
+        m.received_and_deleted("a", &[rep(1, 10)], &[]).unwrap();
+        m.complete_block(1, 10);
+        assert_eq!(m.pending_replications(), 1);
+        assert_eq!(m.replication_work(now, 10), 0, "no copy of a block whose pipeline has yet to report");
+        m.received_and_deleted("b", &[rep(1, 10)], &[]).unwrap();
+        m.received_and_deleted("c", &[rep(1, 10)], &[]).unwrap();
+        assert_eq!(m.pending_replications(), 0);
+        assert_eq!(m.queue_lengths(), [0; LEVELS]);
+        // A pipeline datanode that dies instead: the copy is made at once, from a holder.
+        m.add_block(2, 1001, 10, 3, false);
+        m.set_pipeline(2, 1001, &pipeline);
+        m.received_and_deleted("a", &[rep(2, 10)], &[]).unwrap();
+        m.received_and_deleted("b", &[rep(2, 10)], &[]).unwrap();
+        m.complete_block(2, 10);
+        assert_eq!(m.replication_work(now, 10), 0);
+        for u in ["a", "b", "d"] {
+            m.heartbeat(u, 1 << 40, 0, 1 << 40, 0, now + Duration::from_secs(650)).unwrap();
+        }
+        assert_eq!(m.check_heartbeats(now + Duration::from_secs(700), Duration::from_secs(630)), 1);
+        assert_eq!(m.pending_replications(), 0);
+        // Block 2, and block 1, whose replica on "c" is gone with it.
+        assert_eq!(m.replication_work(now + Duration::from_secs(700), 10), 2);
+        // One that stays silent: the wait times out and the copy is made then.
+        m.add_block(3, 1001, 10, 3, false);
+        m.set_pipeline(3, 1001, &names[..2]);
+        m.received_and_deleted("a", &[rep(3, 10)], &[]).unwrap();
+        m.complete_block(3, 10);
+        // (The pending entry is stamped with the real clock.)
+        let later = Instant::now();
+        assert_eq!(m.replication_work(later, 10), 0);
+        assert!(m.replication_work(later + PENDING_TIMEOUT, 10) >= 1);
+        m.check_invariants();
+    }
+
+    #[test]
     fn a_block_on_one_rack_of_two_is_moved() {
         let mut m = BlockMap::new();
         let now = Instant::now();
@@ -1729,7 +1797,7 @@ mod tests {
         }
         assert_eq!(m.queue_lengths()[PRIORITY_BADLY_PLACED], 1);
         assert_eq!(m.replication_work(now, 10), 1);
-        let src = m.pending_replication[&1].src;
+        let src = m.pending_replication[&1].src.unwrap();
         let cmds = m.take_commands(src);
         assert!(matches!(&cmds[..], [Command::Transfer(_, t)] if t.len() == 1 && t[0].datanode_uuid == "d"));
         m.received_and_deleted("d", &[rep(1, 10)], &[]).unwrap();
