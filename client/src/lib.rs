@@ -43,9 +43,9 @@ pub struct Client {
     user: String,
     client_name: String,
     umask: u32,
-    read_shortcircuit: bool,
-    /// Idle short-circuit connections, shared by every reader of this client and its clones.
-    short_circuit_peers: std::sync::Arc<short_circuit::PeerCache>,
+    /// Idle short-circuit connections, shared by every reader of this client and its clones;
+    /// `None` when short-circuit reads are off (client.read_shortcircuit).
+    short_circuit: Option<std::sync::Arc<short_circuit::PeerCache>>,
     lease: std::sync::Arc<lease::LeaseRenewer>,
 }
 
@@ -83,8 +83,7 @@ impl Client {
             user: user.to_owned(),
             client_name,
             umask: conf.umask,
-            read_shortcircuit: conf.read_shortcircuit,
-            short_circuit_peers: Default::default(),
+            short_circuit: conf.read_shortcircuit.then(Default::default),
             lease: lease::LeaseRenewer::new(Duration::from_millis(conf.lease_renew_interval_ms.max(10))),
         })
     }

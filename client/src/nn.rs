@@ -27,7 +27,7 @@ impl Namenode {
     /// reads (client.read_shortcircuit); `None` when they do not.
     pub(crate) fn short_circuit_peers(&self) -> Option<std::sync::Arc<crate::short_circuit::PeerCache>> {
         match self {
-            Namenode::Rpc(c) => c.read_shortcircuit.then(|| std::sync::Arc::clone(&c.short_circuit_peers)),
+            Namenode::Rpc(c) => c.short_circuit.clone(),
             #[cfg(test)]
             Namenode::Fake(_) => None,
         }

@@ -93,26 +93,26 @@ pub(crate) async fn open(
     if uuid.is_empty() {
         return Ok(None);
     }
-    let mut answer = None;
-    if let Some(mut stream) = peers.take(uuid) {
-        match exchange(&mut stream, block, client_name).await {
-            Ok(a) => answer = Some((a, stream)),
+    let kept = match peers.take(uuid) {
+        Some(mut stream) => match exchange(&mut stream, block, client_name).await {
+            Ok(answer) => Some((answer, stream)),
             // Closed by the datanode (idle too long, restarted): not a verdict on the replica.
-            Err(e) => tracing::debug!("kept short-circuit connection to {uuid} failed ({e}); opening a new one"),
-        }
-    }
-    let ((resp, fds), stream) = match answer {
-        Some(a) => a,
-        None => {
-            let mut stream = match short_circuit::connect(uuid) {
-                Ok(s) => s,
-                Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound) => {
-                    return Ok(None)
-                }
-                Err(e) => return Err(e),
-            };
-            (exchange(&mut stream, block, client_name).await?, stream)
-        }
+            Err(e) => {
+                tracing::debug!("kept short-circuit connection to {uuid} failed ({e}); opening a new one");
+                None
+            }
+        },
+        None => None,
+    };
+    let ((resp, fds), stream) = match kept {
+        Some(done) => done,
+        None => match short_circuit::connect(uuid) {
+            Ok(mut stream) => (exchange(&mut stream, block, client_name).await?, stream),
+            Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        },
     };
     // A whole exchange leaves the connection ready for the next, whatever it answered.
     peers.put(uuid, stream);

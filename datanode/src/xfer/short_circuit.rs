@@ -50,21 +50,20 @@ const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(4);
 /// Serves the requests of one connection, one after another, until the client closes it,
 /// leaves it idle for [`KEEPALIVE`], or breaks the protocol.
 async fn handle(mut stream: UnixStream, ctx: &Arc<XferContext>) -> io::Result<()> {
-    let (op, body) = tokio::time::timeout(IO_TIMEOUT, data_transfer::read_op(&mut stream))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no op header"))??;
-    let mut next = Some((op, body));
-    while let Some((op, body)) = next.take() {
-        serve_one(&stream, ctx, op, &body).await?;
-        next = match tokio::time::timeout(KEEPALIVE, data_transfer::read_op(&mut stream)).await {
-            Ok(Ok(req)) => Some(req),
-            // The client closed the connection between requests: the normal end.
-            Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => None,
+    let mut served = 0u64;
+    loop {
+        let wait = if served == 0 { IO_TIMEOUT } else { KEEPALIVE };
+        let (op, body) = match tokio::time::timeout(wait, data_transfer::read_op(&mut stream)).await {
+            Ok(Ok(req)) => req,
+            // Closed or left idle between requests: the normal end of a kept connection.
+            Ok(Err(e)) if served > 0 && e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(_) if served > 0 => return Ok(()),
             Ok(Err(e)) => return Err(e),
-            Err(_) => None,
+            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "no op header")),
         };
+        serve_one(&stream, ctx, op, &body).await?;
+        served += 1;
     }
-    Ok(())
 }
 
 /// Answers one request: descriptors of a finalized replica, or a refusal.
