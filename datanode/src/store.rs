@@ -500,26 +500,42 @@ impl Store {
     }
 
     /// Opens a replica for reading, checking its files against what the store knows. A
-    /// replica being written is readable up to the bytes written so far (hflush).
+    /// replica being written is readable up to the bytes written so far (hflush). Blocking.
     pub fn open_reader(&self, block_id: u64) -> Result<ReplicaReader, DatanodeError> {
-        let info = self.get(block_id).ok_or(DatanodeError::ReplicaNotFound { block_id })?;
-        let v = self.volume(info.volume)?;
-        if info.state == ReplicaState::Rbw {
-            return ReplicaReader::open_rbw(info, v.rbw_block(block_id), v.rbw_meta(block_id, info.genstamp));
-        }
-        if self.is_bad(block_id) {
-            return Err(DatanodeError::Corrupt {
-                path: v.finalized_block(block_id),
-                reason: "found corrupt by the block scanner; not served".into(),
-            });
-        }
-        ReplicaReader::open(info, v.finalized_block(block_id), v.finalized_meta(block_id, info.genstamp))
+        self.open_replica(block_id, Wait::Allowed)?.map(ReplicaReader::new).ok_or_else(Wait::broken)
+    }
+
+    /// [`Store::open_reader`] without waiting for the disk: `Ok(None)` when a path lookup or
+    /// the meta header is not in the kernel's caches (call `open_reader` on a blocking
+    /// thread then). For a replica just written or read it never is, so a task can open it
+    /// without handing off to another thread.
+    pub fn open_reader_cached(&self, block_id: u64) -> Result<Option<ReplicaReader>, DatanodeError> {
+        Ok(self.open_replica(block_id, Wait::Never)?.map(ReplicaReader::new))
     }
 
     /// Opens a finalized replica for a short-circuit reader on this host: its files checked
     /// as for a read (sizes, meta header), genstamp at least `genstamp`. Replicas being
-    /// written are refused (they change under the reader; HDFS refuses them too).
+    /// written are refused (they change under the reader; HDFS refuses them too). Blocking.
     pub fn open_short_circuit(&self, block_id: u64, genstamp: u64) -> Result<(ReplicaInfo, File, File), DatanodeError> {
+        self.short_circuit(block_id, genstamp, Wait::Allowed)?.ok_or_else(Wait::broken)
+    }
+
+    /// [`Store::open_short_circuit`] without waiting for the disk (`Ok(None)`: it would have;
+    /// see [`Store::open_reader_cached`]).
+    pub fn open_short_circuit_cached(
+        &self,
+        block_id: u64,
+        genstamp: u64,
+    ) -> Result<Option<(ReplicaInfo, File, File)>, DatanodeError> {
+        self.short_circuit(block_id, genstamp, Wait::Never)
+    }
+
+    fn short_circuit(
+        &self,
+        block_id: u64,
+        genstamp: u64,
+        wait: Wait,
+    ) -> Result<Option<(ReplicaInfo, File, File)>, DatanodeError> {
         let info = self.get(block_id).ok_or(DatanodeError::ReplicaNotFound { block_id })?;
         if info.state != ReplicaState::Finalized {
             return Err(DatanodeError::Invalid(format!(
@@ -532,9 +548,22 @@ impl Store {
                 info.genstamp
             )));
         }
-        let reader = self.open_reader(block_id)?;
-        let (data, meta) = reader.into_files();
-        Ok((info, data, meta))
+        Ok(self.open_replica(block_id, wait)?.map(|f| (f.info, f.data, f.meta)))
+    }
+
+    fn open_replica(&self, block_id: u64, wait: Wait) -> Result<Option<ReplicaFiles>, DatanodeError> {
+        let info = self.get(block_id).ok_or(DatanodeError::ReplicaNotFound { block_id })?;
+        let v = self.volume(info.volume)?;
+        if info.state == ReplicaState::Rbw {
+            return ReplicaFiles::open(info, v.rbw_block(block_id), v.rbw_meta(block_id, info.genstamp), true, wait);
+        }
+        if self.is_bad(block_id) {
+            return Err(DatanodeError::Corrupt {
+                path: v.finalized_block(block_id),
+                reason: "found corrupt by the block scanner; not served".into(),
+            });
+        }
+        ReplicaFiles::open(info, v.finalized_block(block_id), v.finalized_meta(block_id, info.genstamp), false, wait)
     }
 
     /// Deletes a finalized replica (a namenode command). `Ok(false)` when there was none.
@@ -939,24 +968,43 @@ pub struct ReplicaReader {
     unfinished: bool,
 }
 
-impl ReplicaReader {
-    fn open(info: ReplicaInfo, data_path: PathBuf, meta_path: PathBuf) -> Result<ReplicaReader, DatanodeError> {
-        Self::open_checked(info, data_path, meta_path, false)
-    }
+/// Whether opening a replica may wait for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Allowed,
+    /// Give up (`Ok(None)`) where the kernel would have to go to the disk.
+    Never,
+}
 
-    /// A replica being written, readable up to `info.len` (the bytes written when opened).
-    fn open_rbw(info: ReplicaInfo, data_path: PathBuf, meta_path: PathBuf) -> Result<ReplicaReader, DatanodeError> {
-        Self::open_checked(info, data_path, meta_path, true)
+impl Wait {
+    /// An open allowed to wait that did not finish: a bug, reported rather than unwrapped.
+    fn broken() -> DatanodeError {
+        DatanodeError::Invalid("a blocking open of a replica gave up waiting".into())
     }
+}
 
-    fn open_checked(
+/// A replica's two files, open and checked against what the store knows.
+struct ReplicaFiles {
+    info: ReplicaInfo,
+    data: File,
+    meta: File,
+    data_path: PathBuf,
+    meta_path: PathBuf,
+    /// Being written (readable up to `info.len`).
+    unfinished: bool,
+}
+
+impl ReplicaFiles {
+    fn open(
         info: ReplicaInfo,
         data_path: PathBuf,
         meta_path: PathBuf,
         unfinished: bool,
-    ) -> Result<ReplicaReader, DatanodeError> {
-        let data = File::open(&data_path).map_err(DatanodeError::io("cannot open", &data_path))?;
-        let meta = File::open(&meta_path).map_err(DatanodeError::io("cannot open", &meta_path))?;
+        wait: Wait,
+    ) -> Result<Option<ReplicaFiles>, DatanodeError> {
+        let (Some(data), Some(meta)) = (open_file(&data_path, wait)?, open_file(&meta_path, wait)?) else {
+            return Ok(None);
+        };
         let data_len = data.metadata().map_err(DatanodeError::io("cannot stat", &data_path))?.len();
         let meta_len = meta.metadata().map_err(DatanodeError::io("cannot stat", &meta_path))?.len();
         // The files must be exactly what finalize wrote (at least what was written so far).
@@ -972,24 +1020,58 @@ impl ReplicaReader {
                 ),
             });
         }
-        let mut meta = BufReader::with_capacity(READ_BUFFER / 64, meta);
         let mut header = [0u8; meta::HEADER_BYTES as usize];
-        meta.read_exact(&mut header).map_err(DatanodeError::io("cannot read", &meta_path))?;
+        match wait {
+            Wait::Allowed => {
+                std::os::unix::fs::FileExt::read_exact_at(&meta, &mut header, 0)
+                    .map_err(DatanodeError::io("cannot read", &meta_path))?;
+            }
+            Wait::Never => {
+                let mut iov = [io::IoSliceMut::new(&mut header)];
+                match rustix::io::preadv2(&meta, &mut iov, 0, rustix::io::ReadWriteFlags::NOWAIT) {
+                    Ok(n) if n == header.len() => {}
+                    // Not cached, short, or an error: the blocking open reads it (and reports).
+                    _ => return Ok(None),
+                }
+            }
+        }
         meta::check_header(&header).map_err(|reason| DatanodeError::Corrupt { path: meta_path.clone(), reason })?;
-        Ok(ReplicaReader {
+        Ok(Some(ReplicaFiles { info, data, meta, data_path, meta_path, unfinished }))
+    }
+}
+
+/// Opens `path` read-only; with [`Wait::Never`], only if every step of the lookup is in the
+/// dentry cache (`openat2` with `RESOLVE_CACHED`, Linux 5.12), else `Ok(None)` — also on
+/// kernels without it, and on any error, which the blocking open then reports.
+fn open_file(path: &Path, wait: Wait) -> Result<Option<File>, DatanodeError> {
+    match wait {
+        Wait::Allowed => File::open(path).map(Some).map_err(DatanodeError::io("cannot open", path)),
+        Wait::Never => {
+            use rustix::fs::{OFlags, ResolveFlags, CWD};
+            let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+            Ok(rustix::fs::openat2(CWD, path, flags, rustix::fs::Mode::empty(), ResolveFlags::CACHED)
+                .ok()
+                .map(File::from))
+        }
+    }
+}
+
+impl ReplicaReader {
+    /// Buffers no larger than the replica: a 1 KiB file gets no 1 MiB buffer.
+    fn new(files: ReplicaFiles) -> ReplicaReader {
+        let ReplicaFiles { info, data, meta, data_path, meta_path, unfinished } = files;
+        let data_buf = usize::try_from(info.len).unwrap_or(READ_BUFFER).clamp(BYTES_PER_CHECKSUM, READ_BUFFER);
+        let meta_buf = usize::try_from(meta::meta_len_for(info.len)).unwrap_or(READ_BUFFER).clamp(64, READ_BUFFER / 64);
+        ReplicaReader {
             info,
-            data: BufReader::with_capacity(READ_BUFFER, data),
-            meta,
+            data: BufReader::with_capacity(data_buf, data),
+            meta: BufReader::with_capacity(meta_buf, meta),
             data_path,
             meta_path,
+            // The first read seeks.
             pos: None,
             unfinished,
-        })
-    }
-
-    /// The open block and meta files (a short-circuit reader reads them by offset).
-    pub fn into_files(self) -> (File, File) {
-        (self.data.into_inner(), self.meta.into_inner())
+        }
     }
 
     /// Reads `len` bytes at chunk-aligned `pos` into `data` and their stored checksums into

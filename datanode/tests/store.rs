@@ -252,3 +252,34 @@ fn volumes_round_robin_and_foreign_dirs_refused() {
     assert_eq!(store.cluster_id(), "CID-a");
     assert_eq!(store.report().len(), 4);
 }
+
+/// Opening without waiting for the disk gives what the blocking open gives for a replica in
+/// the kernel's caches, and defers (`None`) rather than fails on anything else, leaving the
+/// error to the blocking open.
+#[test]
+fn a_cached_open_reads_what_a_blocking_open_reads_and_defers_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&[dir.path().to_owned()], false).unwrap());
+    let small = data(1000, 7);
+    write_replica(&store, 1, 10, &small);
+    write_replica(&store, 2, 10, &data(3000, 9));
+
+    let mut r = store.open_reader_cached(1).unwrap().expect("a replica just written is in the caches");
+    let (mut got, mut sums) = (Vec::new(), Vec::new());
+    r.read(0, small.len(), &mut got, &mut sums).unwrap();
+    tusk_proto::data_transfer::verify_checksums(&got, &sums).unwrap();
+    assert_eq!(got, small);
+    let (info, data_file, _meta) = store.open_short_circuit_cached(1, 10).unwrap().expect("cached");
+    assert_eq!((info.len, data_file.metadata().unwrap().len()), (1000, 1000));
+
+    // Refusals that need no disk are the same either way.
+    assert!(store.open_reader_cached(99).is_err());
+    assert!(store.open_short_circuit_cached(1, 11).is_err(), "a newer genstamp than the replica's");
+
+    // A file gone under the store: the cached open defers, the blocking one says why.
+    std::fs::remove_file(store.block_file(2).unwrap()).unwrap();
+    assert!(store.open_reader_cached(2).unwrap().is_none());
+    assert!(store.open_short_circuit_cached(2, 10).unwrap().is_none());
+    let err = store.open_reader(2).err().expect("the blocking open fails").to_string();
+    assert!(err.contains("cannot open"), "{err}");
+}

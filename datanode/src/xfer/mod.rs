@@ -6,6 +6,7 @@ pub mod read;
 pub mod short_circuit;
 pub mod write;
 
+use crate::error::DatanodeError;
 use crate::server::Shutdown;
 use crate::store::Store;
 use prost::Message;
@@ -50,6 +51,24 @@ impl<'a> ActiveGuard<'a> {
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Opens a replica on this task when the kernel's caches hold all it needs (a replica just
+/// written or read: no thread hand-off), on the blocking pool when it must wait for the disk.
+async fn open_replica<T: Send + 'static>(
+    store: &Arc<Store>,
+    cached: impl FnOnce(&Store) -> Result<Option<T>, DatanodeError>,
+    blocking: impl FnOnce(&Store) -> Result<T, DatanodeError> + Send + 'static,
+) -> io::Result<Result<T, DatanodeError>> {
+    match cached(store) {
+        Ok(Some(opened)) => Ok(Ok(opened)),
+        Err(e) => Ok(Err(e)),
+        Ok(None) => {
+            metrics::counter!("datanode_replica_opens_waited_total").increment(1);
+            let store = Arc::clone(store);
+            tokio::task::spawn_blocking(move || blocking(&store)).await.map_err(io::Error::other)
+        }
     }
 }
 

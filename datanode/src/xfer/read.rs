@@ -27,8 +27,8 @@ pub async fn read_block(mut socket: TcpStream, req: ReadBlockRequest, ctx: &Arc<
         return reply_error(&mut socket, OpStatus::OpErrorInvalid, "ReadBlockRequest without a block").await;
     };
     let block_id = block.block_id;
-    let store = Arc::clone(&ctx.store);
-    let opened = tokio::task::spawn_blocking(move || store.open_reader(block_id)).await.map_err(io::Error::other)?;
+    let opened =
+        super::open_replica(&ctx.store, |s| s.open_reader_cached(block_id), move |s| s.open_reader(block_id)).await?;
     let reader = match opened {
         Ok(r) => r,
         Err(e) => {

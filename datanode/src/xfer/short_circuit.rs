@@ -79,10 +79,13 @@ async fn serve_one(stream: &UnixStream, ctx: &Arc<XferContext>, op: Opcode, body
         let resp = refuse(OpStatus::OpErrorInvalid, "undecodable short-circuit request".into());
         return short_circuit::send_with_fds(stream, &resp, &[]).await;
     };
-    let store = Arc::clone(&ctx.store);
-    let opened = tokio::task::spawn_blocking(move || store.open_short_circuit(block.block_id, block.generation_stamp))
-        .await
-        .map_err(io::Error::other)?;
+    let (id, genstamp) = (block.block_id, block.generation_stamp);
+    let opened = super::open_replica(
+        &ctx.store,
+        |s| s.open_short_circuit_cached(id, genstamp),
+        move |s| s.open_short_circuit(id, genstamp),
+    )
+    .await?;
     match opened {
         Ok((info, data, meta)) => {
             let resp = BlockOpResponse {
