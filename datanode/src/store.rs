@@ -1040,15 +1040,36 @@ impl ReplicaFiles {
     }
 }
 
-/// Opens `path` read-only; with [`Wait::Never`], only if every step of the lookup is in the
+/// Set once an `O_NOATIME` open was refused (`EPERM`: the files belong to another user and
+/// this process may not override that); replicas are then opened without it.
+static NOATIME_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Opens `path` read-only, without updating its access time (`O_NOATIME`: a read of a just
+/// written replica would otherwise dirty its inode, a journal write per read; nothing here
+/// uses access times). With [`Wait::Never`], only if every step of the lookup is in the
 /// dentry cache (`openat2` with `RESOLVE_CACHED`, Linux 5.12), else `Ok(None)` — also on
 /// kernels without it, and on any error, which the blocking open then reports.
 fn open_file(path: &Path, wait: Wait) -> Result<Option<File>, DatanodeError> {
+    let noatime = !NOATIME_REFUSED.load(Ordering::Relaxed);
     match wait {
-        Wait::Allowed => File::open(path).map(Some).map_err(DatanodeError::io("cannot open", path)),
+        Wait::Allowed => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let flags = if noatime { libc::O_NOATIME } else { 0 };
+            match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+                Err(e) if noatime && e.raw_os_error() == Some(libc::EPERM) => {
+                    NOATIME_REFUSED.store(true, Ordering::Relaxed);
+                    tracing::info!("O_NOATIME refused on {}: replicas are opened without it", path.display());
+                    File::open(path).map(Some).map_err(DatanodeError::io("cannot open", path))
+                }
+                r => r.map(Some).map_err(DatanodeError::io("cannot open", path)),
+            }
+        }
         Wait::Never => {
             use rustix::fs::{OFlags, ResolveFlags, CWD};
-            let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+            let mut flags = OFlags::RDONLY | OFlags::CLOEXEC;
+            if noatime {
+                flags |= OFlags::NOATIME;
+            }
             Ok(rustix::fs::openat2(CWD, path, flags, rustix::fs::Mode::empty(), ResolveFlags::CACHED)
                 .ok()
                 .map(File::from))

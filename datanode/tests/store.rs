@@ -283,3 +283,28 @@ fn a_cached_open_reads_what_a_blocking_open_reads_and_defers_the_rest() {
     let err = store.open_reader(2).err().expect("the blocking open fails").to_string();
     assert!(err.contains("cannot open"), "{err}");
 }
+
+/// Reading a replica leaves its access time alone (`O_NOATIME`): under `relatime`, the first
+/// read after a write would otherwise dirty the inode, a journal write for every small file.
+#[test]
+fn reads_leave_the_replicas_access_time_alone() {
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(&[dir.path().to_owned()], false).unwrap());
+    write_replica(&store, 1, 10, &data(4000, 3));
+    let path = store.block_file(1).unwrap();
+    // An access time older than the modification time: relatime would update it on a read.
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_times(std::fs::FileTimes::new().set_accessed(old))
+        .unwrap();
+    let before = std::fs::metadata(&path).unwrap().accessed().unwrap();
+    assert_eq!(read_all(&store, 1), data(4000, 3));
+    let mut cached = store.open_reader_cached(1).unwrap().expect("cached");
+    let (mut got, mut sums) = (Vec::new(), Vec::new());
+    cached.read(0, 4000, &mut got, &mut sums).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().accessed().unwrap(), before);
+}

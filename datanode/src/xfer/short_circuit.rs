@@ -46,10 +46,15 @@ pub async fn serve(listener: UnixListener, ctx: Arc<XferContext>, mut shutdown: 
 /// `dfs.datanode.socket.reuse.keepalive`, 4 s). Clients keep idle connections for less
 /// ([`tusk_proto::short_circuit::CLIENT_IDLE`]), so they rarely find one closed.
 const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(4);
+/// Read buffer of a connection: a request is a ReadBlockRequest of some 100 bytes.
+const REQUEST_BUFFER: usize = 1024;
 
 /// Serves the requests of one connection, one after another, until the client closes it,
 /// leaves it idle for [`KEEPALIVE`], or breaks the protocol.
-async fn handle(mut stream: UnixStream, ctx: &Arc<XferContext>) -> io::Result<()> {
+async fn handle(stream: UnixStream, ctx: &Arc<XferContext>) -> io::Result<()> {
+    // A request arrives whole: buffered, it is one receive, not one per field. A client sends
+    // the next request only after the answer, so the buffer never holds one ahead.
+    let mut stream = tokio::io::BufReader::with_capacity(REQUEST_BUFFER, stream);
     let mut served = 0u64;
     loop {
         let wait = if served == 0 { IO_TIMEOUT } else { KEEPALIVE };
@@ -61,7 +66,7 @@ async fn handle(mut stream: UnixStream, ctx: &Arc<XferContext>) -> io::Result<()
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "no op header")),
         };
-        serve_one(&stream, ctx, op, &body).await?;
+        serve_one(stream.get_ref(), ctx, op, &body).await?;
         served += 1;
     }
 }
