@@ -502,35 +502,23 @@ impl Store {
     /// Opens a replica for reading, checking its files against what the store knows. A
     /// replica being written is readable up to the bytes written so far (hflush). Blocking.
     pub fn open_reader(&self, block_id: u64) -> Result<ReplicaReader, DatanodeError> {
-        self.open_replica(block_id, Wait::Allowed)?.map(ReplicaReader::new).ok_or_else(Wait::broken)
+        self.open_reader_with(block_id, Wait::Allowed)?.ok_or_else(Wait::broken)
     }
 
-    /// [`Store::open_reader`] without waiting for the disk: `Ok(None)` when a path lookup or
-    /// the meta header is not in the kernel's caches (call `open_reader` on a blocking
-    /// thread then). For a replica just written or read it never is, so a task can open it
-    /// without handing off to another thread.
-    pub fn open_reader_cached(&self, block_id: u64) -> Result<Option<ReplicaReader>, DatanodeError> {
-        Ok(self.open_replica(block_id, Wait::Never)?.map(ReplicaReader::new))
+    /// [`Store::open_reader`]; with [`Wait::Never`], `Ok(None)` when a path lookup or the
+    /// meta header is not in the kernel's caches (open it with [`Wait::Allowed`] on a
+    /// blocking thread then). For a replica just written or read they always are, so a task
+    /// can open it without handing off to another thread.
+    pub fn open_reader_with(&self, block_id: u64, wait: Wait) -> Result<Option<ReplicaReader>, DatanodeError> {
+        let info = self.get(block_id).ok_or(DatanodeError::ReplicaNotFound { block_id })?;
+        Ok(self.open_replica(block_id, info, wait)?.map(ReplicaReader::new))
     }
 
     /// Opens a finalized replica for a short-circuit reader on this host: its files checked
     /// as for a read (sizes, meta header), genstamp at least `genstamp`. Replicas being
-    /// written are refused (they change under the reader; HDFS refuses them too). Blocking.
-    pub fn open_short_circuit(&self, block_id: u64, genstamp: u64) -> Result<(ReplicaInfo, File, File), DatanodeError> {
-        self.short_circuit(block_id, genstamp, Wait::Allowed)?.ok_or_else(Wait::broken)
-    }
-
-    /// [`Store::open_short_circuit`] without waiting for the disk (`Ok(None)`: it would have;
-    /// see [`Store::open_reader_cached`]).
-    pub fn open_short_circuit_cached(
-        &self,
-        block_id: u64,
-        genstamp: u64,
-    ) -> Result<Option<(ReplicaInfo, File, File)>, DatanodeError> {
-        self.short_circuit(block_id, genstamp, Wait::Never)
-    }
-
-    fn short_circuit(
+    /// written are refused (they change under the reader; HDFS refuses them too). `wait` as
+    /// for [`Store::open_reader_with`].
+    pub fn open_short_circuit(
         &self,
         block_id: u64,
         genstamp: u64,
@@ -548,11 +536,15 @@ impl Store {
                 info.genstamp
             )));
         }
-        Ok(self.open_replica(block_id, wait)?.map(|f| (f.info, f.data, f.meta)))
+        Ok(self.open_replica(block_id, info, wait)?.map(|f| (f.info, f.data, f.meta)))
     }
 
-    fn open_replica(&self, block_id: u64, wait: Wait) -> Result<Option<ReplicaFiles>, DatanodeError> {
-        let info = self.get(block_id).ok_or(DatanodeError::ReplicaNotFound { block_id })?;
+    fn open_replica(
+        &self,
+        block_id: u64,
+        info: ReplicaInfo,
+        wait: Wait,
+    ) -> Result<Option<ReplicaFiles>, DatanodeError> {
         let v = self.volume(info.volume)?;
         if info.state == ReplicaState::Rbw {
             return ReplicaFiles::open(info, v.rbw_block(block_id), v.rbw_meta(block_id, info.genstamp), true, wait);
@@ -970,7 +962,7 @@ pub struct ReplicaReader {
 
 /// Whether opening a replica may wait for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
+pub enum Wait {
     Allowed,
     /// Give up (`Ok(None)`) where the kernel would have to go to the disk.
     Never,
@@ -978,7 +970,7 @@ enum Wait {
 
 impl Wait {
     /// An open allowed to wait that did not finish: a bug, reported rather than unwrapped.
-    fn broken() -> DatanodeError {
+    pub(crate) fn broken() -> DatanodeError {
         DatanodeError::Invalid("a blocking open of a replica gave up waiting".into())
     }
 }

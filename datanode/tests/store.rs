@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use tusk_datanode::replica_index::ReplicaState;
-use tusk_datanode::store::Store;
+use tusk_datanode::store::{Store, Wait};
 use tusk_proto::data_transfer::chunk_checksums;
 
 fn write_replica(store: &Arc<Store>, block_id: u64, genstamp: u64, data: &[u8]) {
@@ -264,22 +264,22 @@ fn a_cached_open_reads_what_a_blocking_open_reads_and_defers_the_rest() {
     write_replica(&store, 1, 10, &small);
     write_replica(&store, 2, 10, &data(3000, 9));
 
-    let mut r = store.open_reader_cached(1).unwrap().expect("a replica just written is in the caches");
+    let mut r = store.open_reader_with(1, Wait::Never).unwrap().expect("a replica just written is in the caches");
     let (mut got, mut sums) = (Vec::new(), Vec::new());
     r.read(0, small.len(), &mut got, &mut sums).unwrap();
     tusk_proto::data_transfer::verify_checksums(&got, &sums).unwrap();
     assert_eq!(got, small);
-    let (info, data_file, _meta) = store.open_short_circuit_cached(1, 10).unwrap().expect("cached");
+    let (info, data_file, _meta) = store.open_short_circuit(1, 10, Wait::Never).unwrap().expect("cached");
     assert_eq!((info.len, data_file.metadata().unwrap().len()), (1000, 1000));
 
     // Refusals that need no disk are the same either way.
-    assert!(store.open_reader_cached(99).is_err());
-    assert!(store.open_short_circuit_cached(1, 11).is_err(), "a newer genstamp than the replica's");
+    assert!(store.open_reader_with(99, Wait::Never).is_err());
+    assert!(store.open_short_circuit(1, 11, Wait::Never).is_err(), "a newer genstamp than the replica's");
 
     // A file gone under the store: the cached open defers, the blocking one says why.
     std::fs::remove_file(store.block_file(2).unwrap()).unwrap();
-    assert!(store.open_reader_cached(2).unwrap().is_none());
-    assert!(store.open_short_circuit_cached(2, 10).unwrap().is_none());
+    assert!(store.open_reader_with(2, Wait::Never).unwrap().is_none());
+    assert!(store.open_short_circuit(2, 10, Wait::Never).unwrap().is_none());
     let err = store.open_reader(2).err().expect("the blocking open fails").to_string();
     assert!(err.contains("cannot open"), "{err}");
 }
@@ -303,7 +303,7 @@ fn reads_leave_the_replicas_access_time_alone() {
         .unwrap();
     let before = std::fs::metadata(&path).unwrap().accessed().unwrap();
     assert_eq!(read_all(&store, 1), data(4000, 3));
-    let mut cached = store.open_reader_cached(1).unwrap().expect("cached");
+    let mut cached = store.open_reader_with(1, Wait::Never).unwrap().expect("cached");
     let (mut got, mut sums) = (Vec::new(), Vec::new());
     cached.read(0, 4000, &mut got, &mut sums).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().accessed().unwrap(), before);

@@ -8,7 +8,7 @@ pub mod write;
 
 use crate::error::DatanodeError;
 use crate::server::Shutdown;
-use crate::store::Store;
+use crate::store::{Store, Wait};
 use prost::Message;
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -58,16 +58,17 @@ impl Drop for ActiveGuard<'_> {
 /// written or read: no thread hand-off), on the blocking pool when it must wait for the disk.
 async fn open_replica<T: Send + 'static>(
     store: &Arc<Store>,
-    cached: impl FnOnce(&Store) -> Result<Option<T>, DatanodeError>,
-    blocking: impl FnOnce(&Store) -> Result<T, DatanodeError> + Send + 'static,
+    open: impl Fn(&Store, Wait) -> Result<Option<T>, DatanodeError> + Send + 'static,
 ) -> io::Result<Result<T, DatanodeError>> {
-    match cached(store) {
+    match open(store, Wait::Never) {
         Ok(Some(opened)) => Ok(Ok(opened)),
         Err(e) => Ok(Err(e)),
         Ok(None) => {
             metrics::counter!("datanode_replica_opens_waited_total").increment(1);
             let store = Arc::clone(store);
-            tokio::task::spawn_blocking(move || blocking(&store)).await.map_err(io::Error::other)
+            tokio::task::spawn_blocking(move || open(&store, Wait::Allowed)?.ok_or_else(Wait::broken))
+                .await
+                .map_err(io::Error::other)
         }
     }
 }

@@ -27,8 +27,7 @@ pub async fn read_block(mut socket: TcpStream, req: ReadBlockRequest, ctx: &Arc<
         return reply_error(&mut socket, OpStatus::OpErrorInvalid, "ReadBlockRequest without a block").await;
     };
     let block_id = block.block_id;
-    let opened =
-        super::open_replica(&ctx.store, |s| s.open_reader_cached(block_id), move |s| s.open_reader(block_id)).await?;
+    let opened = super::open_replica(&ctx.store, move |s, wait| s.open_reader_with(block_id, wait)).await?;
     let reader = match opened {
         Ok(r) => r,
         Err(e) => {

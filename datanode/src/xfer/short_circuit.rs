@@ -85,12 +85,7 @@ async fn serve_one(stream: &UnixStream, ctx: &Arc<XferContext>, op: Opcode, body
         return short_circuit::send_with_fds(stream, &resp, &[]).await;
     };
     let (id, genstamp) = (block.block_id, block.generation_stamp);
-    let opened = super::open_replica(
-        &ctx.store,
-        |s| s.open_short_circuit_cached(id, genstamp),
-        move |s| s.open_short_circuit(id, genstamp),
-    )
-    .await?;
+    let opened = super::open_replica(&ctx.store, move |s, wait| s.open_short_circuit(id, genstamp, wait)).await?;
     match opened {
         Ok((info, data, meta)) => {
             let resp = BlockOpResponse {
