@@ -21,10 +21,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
 use tusk_namenode::blocks::Reported;
 use tusk_namenode::namesystem::Registration;
 use tusk_namenode::Namesystem;
+use tusk_proto::channel::RpcChannel;
 use tusk_proto::client::ExtendedBlock;
 use tusk_proto::datanode::datanode_namenode_client::DatanodeNamenodeClient;
 use tusk_proto::datanode::{
@@ -281,14 +281,14 @@ fn admin(addr: &str, args: &[&str]) -> Result<String> {
 struct SimDn {
     uuid: String,
     port: u32,
-    nn: DatanodeNamenodeClient<Channel>,
+    nn: DatanodeNamenodeClient<RpcChannel>,
 }
 
 impl SimDn {
     async fn connect(addr: &str, k: u32) -> Result<SimDn> {
         // One connection per datanode, as a real cluster has.
-        let ch = Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
-        let nn = DatanodeNamenodeClient::new(ch).max_encoding_message_size(256 << 20);
+        let ch = RpcChannel::connect(addr, Duration::from_secs(10), Duration::from_secs(120)).await?;
+        let nn = DatanodeNamenodeClient::with_origin(ch.clone(), ch.origin()).max_encoding_message_size(256 << 20);
         Ok(SimDn { uuid: format!("sim-dn-{k:05}"), port: 40_000 + k, nn })
     }
 

@@ -1,7 +1,5 @@
 //! Typed client errors, rebuilt from the `tusk-exception` metadata the namenode attaches.
 
-use std::error::Error as _;
-
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     #[error("{0}")]
@@ -53,16 +51,6 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    pub(crate) fn connect(addr: &str, e: &tonic::transport::Error) -> ClientError {
-        let mut cause = e.to_string();
-        let mut src = e.source();
-        while let Some(s) = src {
-            cause = s.to_string();
-            src = s.source();
-        }
-        ClientError::Connect(format!("Call to {addr} failed on connection exception: {cause}"))
-    }
-
     pub(crate) fn from_status(addr: &str, s: tonic::Status) -> ClientError {
         let class = s.metadata().get("tusk-exception").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let msg = s.message().to_owned();

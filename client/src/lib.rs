@@ -27,9 +27,9 @@ pub use tusk_proto::client::{
 
 use std::time::Duration;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
 use tonic::Request;
 use tusk_common::config::ClientConfig;
+use tusk_proto::channel::RpcChannel;
 use tusk_proto::client::client_namenode_client::ClientNamenodeClient;
 use tusk_proto::client::*;
 
@@ -38,7 +38,7 @@ pub const USER_HEADER: &str = "tusk-user";
 
 #[derive(Clone)]
 pub struct Client {
-    rpc: ClientNamenodeClient<Channel>,
+    rpc: ClientNamenodeClient<RpcChannel>,
     addr: String,
     user: String,
     client_name: String,
@@ -65,20 +65,19 @@ impl Client {
         if !tusk_common::user::valid_principal(user) {
             return Err(ClientError::InvalidArgument(format!("invalid user name {user:?}")));
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ClientError::InvalidArgument(format!("invalid namenode address {addr:?}: {e}")))?
-            .connect_timeout(Duration::from_millis(conf.connect_timeout_ms))
-            .timeout(Duration::from_millis(conf.rpc_timeout_ms))
-            .tcp_nodelay(true);
-        let connect = endpoint.connect();
-        let channel = match tokio::time::timeout(Duration::from_millis(conf.connect_timeout_ms + 500), connect).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(ClientError::connect(addr, &e)),
-            Err(_) => return Err(ClientError::Connect(format!("Call to {addr} failed: connection timed out"))),
+        if format!("http://{addr}").parse::<tonic::codegen::http::Uri>().is_err() {
+            return Err(ClientError::InvalidArgument(format!("invalid namenode address {addr:?}")));
+        }
+        let connect_timeout = Duration::from_millis(conf.connect_timeout_ms);
+        let channel = match RpcChannel::connect(addr, connect_timeout, Duration::from_millis(conf.rpc_timeout_ms)).await
+        {
+            Ok(c) => c,
+            Err(e) => return Err(ClientError::Connect(format!("Call to {addr} failed on connection exception: {e}"))),
         };
         let client_name = format!("TUSK_CLIENT_{}_{}", std::process::id(), rand::random::<u32>());
         Ok(Client {
-            rpc: ClientNamenodeClient::new(channel).max_decoding_message_size(64 << 20),
+            rpc: ClientNamenodeClient::with_origin(channel.clone(), channel.origin())
+                .max_decoding_message_size(64 << 20),
             addr: addr.to_owned(),
             user: user.to_owned(),
             client_name,

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
-use tonic::transport::{Channel, Endpoint};
 use tusk_common::config::DatanodeConfig;
+use tusk_proto::channel::RpcChannel;
 use tusk_proto::datanode::datanode_command::Command;
 use tusk_proto::datanode::datanode_namenode_client::DatanodeNamenodeClient;
 use tusk_proto::datanode::{
@@ -114,17 +114,10 @@ impl NamenodeActor {
         self.replications.shutdown().await;
     }
 
-    async fn connect(&self) -> Result<DatanodeNamenodeClient<Channel>, String> {
-        let endpoint = Endpoint::from_shared(format!("http://{}", self.conf.namenode))
-            .map_err(|e| format!("invalid address: {e}"))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(RPC_TIMEOUT)
-            .tcp_nodelay(true);
-        let channel = tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_millis(500), endpoint.connect())
-            .await
-            .map_err(|_| "connection timed out".to_string())?
-            .map_err(|e| error_chain(&e))?;
-        Ok(DatanodeNamenodeClient::new(channel)
+    async fn connect(&self) -> Result<DatanodeNamenodeClient<RpcChannel>, String> {
+        let channel =
+            RpcChannel::connect(&self.conf.namenode, CONNECT_TIMEOUT, RPC_TIMEOUT).await.map_err(|e| e.to_string())?;
+        Ok(DatanodeNamenodeClient::with_origin(channel.clone(), channel.origin())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
@@ -181,7 +174,7 @@ impl NamenodeActor {
     }
 
     /// Version, cluster id check, Register.
-    async fn handshake(&self, nn: &mut DatanodeNamenodeClient<Channel>) -> Result<(), SessionEnd> {
+    async fn handshake(&self, nn: &mut DatanodeNamenodeClient<RpcChannel>) -> Result<(), SessionEnd> {
         let version = nn.version(VersionRequest {}).await.map_err(|s| status_failed("Version", &s))?.into_inner();
         let ours = self.store().cluster_id();
         if version.cluster_id.is_empty() {
@@ -223,7 +216,11 @@ impl NamenodeActor {
         Ok(())
     }
 
-    async fn heartbeat(&mut self, nn: &mut DatanodeNamenodeClient<Channel>, next: &mut Next) -> Result<(), SessionEnd> {
+    async fn heartbeat(
+        &mut self,
+        nn: &mut DatanodeNamenodeClient<RpcChannel>,
+        next: &mut Next,
+    ) -> Result<(), SessionEnd> {
         let (space, failed_volumes) = self.store().space();
         metrics::gauge!("datanode_capacity_bytes").set(space.capacity as f64);
         metrics::gauge!("datanode_remaining_bytes").set(space.available as f64);
@@ -247,7 +244,7 @@ impl NamenodeActor {
 
     async fn full_report(
         &mut self,
-        nn: &mut DatanodeNamenodeClient<Channel>,
+        nn: &mut DatanodeNamenodeClient<RpcChannel>,
         next: &mut Next,
     ) -> Result<(), SessionEnd> {
         // Pending increments taken now are covered by the snapshot taken after; bad replicas
@@ -267,7 +264,7 @@ impl NamenodeActor {
 
     async fn incremental_report(
         &mut self,
-        nn: &mut DatanodeNamenodeClient<Channel>,
+        nn: &mut DatanodeNamenodeClient<RpcChannel>,
         next: &mut Next,
     ) -> Result<(), SessionEnd> {
         let mut pending = self.store().take_pending();
@@ -392,16 +389,4 @@ fn bad_blocks_request(uuid: &str, bad: &[(u64, ReplicaInfo)]) -> tusk_proto::cli
 
 fn status_failed(call: &str, s: &tonic::Status) -> SessionEnd {
     SessionEnd::Failed(format!("{call} failed: {} ({:?})", s.message(), s.code()))
-}
-
-/// The error and its causes, which is where "connection refused" hides.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
 }
