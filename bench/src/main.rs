@@ -19,6 +19,7 @@ use tusk_namenode::{Namesystem, NamesystemConfig};
 mod nnbench;
 mod nnscale;
 mod peers;
+mod rpcbench;
 mod storage;
 
 #[derive(Parser)]
@@ -53,6 +54,8 @@ enum Bench {
     /// A namenode under 1,000 simulated datanodes: block reports, heartbeats' CPU, and
     /// nn-throughput with and without the heartbeats (issue 10, benchmark 6).
     NnCluster(nnscale::ClusterOpts),
+    /// Unary gRPC calls through tonic's `Channel` and through our `RpcChannel`, side by side.
+    RpcChannel(rpcbench::RpcOpts),
     /// Checkpoints: restart times without and with one after N transactions, then 10
     /// checkpoints under a steady load of creates with the name directory's size after each.
     Checkpoint {
@@ -360,6 +363,7 @@ fn main() -> Result<()> {
         Bench::NnThroughput(opts) => nnbench::run(opts)?,
         Bench::NnMemory(opts) => nnscale::memory(opts)?,
         Bench::NnCluster(opts) => nnscale::cluster(opts)?,
+        Bench::RpcChannel(opts) => rpcbench::main(opts)?,
         Bench::Checkpoint { txns, runs, rounds, load_secs, dir, keep, report } => {
             checkpoint_bench(txns, runs, rounds, load_secs, dir, keep, report)?;
         }
