@@ -187,7 +187,7 @@ pub fn main(opts: RpcOpts) -> Result<()> {
         .split(',')
         .map(|c| c.trim().parse().context("--callers: a comma-separated list of numbers"))
         .collect::<Result<_>>()?;
-    if opts.runs == 0 || callers.iter().any(|&c| c == 0) {
+    if opts.runs == 0 || callers.contains(&0) {
         bail!("--runs and every --callers entry must be at least 1");
     }
     let mut child = Command::new(std::env::current_exe()?)
