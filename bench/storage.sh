@@ -5,7 +5,7 @@
 # everything on 127.0.0.1 and appends the tables to docs/benchmarks.md.
 #
 #   bash bench/storage.sh                       # everything, defaults as in issue 10
-#   ONLY=dfsio RUNS=3 bash bench/storage.sh     # one part: limits, dfsio, small, nn, nnmem, nnscale
+#   ONLY=dfsio RUNS=3 bash bench/storage.sh     # one part: limits, dfsio, small, nn, nnmem, nnscale, rpc
 #   ONLY=nnmem NNMEM_FILES=10000000 bash bench/storage.sh   # benchmark 5 at 10M files
 #   FILE_MIB=1024 FILES=4 SMALL_FILES=100000 NN_FILES=100000 bash bench/storage.sh
 #
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tusk-target}"
 RUNS="${RUNS:-3}"
-ONLY="${ONLY:-limits,dfsio,small,nn,nnmem,nnscale}"
+ONLY="${ONLY:-limits,dfsio,small,nn,nnmem,nnscale,rpc}"
 REPORT="${REPORT:-docs/benchmarks.md}"
 
 if ! command -v weed >/dev/null && [ -z "${WEED:-}" ]; then
@@ -34,7 +34,7 @@ export WEED
 cargo build --release -p tusk-cli -p tusk-bench
 BENCH="$CARGO_TARGET_DIR/release/tusk-bench"
 
-storage_parts=$(echo "$ONLY" | tr ',' '\n' | grep -v '^nn' | paste -sd, || true)
+storage_parts=$(echo "$ONLY" | tr ',' '\n' | grep -v -e '^nn' -e '^rpc$' | paste -sd, || true)
 if [ -n "$storage_parts" ]; then
   "$BENCH" storage --only "$storage_parts" --runs "$RUNS" \
     --files "${FILES:-4}" --file-mib "${FILE_MIB:-1024}" \
@@ -50,4 +50,8 @@ fi
 if echo "$ONLY" | tr ',' '\n' | grep -qx nnscale; then
   "$BENCH" nn-cluster --runs "$RUNS" --files "${NNSCALE_FILES:-3333334}" --datanodes "${NNSCALE_DATANODES:-1000}" \
     --report "$REPORT"
+fi
+if echo "$ONLY" | tr ',' '\n' | grep -qx rpc; then
+  # tonic's Channel against ours, one call at a time per caller (docs/architecture.md, "RPC").
+  "$BENCH" rpc-channel --runs "$(( RUNS < 5 ? 5 : RUNS ))" --report "$REPORT"
 fi
