@@ -199,6 +199,12 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
+/// The median of `v` (the upper one of an even count); NaN when `v` is empty.
+fn median_f(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// The `edits_replayed=N` of a namenode's "namespace loaded" log line.
 fn edits_replayed(log: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(log).ok()?;

@@ -370,11 +370,6 @@ async fn send_reports(
     Ok((t0.elapsed(), slowest))
 }
 
-fn median_f(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 fn work_dir(dir: &Option<PathBuf>, tag: &str) -> Result<PathBuf> {
     let d =
         dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tusk-bench-{tag}-{}", std::process::id())));
@@ -410,7 +405,7 @@ fn memory_in(o: &MemoryOpts, base: &Path) -> Result<()> {
         empty_rss.push(crate::status_kb(nn.pid(), "VmRSS:") as f64);
         nn.stop()?;
     }
-    let empty_rss = median_f(empty_rss) as u64;
+    let empty_rss = crate::median_f(empty_rss) as u64;
     println!("empty namenode: RSS {empty_rss} KiB");
 
     let name = base.join("name");
@@ -633,7 +628,7 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
         }
     }
     let (h1, hc1) = histogram(&nn.http, "namenode_heartbeat_seconds")?;
-    let (idle_m, hb_m) = (median_f(idle.clone()), median_f(hb.clone()));
+    let (idle_m, hb_m) = (crate::median_f(idle.clone()), crate::median_f(hb.clone()));
     let cost = hb_m - idle_m;
     let handler_us = 1e6 * (h1 - h0) / (hc1 - hc0).max(1.0);
 
@@ -677,9 +672,9 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
 
     let mut tp_rows = String::new();
     for (k, name) in crate::nnbench::op_names().iter().enumerate() {
-        let wo = median_f(without.iter().map(|r| r[k]).collect());
-        let wi = median_f(with.iter().map(|r| r[k]).collect());
-        let ratio = median_f(without.iter().zip(&with).map(|(a, b)| b[k] / a[k]).collect());
+        let wo = crate::median_f(without.iter().map(|r| r[k]).collect());
+        let wi = crate::median_f(with.iter().map(|r| r[k]).collect());
+        let ratio = crate::median_f(without.iter().zip(&with).map(|(a, b)| b[k] / a[k]).collect());
         tp_rows.push_str(&format!(
             "| {name} | {wo:.0} | {wi:.0} | {ratio:.3} | {} |\n",
             if ratio >= 0.9 { "yes" } else { "**no**" }
@@ -704,7 +699,7 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
         w = window.as_secs(),
         idle = idle.iter().map(|v| (v * 100.0).round() / 100.0).collect::<Vec<_>>(),
         hb = hb.iter().map(|v| (v * 100.0).round() / 100.0).collect::<Vec<_>>(),
-        rate = median_f(hb_rate),
+        rate = crate::median_f(hb_rate),
         hbmet = if cost < 5.0 { "yes" } else { "**no**" },
         nf = o.nn_files,
         nr = o.nn_reads,

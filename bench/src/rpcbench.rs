@@ -172,11 +172,6 @@ enum Either {
     Ours(DatanodeNamenodeClient<RpcChannel>),
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 pub fn main(opts: RpcOpts) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if opts.serve {
@@ -224,19 +219,19 @@ pub fn main(opts: RpcOpts) -> Result<()> {
                     by_kind[i].1.push(run);
                 }
             }
-            let tonic = median(by_kind[0].1.iter().map(|r| r.calls_per_sec).collect());
+            let tonic = crate::median_f(by_kind[0].1.iter().map(|r| r.calls_per_sec).collect());
             let ratios: Vec<f64> =
                 by_kind[0].1.iter().zip(&by_kind[1].1).map(|(t, o)| o.calls_per_sec / t.calls_per_sec).collect();
             for (kind, runs) in &by_kind {
-                let rate = median(runs.iter().map(|r| r.calls_per_sec).collect());
+                let rate = crate::median_f(runs.iter().map(|r| r.calls_per_sec).collect());
                 rows.push_str(&format!(
                     "| {n} | {} | {rate:.0} | {:.1} | {:.2} | {:.2} | {} |\n",
                     kind.name(),
                     1e6 * n as f64 / rate,
-                    median(runs.iter().map(|r| r.client_writes).collect()),
-                    median(runs.iter().map(|r| r.server_writes).collect()),
+                    crate::median_f(runs.iter().map(|r| r.client_writes).collect()),
+                    crate::median_f(runs.iter().map(|r| r.server_writes).collect()),
                     if *kind == Kind::Ours {
-                        format!("{:.2}", median(ratios.clone()))
+                        format!("{:.2}", crate::median_f(ratios.clone()))
                     } else {
                         format!("1 ({tonic:.0}/s)")
                     }
