@@ -29,7 +29,7 @@ use std::time::Duration;
 use tonic::metadata::MetadataValue;
 use tonic::Request;
 use tusk_common::config::ClientConfig;
-use tusk_proto::channel::RpcChannel;
+use tusk_proto::channel::{ConnectError, RpcChannel};
 use tusk_proto::client::client_namenode_client::ClientNamenodeClient;
 use tusk_proto::client::*;
 
@@ -65,14 +65,16 @@ impl Client {
         if !tusk_common::user::valid_principal(user) {
             return Err(ClientError::InvalidArgument(format!("invalid user name {user:?}")));
         }
-        if format!("http://{addr}").parse::<tonic::codegen::http::Uri>().is_err() {
-            return Err(ClientError::InvalidArgument(format!("invalid namenode address {addr:?}")));
-        }
         let connect_timeout = Duration::from_millis(conf.connect_timeout_ms);
         let channel = match RpcChannel::connect(addr, connect_timeout, Duration::from_millis(conf.rpc_timeout_ms)).await
         {
             Ok(c) => c,
-            Err(e) => return Err(ClientError::Connect(format!("Call to {addr} failed on connection exception: {e}"))),
+            Err(ConnectError::InvalidAddress(why)) => {
+                return Err(ClientError::InvalidArgument(format!("invalid namenode address {addr:?}: {why}")))
+            }
+            Err(ConnectError::Failed(why)) => {
+                return Err(ClientError::Connect(format!("Call to {addr} failed on connection exception: {why}")))
+            }
         };
         let client_name = format!("TUSK_CLIENT_{}_{}", std::process::id(), rand::random::<u32>());
         Ok(Client {

@@ -66,14 +66,22 @@ struct Live {
     open: Arc<AtomicBool>,
 }
 
-/// Why a connection could not be made: the innermost cause, as the operating system put it
-/// ("Connection refused (os error 111)"), or that it timed out.
+/// Why a connection could not be made.
 #[derive(Debug)]
-pub struct ConnectError(pub String);
+pub enum ConnectError {
+    /// `addr` is not a `host:port` an origin can be made of (the parser's reason).
+    InvalidAddress(String),
+    /// The innermost cause, as the operating system put it ("Connection refused (os error
+    /// 111)"), or that it timed out.
+    Failed(String),
+}
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            ConnectError::InvalidAddress(why) => write!(f, "invalid address: {why}"),
+            ConnectError::Failed(why) => f.write_str(why),
+        }
     }
 }
 
@@ -88,8 +96,8 @@ impl RpcChannel {
         connect_timeout: Duration,
         call_timeout: Duration,
     ) -> Result<RpcChannel, ConnectError> {
-        let origin: Uri =
-            format!("http://{addr}").parse().map_err(|e| ConnectError(format!("invalid address {addr:?}: {e}")))?;
+        let origin =
+            format!("http://{addr}").parse::<Uri>().map_err(|e| ConnectError::InvalidAddress(e.to_string()))?;
         let shared = Arc::new(Shared {
             addr: addr.to_owned(),
             origin,
@@ -114,20 +122,20 @@ impl Shared {
     async fn open(&self) -> Result<Live, ConnectError> {
         let stream = match tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(&self.addr)).await
         {
-            Err(_) => return Err(ConnectError("connection timed out".into())),
-            Ok(Err(e)) => return Err(ConnectError(e.to_string())),
+            Err(_) => return Err(ConnectError::Failed("connection timed out".into())),
+            Ok(Err(e)) => return Err(ConnectError::Failed(e.to_string())),
             Ok(Ok(s)) => s,
         };
         // Unary calls are small writes; without this an answer's trailers can wait behind
         // its data for the peer's delayed ACK.
-        stream.set_nodelay(true).map_err(|e| ConnectError(e.to_string()))?;
+        stream.set_nodelay(true).map_err(|e| ConnectError::Failed(e.to_string()))?;
         let handshake = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONNECTION_WINDOW)
             .handshake::<_, Bytes>(stream);
         let (sender, connection) = match tokio::time::timeout(self.connect_timeout, handshake).await {
-            Err(_) => return Err(ConnectError("HTTP/2 handshake timed out".into())),
-            Ok(Err(e)) => return Err(ConnectError(e.to_string())),
+            Err(_) => return Err(ConnectError::Failed("HTTP/2 handshake timed out".into())),
+            Ok(Err(e)) => return Err(ConnectError::Failed(e.to_string())),
             Ok(Ok(pair)) => pair,
         };
         let open = Arc::new(AtomicBool::new(true));
