@@ -167,3 +167,24 @@ async fn replication_above_cluster_size_still_writes() {
     assert_eq!(read_all(&c, "/empty").await, Vec::<u8>::new());
     mc.shutdown().await;
 }
+
+/// Datanodes heartbeat on long-lived streams. The namenode still stops at once (an open
+/// stream must not hold its graceful shutdown until the 10 s grace runs out), and after a
+/// restart the datanodes find it, register again and keep heartbeating: they are still
+/// live after longer than the heartbeat expiry (4 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn namenode_stops_and_restarts_under_heartbeat_streams() {
+    let mut mc = MiniCluster::start(2).await;
+    mc.wait_live(2).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await; // heartbeats every 300 ms
+    let t = Instant::now();
+    mc.stop_namenode().await;
+    assert!(t.elapsed() < Duration::from_secs(8), "the namenode took {:?} to stop", t.elapsed());
+    mc.start_namenode().await;
+    mc.wait_live(2).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let c = mc.client("root").await;
+    let live = c.datanode_report(tusk_client::DatanodeReportType::DatanodeReportLive).await.unwrap();
+    assert_eq!(live.len(), 2, "{live:?}");
+    mc.shutdown().await;
+}

@@ -9,16 +9,18 @@
 //! `tusk-bench nn-cluster`: the same kind of namespace, then 1,000 simulated datanodes (only
 //! the protocol, no data; distinct uuids and fake ports on 127.0.0.1, nothing listens there
 //! and the namenode never calls a datanode) register, send full block reports of all the
-//! blocks (three replicas each, spread over the datanodes), heartbeat every 3 s, and the
-//! namenode's CPU is read from /proc with and without heartbeats; nn-throughput's RPC
-//! operations run with and without the heartbeats, interleaved.
+//! blocks (three replicas each, spread over the datanodes), heartbeat every 3 s on a
+//! heartbeat stream as datanodes do, and the namenode's CPU is read from /proc with and
+//! without heartbeats (and, with `--compare-unary`, with heartbeats as unary calls, the way
+//! before the stream); nn-throughput's RPC operations run with and without the heartbeats,
+//! interleaved.
 
 use crate::nnbench::NnOpts;
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tusk_namenode::blocks::Reported;
@@ -30,11 +32,17 @@ use tusk_proto::datanode::datanode_namenode_client::DatanodeNamenodeClient;
 use tusk_proto::datanode::{
     BlockReportRequest, DatanodeRegistration, HeartbeatRequest, ReplicaState, ReportedBlock, StorageReport,
 };
+use tusk_proto::heartbeat::HeartbeatStream;
 
 /// Length every block is given (one small block per file, as HDFS's figures assume).
 const BLOCK_LEN: u64 = 1024;
 /// Heartbeat interval of a datanode (DESIGN.md: 3 s).
 const HEARTBEAT: Duration = Duration::from_secs(3);
+/// What the simulated datanodes' heartbeat tasks do: nothing, heartbeat on their streams, or
+/// heartbeat with unary calls.
+const OFF: u8 = 0;
+const STREAM: u8 = 1;
+const UNARY: u8 = 2;
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct MemoryOpts {
@@ -86,6 +94,10 @@ pub struct ClusterOpts {
     /// nn-throughput over RPC: getFileInfo and getBlockLocations calls per run.
     #[arg(long, default_value_t = 100_000)]
     pub nn_reads: u64,
+    /// Also CPU windows with every heartbeat a unary `Heartbeat` call (how datanodes sent
+    /// them before `HeartbeatStream`), interleaved with the others: an A/B in one run.
+    #[arg(long)]
+    pub compare_unary: bool,
     #[arg(long)]
     pub dir: Option<PathBuf>,
     #[arg(long)]
@@ -282,6 +294,8 @@ struct SimDn {
     uuid: String,
     port: u32,
     nn: DatanodeNamenodeClient<RpcChannel>,
+    /// Opened at the first heartbeat sent on a stream.
+    beats: Option<HeartbeatStream>,
 }
 
 impl SimDn {
@@ -289,7 +303,7 @@ impl SimDn {
         // One connection per datanode, as a real cluster has.
         let ch = RpcChannel::connect(addr, Duration::from_secs(10), Duration::from_secs(120)).await?;
         let nn = DatanodeNamenodeClient::with_origin(ch.clone(), ch.origin()).max_encoding_message_size(256 << 20);
-        Ok(SimDn { uuid: format!("sim-dn-{k:05}"), port: 40_000 + k, nn })
+        Ok(SimDn { uuid: format!("sim-dn-{k:05}"), port: 40_000 + k, nn, beats: None })
     }
 
     async fn register(&mut self) -> Result<()> {
@@ -308,8 +322,9 @@ impl SimDn {
         Ok(())
     }
 
+    /// One heartbeat, on the datanode's heartbeat stream or (`unary`) as a call of its own.
     /// Returns whether the namenode asked for a new registration.
-    async fn heartbeat(&mut self) -> Result<bool> {
+    async fn heartbeat(&mut self, unary: bool) -> Result<bool> {
         let req = HeartbeatRequest {
             datanode_uuid: self.uuid.clone(),
             storage: Some(StorageReport {
@@ -320,7 +335,15 @@ impl SimDn {
             }),
             active_transfers: 0,
         };
-        let resp = self.nn.heartbeat(req).await?.into_inner();
+        let resp = if unary {
+            self.nn.heartbeat(req).await?.into_inner()
+        } else {
+            let stream = match &mut self.beats {
+                Some(stream) => stream,
+                None => self.beats.insert(HeartbeatStream::open(&mut self.nn, Duration::from_secs(120)).await?),
+            };
+            stream.beat(req).await?
+        };
         use tusk_proto::datanode::datanode_command::Command as C;
         Ok(resp.commands.iter().any(|c| matches!(c.command, Some(C::Reregister(_)))))
     }
@@ -454,7 +477,7 @@ fn memory_in(o: &MemoryOpts, base: &Path) -> Result<()> {
         for k in 0..3 {
             let mut dn = SimDn::connect(&addr, k).await?;
             dn.register().await?;
-            dn.heartbeat().await?;
+            dn.heartbeat(false).await?;
             dns.push(dn);
         }
         let mut times = Vec::new();
@@ -578,21 +601,23 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
         admin(&nn.rpc, &["-safemode", "leave"])?;
     }
 
-    // Heartbeats: every datanode every 3 s, spread over the interval; `beating` pauses them.
-    let beating = Arc::new(AtomicBool::new(false));
+    // Heartbeats: every datanode every 3 s, spread over the interval; `mode` pauses them or
+    // picks how they are sent.
+    let mode = Arc::new(AtomicU8::new(OFF));
     let sent = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut hb_tasks = tokio::task::JoinSet::new();
     for (k, mut dn) in dns.into_iter().enumerate() {
-        let (beating, sent, stop) = (beating.clone(), sent.clone(), stop.clone());
+        let (mode, sent, stop) = (mode.clone(), sent.clone(), stop.clone());
         let offset = HEARTBEAT.mul_f64(k as f64 / d as f64);
         hb_tasks.spawn(async move {
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, HEARTBEAT);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
-                if beating.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
-                    if dn.heartbeat().await? {
+                let how = mode.load(Ordering::Relaxed);
+                if how != OFF && !stop.load(Ordering::Relaxed) {
+                    if dn.heartbeat(how == UNARY).await? {
                         dn.register().await?;
                     }
                     sent.fetch_add(1, Ordering::Relaxed);
@@ -602,11 +627,18 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
         });
     }
     let window = Duration::from_secs(o.cpu_secs.max(3));
-    let (mut idle, mut hb, mut hb_rate) = (Vec::new(), Vec::new(), Vec::new());
+    // Each run: idle, the stream and (when compared) unary calls; the order of the two kinds
+    // of heartbeat alternates between runs.
+    let (mut idle, mut hb, mut hb_rate, mut unary, mut unary_rate) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (h0, hc0) = histogram(&nn.http, "namenode_heartbeat_seconds")?;
     for run in 0..o.runs.max(1) {
-        for on in [false, true] {
-            beating.store(on, Ordering::Relaxed);
+        let mut order = vec![OFF, STREAM];
+        if o.compare_unary {
+            order.insert(if run % 2 == 0 { 2 } else { 1 }, UNARY);
+        }
+        for how in order {
+            mode.store(how, Ordering::Relaxed);
             // Let a whole interval pass so every datanode is in the new state.
             tokio::time::sleep(HEARTBEAT).await;
             let (c0, n0, t0) = (cpu_secs(nn.pid())?, sent.load(Ordering::Relaxed), Instant::now());
@@ -617,13 +649,18 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
             println!(
                 "CPU window {} {}: namenode {pct:.2}% of a core, {rate:.0} heartbeats/s",
                 run + 1,
-                if on { "heartbeats" } else { "idle" }
+                ["idle", "heartbeats (stream)", "heartbeats (unary calls)"][usize::from(how)]
             );
-            if on {
-                hb.push(pct);
-                hb_rate.push(rate);
-            } else {
-                idle.push(pct);
+            match how {
+                OFF => idle.push(pct),
+                STREAM => {
+                    hb.push(pct);
+                    hb_rate.push(rate);
+                }
+                _ => {
+                    unary.push(pct);
+                    unary_rate.push(rate);
+                }
             }
         }
     }
@@ -631,6 +668,20 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
     let (idle_m, hb_m) = (crate::median_f(idle.clone()), crate::median_f(hb.clone()));
     let cost = hb_m - idle_m;
     let handler_us = 1e6 * (h1 - h0) / (hc1 - hc0).max(1.0);
+    let unary_row = if o.compare_unary {
+        let um = crate::median_f(unary.clone());
+        // Per run: the stream's cost over the unary calls' cost, both above that run's idle.
+        let ratio =
+            crate::median_f(idle.iter().zip(&hb).zip(&unary).map(|((i, s), u)| (s - i) / (u - i).max(1e-9)).collect());
+        format!(
+            "| unary calls, for comparison | {idle_m:.2}% | {um:.2}% ({u:?}) | {c:.2}% of a core | {r:.0} | stream / unary (median of per-run ratios): {ratio:.2} | - |\n",
+            u = unary.iter().map(|v| (v * 100.0).round() / 100.0).collect::<Vec<_>>(),
+            c = um - idle_m,
+            r = crate::median_f(unary_rate),
+        )
+    } else {
+        String::new()
+    };
 
     // nn-throughput over RPC without and with the heartbeats, interleaved.
     let nn_opts = NnOpts {
@@ -649,7 +700,7 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
     for run in 0..o.runs.max(1) {
         let order = if run % 2 == 0 { [false, true] } else { [true, false] };
         for on in order {
-            beating.store(on, Ordering::Relaxed);
+            mode.store(if on { STREAM } else { OFF }, Ordering::Relaxed);
             tokio::time::sleep(HEARTBEAT).await;
             println!(
                 "== nn-throughput over RPC, run {}, {}",
@@ -665,7 +716,7 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
         }
     }
     stop.store(true, Ordering::Relaxed);
-    beating.store(false, Ordering::Relaxed);
+    mode.store(OFF, Ordering::Relaxed);
     while let Some(r) = hb_tasks.join_next().await {
         r??;
     }
@@ -687,10 +738,10 @@ async fn cluster_run(o: &ClusterOpts, nn: &Nn, blocks: Vec<Blk>, how: &str) -> R
          Full block reports, totalling {replicas} replicas (target: >= 1,000,000 blocks/s):\n\n\
          | round | reports | send to last answer | blocks/s | namenode's own handling (namenode_block_report_seconds sum): blocks/s | namenode CPU meanwhile | slowest report | met |\n\
          |---|---|---|---|---|---|---|---|\n{report_rows}\n\
-         Heartbeats: {d} datanodes every 3 s, {runs} windows of {w} s each way, interleaved (target: < 5% of a core):\n\n\
-         | namenode CPU idle (median) | with heartbeats (median) | heartbeat cost | heartbeats/s | namenode's handler time per heartbeat | met |\n\
-         |---|---|---|---|---|---|\n\
-         | {idle_m:.2}% ({idle:?}) | {hb_m:.2}% ({hb:?}) | **{cost:.2}% of a core** | {rate:.0} | {handler_us:.1} µs | {hbmet} |\n\n\
+         Heartbeats: {d} datanodes every 3 s on heartbeat streams, {runs} windows of {w} s each way, interleaved (target: < 5% of a core):\n\n\
+         | heartbeats | namenode CPU idle (median) | with heartbeats (median) | heartbeat cost | heartbeats/s | namenode's handler time per heartbeat | met |\n\
+         |---|---|---|---|---|---|---|\n\
+         | stream (as datanodes send them) | {idle_m:.2}% ({idle:?}) | {hb_m:.2}% ({hb:?}) | **{cost:.2}% of a core** | {rate:.0} | {handler_us:.1} µs | {hbmet} |\n{unary_row}\n\
          nn-throughput over RPC ({nf} files, {nr} reads, 64 tasks, 8 connections) with and without the heartbeats, \
          {runs} runs each way, interleaved; ratio = median of per-run ratios (target: >= 0.90, a drop under 10%):\n\n\
          | operation | without heartbeats ops/s | with | ratio | met |\n|---|---|---|---|---|\n{tp_rows}",

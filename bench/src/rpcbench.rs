@@ -53,6 +53,14 @@ impl DatanodeNamenode for Answer {
     async fn heartbeat(&self, _: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
         Ok(Response::new(HeartbeatResponse::default()))
     }
+    type HeartbeatStreamStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<HeartbeatResponse, Status>> + Send>>;
+    async fn heartbeat_stream(
+        &self,
+        _: Request<tonic::Streaming<HeartbeatRequest>>,
+    ) -> Result<Response<Self::HeartbeatStreamStream>, Status> {
+        Err(Status::unimplemented("rpc-channel bench"))
+    }
     async fn block_report(&self, _: Request<BlockReportRequest>) -> Result<Response<BlockReportResponse>, Status> {
         Err(Status::unimplemented("rpc-channel bench"))
     }

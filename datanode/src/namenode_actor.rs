@@ -1,8 +1,8 @@
 //! The namenode actor: the datanode's only conversation with the namenode, which never
 //! calls a datanode. One loop: connect, Version (cluster id check), Register, full block
-//! report; then heartbeats on a tick, incremental reports as soon as replicas are finalized
-//! or deleted, a full report on its period; and execute the commands that ride on the
-//! replies. Any failure drops the connection and starts over after a backoff (1 s doubling
+//! report; then heartbeats on a tick (on one `HeartbeatStream` per connection), incremental
+//! reports as soon as replicas are finalized or deleted, a full report on its period; and
+//! execute the commands that ride on the replies. Any failure drops the connection and starts over after a backoff (1 s doubling
 //! to 30 s), registering again: a namenode that restarted has forgotten this datanode.
 
 use crate::replica_index::{ReplicaInfo, ReplicaState};
@@ -22,6 +22,7 @@ use tusk_proto::datanode::{
     BlockReceivedAndDeletedRequest, BlockReportRequest, DatanodeCommand, DatanodeRegistration, HeartbeatRequest,
     ReportedBlock, StorageReport, VersionRequest,
 };
+use tusk_proto::heartbeat::HeartbeatStream;
 
 const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -139,6 +140,8 @@ impl NamenodeActor {
         };
         *backoff = INITIAL_BACKOFF;
         let mut next = Next { full_report: true, ..Default::default() };
+        // Opened at the first heartbeat; it lives as long as the connection.
+        let mut beats: Option<HeartbeatStream> = None;
         let mut heartbeat = tokio::time::interval(Duration::from_millis(self.conf.heartbeat_interval_ms.max(1)));
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         heartbeat.reset(); // the registration just told the namenode we are alive
@@ -159,7 +162,7 @@ impl NamenodeActor {
                 let store = Arc::clone(self.store());
                 tokio::select! {
                     _ = shutdown.wait() => return SessionEnd::Shutdown,
-                    _ = heartbeat.tick() => self.heartbeat(&mut nn, &mut next).await.err(),
+                    _ = heartbeat.tick() => self.heartbeat(&mut nn, &mut beats, &mut next).await.err(),
                     _ = store.report_ready.notified() => self.incremental_report(&mut nn, &mut next).await.err(),
                     _ = tokio::time::sleep_until(next_full_report) => {
                         next.full_report = true;
@@ -219,6 +222,7 @@ impl NamenodeActor {
     async fn heartbeat(
         &mut self,
         nn: &mut DatanodeNamenodeClient<RpcChannel>,
+        beats: &mut Option<HeartbeatStream>,
         next: &mut Next,
     ) -> Result<(), SessionEnd> {
         let (space, failed_volumes) = self.store().space();
@@ -237,7 +241,14 @@ impl NamenodeActor {
             }),
             active_transfers: self.ctx.active.load(Ordering::Relaxed),
         };
-        let resp = nn.heartbeat(req).await.map_err(|s| status_failed("Heartbeat", &s))?.into_inner();
+        let stream = match beats {
+            Some(stream) => stream,
+            None => beats.insert(
+                HeartbeatStream::open(nn, RPC_TIMEOUT).await.map_err(|s| status_failed("HeartbeatStream", &s))?,
+            ),
+        };
+        // A failed heartbeat ends the session, and with it the stream.
+        let resp = stream.beat(req).await.map_err(|s| status_failed("Heartbeat", &s))?;
         self.execute(resp.commands, next).await;
         Ok(())
     }

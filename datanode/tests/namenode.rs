@@ -9,7 +9,8 @@ use std::time::Duration;
 use support::*;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
 use tusk_proto::client::{ExtendedBlock, ReportBadBlocksRequest, ReportBadBlocksResponse};
 use tusk_proto::datanode::datanode_command::Command;
 use tusk_proto::datanode::datanode_namenode_server::{DatanodeNamenode, DatanodeNamenodeServer};
@@ -22,6 +23,8 @@ struct State {
     received: Vec<(String, ReportedBlock)>,
     deleted: Vec<(String, u64)>,
     heartbeats: usize,
+    /// Heartbeat streams opened (datanodes heartbeat on one stream per connection).
+    streams: usize,
     commands: HashMap<String, Vec<DatanodeCommand>>,
 }
 
@@ -34,6 +37,14 @@ struct FakeNamenode {
 impl FakeNamenode {
     fn st(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap()
+    }
+    fn beat(&self, r: HeartbeatRequest) -> HeartbeatResponse {
+        let mut st = self.st();
+        st.heartbeats += 1;
+        let storage = r.storage.unwrap_or_default();
+        assert!(storage.capacity > 0 && storage.remaining <= storage.capacity);
+        let commands = st.commands.remove(&r.datanode_uuid).unwrap_or_default();
+        HeartbeatResponse { commands }
     }
     fn command(&self, uuid: &str, c: Command) {
         self.st().commands.entry(uuid.to_string()).or_default().push(DatanodeCommand { command: Some(c) });
@@ -50,13 +61,16 @@ impl DatanodeNamenode for FakeNamenode {
         Ok(Response::new(RegisterResponse {}))
     }
     async fn heartbeat(&self, r: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
-        let r = r.into_inner();
-        let mut st = self.st();
-        st.heartbeats += 1;
-        let storage = r.storage.unwrap_or_default();
-        assert!(storage.capacity > 0 && storage.remaining <= storage.capacity);
-        let commands = st.commands.remove(&r.datanode_uuid).unwrap_or_default();
-        Ok(Response::new(HeartbeatResponse { commands }))
+        Ok(Response::new(self.beat(r.into_inner())))
+    }
+    type HeartbeatStreamStream = std::pin::Pin<Box<dyn Stream<Item = Result<HeartbeatResponse, Status>> + Send>>;
+    async fn heartbeat_stream(
+        &self,
+        r: Request<Streaming<HeartbeatRequest>>,
+    ) -> Result<Response<Self::HeartbeatStreamStream>, Status> {
+        self.st().streams += 1;
+        let nn = self.clone();
+        Ok(Response::new(Box::pin(r.into_inner().map_while(move |r| Some(Ok(nn.beat(r.ok()?)))))))
     }
     async fn block_report(&self, r: Request<BlockReportRequest>) -> Result<Response<BlockReportResponse>, Status> {
         self.st().full_reports.push(r.into_inner());
@@ -180,6 +194,13 @@ async fn registers_reports_and_obeys_commands() {
     let mut ids: Vec<u64> = nn.st().full_reports.last().unwrap().blocks.iter().map(|b| b.block_id).collect();
     ids.sort();
     assert_eq!(ids, vec![11, 12]);
+
+    // Those commands rode on heartbeats sent on one stream per datanode's connection.
+    {
+        let st = nn.st();
+        assert_eq!(st.streams, 2, "heartbeat streams opened");
+        assert!(st.heartbeats >= 4, "{} heartbeats", st.heartbeats);
+    }
 
     // Shutdown from the namenode: stopped() resolves.
     nn.command(&dn2.uuid(), Command::Shutdown(ShutdownCommand {}));

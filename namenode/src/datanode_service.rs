@@ -4,8 +4,12 @@
 use crate::blocks::{Command, Reported};
 use crate::namesystem::{Namesystem, Registration};
 use crate::service::{bad_blocks, to_status};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use tonic::{Request, Response, Status};
+use std::task::{Context, Poll};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
 use tusk_proto::client::{ReportBadBlocksRequest, ReportBadBlocksResponse};
 use tusk_proto::datanode::datanode_command::Command as Pb;
 use tusk_proto::datanode::datanode_namenode_server::DatanodeNamenode;
@@ -13,11 +17,74 @@ use tusk_proto::datanode::*;
 
 pub struct DatanodeService {
     fsn: Arc<Namesystem>,
+    /// Turns true when the server begins to shut down: heartbeat streams end then, so the
+    /// graceful shutdown does not wait for datanodes that would never hang up.
+    closing: tokio::sync::watch::Receiver<bool>,
 }
 
 impl DatanodeService {
-    pub fn new(fsn: Arc<Namesystem>) -> Self {
-        DatanodeService { fsn }
+    pub fn new(fsn: Arc<Namesystem>, closing: tokio::sync::watch::Receiver<bool>) -> Self {
+        DatanodeService { fsn, closing }
+    }
+}
+
+/// One heartbeat: the datanode's state recorded, its commands taken.
+#[allow(clippy::result_large_err)]
+fn beat(fsn: &Namesystem, r: HeartbeatRequest) -> Result<HeartbeatResponse, Status> {
+    let started = std::time::Instant::now();
+    let s = r.storage.unwrap_or_default();
+    let commands = match fsn.heartbeat(uuid(&r.datanode_uuid)?, s.capacity, s.dfs_used, s.remaining, r.active_transfers)
+    {
+        Some(c) => to_pb(c),
+        None => reregister(),
+    };
+    heartbeat_seconds().record(started.elapsed().as_secs_f64());
+    Ok(HeartbeatResponse { commands })
+}
+
+/// The handler-time histogram, looked up once (the facade's lookup hashes the name on every
+/// call). A handle taken before the process's recorder is installed would record nothing
+/// forever, so it is cached only once one is.
+fn heartbeat_seconds() -> metrics::Histogram {
+    static HANDLE: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+    if !tusk_proto::serve::recording() {
+        return metrics::histogram!("namenode_heartbeat_seconds");
+    }
+    HANDLE.get_or_init(|| metrics::histogram!("namenode_heartbeat_seconds")).clone()
+}
+
+/// The answers on a heartbeat stream: one per request, in order. It ends after the first
+/// invalid request (with that request's status), when the datanode ends its side or breaks
+/// the stream, and when the server begins to shut down.
+pub struct HeartbeatReplies {
+    fsn: Arc<Namesystem>,
+    requests: Streaming<HeartbeatRequest>,
+    closing: Pin<Box<dyn Future<Output = ()> + Send>>,
+    done: bool,
+}
+
+impl Stream for HeartbeatReplies {
+    type Item = Result<HeartbeatResponse, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done || self.closing.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        match Pin::new(&mut this.requests).poll_next(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(r))) => {
+                let answer = beat(&this.fsn, r);
+                this.done = answer.is_err();
+                Poll::Ready(Some(answer))
+            }
+            // The datanode hung up or its stream broke: there is no one left to answer.
+            Poll::Ready(Some(Err(_)) | None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+        }
     }
 }
 
@@ -102,21 +169,21 @@ impl DatanodeNamenode for DatanodeService {
     }
 
     async fn heartbeat(&self, req: Request<HeartbeatRequest>) -> Reply<HeartbeatResponse> {
-        let started = std::time::Instant::now();
-        let r = req.into_inner();
-        let s = r.storage.unwrap_or_default();
-        let commands = match self.fsn.heartbeat(
-            uuid(&r.datanode_uuid)?,
-            s.capacity,
-            s.dfs_used,
-            s.remaining,
-            r.active_transfers,
-        ) {
-            Some(c) => to_pb(c),
-            None => reregister(),
-        };
-        metrics::histogram!("namenode_heartbeat_seconds").record(started.elapsed().as_secs_f64());
-        Ok(Response::new(HeartbeatResponse { commands }))
+        Ok(Response::new(beat(&self.fsn, req.into_inner())?))
+    }
+
+    type HeartbeatStreamStream = HeartbeatReplies;
+
+    async fn heartbeat_stream(&self, req: Request<Streaming<HeartbeatRequest>>) -> Reply<HeartbeatReplies> {
+        let mut closing = self.closing.clone();
+        Ok(Response::new(HeartbeatReplies {
+            fsn: self.fsn.clone(),
+            requests: req.into_inner(),
+            closing: Box::pin(async move {
+                let _ = closing.wait_for(|c| *c).await;
+            }),
+            done: false,
+        }))
     }
 
     async fn block_report(&self, req: Request<BlockReportRequest>) -> Reply<BlockReportResponse> {

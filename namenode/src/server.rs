@@ -50,7 +50,8 @@ pub async fn run(
             }
         })
     };
-    // `closing` turns true when shutdown begins: long calls (a checkpoint upload) end early.
+    // `closing` turns true when shutdown begins: long calls (a checkpoint upload, heartbeat
+    // streams) end early.
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         shutdown.await;
@@ -62,7 +63,8 @@ pub async fn run(
         .layer(tusk_proto::serve::RpcMetricsLayer)
         .add_service(ClientNamenodeServer::new(ClientService::new(fsn.clone())).max_decoding_message_size(256 << 20))
         .add_service(
-            DatanodeNamenodeServer::new(DatanodeService::new(fsn.clone())).max_decoding_message_size(256 << 20),
+            DatanodeNamenodeServer::new(DatanodeService::new(fsn.clone(), closing.clone()))
+                .max_decoding_message_size(256 << 20),
         )
         .add_service(
             NamenodeCheckpointServer::new(CheckpointService::new(fsn.clone(), closing))

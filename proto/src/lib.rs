@@ -20,6 +20,7 @@ pub mod transfer {
 pub mod block_meta;
 pub mod channel;
 pub mod data_transfer;
+pub mod heartbeat;
 pub mod serve;
 pub mod short_circuit;
 

@@ -37,7 +37,8 @@ pub fn recorder_installed() {
     RECORDER.store(true, std::sync::atomic::Ordering::Release);
 }
 
-fn recording() -> bool {
+/// Whether the process's metrics recorder is installed, so that a handle taken now records.
+pub fn recording() -> bool {
     RECORDER.load(std::sync::atomic::Ordering::Acquire)
 }
 

@@ -1,26 +1,48 @@
 //! `RpcChannel` against a real tonic server on loopback: calls, many at once on one
 //! connection, a server that goes away and comes back on the same port, a port nobody
-//! listens on, and a server that does not answer in time.
+//! listens on, and a server that does not answer in time; and `HeartbeatStream` over it.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tonic::{Code, Request, Response, Status};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Code, Request, Response, Status, Streaming};
 use tusk_proto::channel::RpcChannel;
 use tusk_proto::client::{ReportBadBlocksRequest, ReportBadBlocksResponse};
 use tusk_proto::datanode::datanode_namenode_client::DatanodeNamenodeClient;
 use tusk_proto::datanode::datanode_namenode_server::{DatanodeNamenode, DatanodeNamenodeServer};
 use tusk_proto::datanode::*;
+use tusk_proto::heartbeat::HeartbeatStream;
 
 /// Answers heartbeats (and counts them); a datanode called "slow" gets its answer after 5 s.
 #[derive(Clone, Default)]
 struct Counting {
     heartbeats: Arc<AtomicUsize>,
 }
+
+impl Counting {
+    async fn answer(&self, r: HeartbeatRequest) -> Result<HeartbeatResponse, Status> {
+        if r.datanode_uuid == "slow" {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        if r.datanode_uuid == "unknown" {
+            return Err(Status::not_found("no such datanode"));
+        }
+        let n = self.heartbeats.fetch_add(1, Ordering::SeqCst);
+        // The answer says which heartbeat it answers: a command naming the request's uuid
+        // and the count so far.
+        let name = format!("{}#{n}", r.datanode_uuid);
+        let command = datanode_command::Command::Delete(DeleteCommand { block_ids: vec![name.len() as u64] });
+        Ok(HeartbeatResponse { commands: vec![DatanodeCommand { command: Some(command) }] })
+    }
+}
+
+type Answers = Pin<Box<dyn Stream<Item = Result<HeartbeatResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl DatanodeNamenode for Counting {
@@ -31,15 +53,30 @@ impl DatanodeNamenode for Counting {
         Err(Status::unimplemented("test"))
     }
     async fn heartbeat(&self, r: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
-        let r = r.into_inner();
-        if r.datanode_uuid == "slow" {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-        if r.datanode_uuid == "unknown" {
-            return Err(Status::not_found("no such datanode"));
-        }
-        self.heartbeats.fetch_add(1, Ordering::SeqCst);
-        Ok(Response::new(HeartbeatResponse::default()))
+        Ok(Response::new(self.answer(r.into_inner()).await?))
+    }
+    type HeartbeatStreamStream = Answers;
+    /// As the namenode does: one answer per request, in order; the first error ends it.
+    async fn heartbeat_stream(&self, r: Request<Streaming<HeartbeatRequest>>) -> Result<Response<Answers>, Status> {
+        let svc = self.clone();
+        let answers = r
+            .into_inner()
+            .map_while(|r| r.ok())
+            .then(move |r| {
+                let svc = svc.clone();
+                async move { svc.answer(r).await }
+            })
+            .map_while({
+                let mut failed = false;
+                move |a: Result<HeartbeatResponse, Status>| {
+                    if failed {
+                        return None;
+                    }
+                    failed = a.is_err();
+                    Some(a)
+                }
+            });
+        Ok(Response::new(Box::pin(answers)))
     }
     async fn block_report(&self, _: Request<BlockReportRequest>) -> Result<Response<BlockReportResponse>, Status> {
         Err(Status::unimplemented("test"))
@@ -165,4 +202,57 @@ async fn a_call_that_outlives_its_timeout_fails_with_deadline_exceeded() {
     // The connection is still good for the next call.
     client(&ch).heartbeat(beat("dn-1")).await.unwrap();
     assert_eq!(svc.heartbeats.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_on_one_stream_are_answered_in_order_until_one_fails_or_the_server_dies() {
+    // The server runs on a runtime of its own, so that dropping it kills the process's side
+    // of every connection at once, as a crash would.
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let server = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let svc = Counting::default();
+    let (_stop, _task) = {
+        let _in = server.enter();
+        serve(TcpListener::from_std(std_listener).unwrap(), svc.clone())
+    };
+    let ch = RpcChannel::connect(&addr.to_string(), SECOND, 10 * SECOND).await.unwrap();
+
+    // Each answer is the one for its own request (uuids of different lengths, counted).
+    let mut stream = HeartbeatStream::open(&mut client(&ch), 10 * SECOND).await.unwrap();
+    for i in 0..200u64 {
+        let uuid = "d".repeat(1 + (i % 7) as usize);
+        let answer = stream.beat(beat(&uuid)).await.unwrap();
+        let expected = format!("{uuid}#{i}").len() as u64;
+        match &answer.commands[..] {
+            [DatanodeCommand { command: Some(datanode_command::Command::Delete(d)) }] => {
+                assert_eq!(d.block_ids, vec![expected], "answer {i}")
+            }
+            other => panic!("answer {i}: {other:?}"),
+        }
+    }
+    assert_eq!(svc.heartbeats.load(Ordering::SeqCst), 200);
+
+    // An answer that is an error ends the stream with that status; the next heartbeat on
+    // it fails too, and a new stream works.
+    let e = stream.beat(beat("unknown")).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound, "{e:?}");
+    assert!(stream.beat(beat("dn-1")).await.is_err());
+    let mut stream = HeartbeatStream::open(&mut client(&ch), 10 * SECOND).await.unwrap();
+    stream.beat(beat("dn-1")).await.unwrap();
+
+    // An answer later than the timeout: DEADLINE_EXCEEDED, not a wait for ever.
+    let mut short = HeartbeatStream::open(&mut client(&ch), Duration::from_millis(300)).await.unwrap();
+    let started = Instant::now();
+    let e = short.beat(beat("slow")).await.unwrap_err();
+    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "waited {:?}", started.elapsed());
+
+    // The server dies: the open stream fails instead of waiting for an answer.
+    server.shutdown_background();
+    let started = Instant::now();
+    let e = stream.beat(beat("dn-1")).await.unwrap_err();
+    assert_ne!(e.code(), Code::DeadlineExceeded, "{e:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "waited {:?}", started.elapsed());
 }
