@@ -48,8 +48,9 @@ if echo "$ONLY" | tr ',' '\n' | grep -qx nnmem; then
   "$BENCH" nn-memory --runs "$RUNS" --files "${NNMEM_FILES:-1000000}" --report "$REPORT"
 fi
 if echo "$ONLY" | tr ',' '\n' | grep -qx nnscale; then
+  # --compare-unary: heartbeats as unary calls too, side by side with the streams datanodes use.
   "$BENCH" nn-cluster --runs "$RUNS" --files "${NNSCALE_FILES:-3333334}" --datanodes "${NNSCALE_DATANODES:-1000}" \
-    --report "$REPORT"
+    --compare-unary --report "$REPORT"
 fi
 if echo "$ONLY" | tr ',' '\n' | grep -qx rpc; then
   # tonic's Channel against ours, one call at a time per caller (docs/architecture.md, "RPC").
