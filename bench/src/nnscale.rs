@@ -338,11 +338,7 @@ impl SimDn {
         let resp = if unary {
             self.nn.heartbeat(req).await?.into_inner()
         } else {
-            let stream = match &mut self.beats {
-                Some(stream) => stream,
-                None => self.beats.insert(HeartbeatStream::open(&mut self.nn, Duration::from_secs(120)).await?),
-            };
-            stream.beat(req).await?
+            HeartbeatStream::beat_on(&mut self.beats, &mut self.nn, Duration::from_secs(120), req).await?
         };
         use tusk_proto::datanode::datanode_command::Command as C;
         Ok(resp.commands.iter().any(|c| matches!(c.command, Some(C::Reregister(_)))))

@@ -241,14 +241,9 @@ impl NamenodeActor {
             }),
             active_transfers: self.ctx.active.load(Ordering::Relaxed),
         };
-        let stream = match beats {
-            Some(stream) => stream,
-            None => beats.insert(
-                HeartbeatStream::open(nn, RPC_TIMEOUT).await.map_err(|s| status_failed("HeartbeatStream", &s))?,
-            ),
-        };
         // A failed heartbeat ends the session, and with it the stream.
-        let resp = stream.beat(req).await.map_err(|s| status_failed("Heartbeat", &s))?;
+        let resp =
+            HeartbeatStream::beat_on(beats, nn, RPC_TIMEOUT, req).await.map_err(|s| status_failed("Heartbeat", &s))?;
         self.execute(resp.commands, next).await;
         Ok(())
     }

@@ -38,6 +38,21 @@ impl HeartbeatStream {
         Ok(HeartbeatStream { requests, answers, timeout })
     }
 
+    /// One heartbeat on the stream kept in `slot`, opened there first if there is none (a
+    /// datanode opens it at its first heartbeat and keeps it as long as the connection).
+    pub async fn beat_on(
+        slot: &mut Option<HeartbeatStream>,
+        nn: &mut DatanodeNamenodeClient<RpcChannel>,
+        timeout: Duration,
+        req: HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, Status> {
+        let stream = match slot {
+            Some(stream) => stream,
+            None => slot.insert(HeartbeatStream::open(nn, timeout).await?),
+        };
+        stream.beat(req).await
+    }
+
     /// One heartbeat and the namenode's answer to it.
     pub async fn beat(&mut self, req: HeartbeatRequest) -> Result<HeartbeatResponse, Status> {
         let exchange = async {
